@@ -57,7 +57,7 @@ type Store interface {
 	// of next, atomically: only if the token is not yet rotated, not
 	// expired at now, and its session is live. Then, in the same
 	// transaction, it marks the token rotated at now with successorEnc,
-	// inserts next, and sets the session's LastUsed to now and ExpiresAt to
+	// inserts next (whose SessionID the store sets to the old token's), and sets the session's LastUsed to now and ExpiresAt to
 	// next.ExpiresAt; it returns the old token and rotated=true. Otherwise
 	// it changes nothing and returns the token as stored and rotated=false,
 	// so the caller can tell a retry within the grace from reuse. Of many

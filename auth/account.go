@@ -1,0 +1,177 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// RegisterSecretInput is a new name-only account.
+type RegisterSecretInput struct {
+	Name   string
+	Locale string // BCP 47; "en" when empty
+}
+
+// Credentials are a first factor: a secret, or an email or username with
+// a password.
+type Credentials struct {
+	Secret   string
+	Email    string
+	Username string
+	Password string
+}
+
+// DeleteCredentials re-authenticate an account deletion: the secret of a
+// secret account or the password of a password account.
+type DeleteCredentials struct {
+	Secret   string
+	Password string
+}
+
+// RegisterSecret creates a secret account and signs it in. It returns the
+// user, the account secret (shown once here, and by Secret) and tokens.
+func (s *Service) RegisterSecret(ctx context.Context, in RegisterSecretInput, meta ClientMeta) (*User, string, *Tokens, error) {
+	if !s.cfg.RegistrationOpen {
+		return nil, "", nil, ErrRegistrationDisabled
+	}
+	var v validator
+	name := v.name("name", in.Name)
+	locale := "en"
+	if in.Locale != "" {
+		locale = v.locale("locale", in.Locale)
+	}
+	if err := v.err(); err != nil {
+		return nil, "", nil, err
+	}
+
+	now := s.now()
+	id, err := s.newID()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	secret, err := newToken(s.rand)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	secretEnc, err := s.sealer.seal(purposeAccountSecret, id, []byte(secret))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	u := &User{
+		ID:          id,
+		AccountType: AccountSecret,
+		Name:        name,
+		Locale:      locale,
+		Timezone:    "UTC",
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		SecretHash:  tokenHash(kindSecret, secret),
+		SecretEnc:   secretEnc,
+	}
+	sess, rt, refresh, err := s.newSession(id, meta, now)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := s.st.CreateUser(ctx, u, sess, rt); err != nil {
+		return nil, "", nil, fmt.Errorf("create user: %w", err)
+	}
+	tokens, err := s.tokens(id, sess.ID, refresh, sess.ExpiresAt, now)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return u, secret, tokens, nil
+}
+
+// SignIn checks a first factor and starts a session.
+func (s *Service) SignIn(ctx context.Context, c Credentials, meta ClientMeta) (*AuthResult, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.Secret == "" {
+		return nil, ErrNotImplemented // password accounts come next
+	}
+	u, err := s.userBySecret(ctx, c.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, ErrAccountDisabled
+	}
+	tokens, err := s.startSession(ctx, u.ID, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &AuthResult{Tokens: tokens}, nil
+}
+
+// validate checks that exactly one kind of credential is given.
+func (c *Credentials) validate() error {
+	password := c.Email != "" || c.Username != "" || c.Password != ""
+	switch {
+	case c.Secret != "" && password:
+		return Invalid("secret", "give either a secret or an email or username with a password, not both")
+	case c.Secret != "":
+		return nil
+	case !password:
+		return Invalid("secret", "a secret, or an email or username with a password, is required")
+	case c.Email != "" && c.Username != "":
+		return Invalid("username", "give either an email or a username, not both")
+	case c.Email == "" && c.Username == "":
+		return Invalid("email", "an email or a username is required with a password")
+	case c.Password == "":
+		return Invalid("password", "is required")
+	}
+	return nil
+}
+
+// userBySecret finds the secret account a secret belongs to, or fails with
+// ErrInvalidCredentials.
+func (s *Service) userBySecret(ctx context.Context, secret string) (*User, error) {
+	hash := tokenHash(kindSecret, secret)
+	u, err := s.st.UserBySecretHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	if u.AccountType != AccountSecret || !hashEqual(u.SecretHash, hash) {
+		return nil, ErrInvalidCredentials
+	}
+	return u, nil
+}
+
+// DeleteMe deletes the account with its sessions, tokens and avatar,
+// after checking its credential again.
+func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentials) error {
+	u, err := s.st.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	switch u.AccountType {
+	case AccountSecret:
+		if c.Secret == "" || !hashEqual(u.SecretHash, tokenHash(kindSecret, c.Secret)) {
+			return ErrInvalidCredentials
+		}
+	default:
+		return ErrInvalidCredentials // password hashing comes with password accounts
+	}
+	return s.st.DeleteUser(ctx, userID)
+}
+
+// Secret returns a secret account's secret; ErrNotApplicable for other
+// accounts.
+func (s *Service) Secret(ctx context.Context, userID string) (string, error) {
+	u, err := s.st.UserByID(ctx, userID)
+	if err != nil {
+		return "", err
+	}
+	if u.AccountType != AccountSecret {
+		return "", ErrNotApplicable
+	}
+	secret, err := s.sealer.open(purposeAccountSecret, u.ID, u.SecretEnc)
+	if err != nil {
+		return "", fmt.Errorf("open account secret: %w", err)
+	}
+	return string(secret), nil
+}

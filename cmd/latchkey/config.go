@@ -1,0 +1,224 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of the binary, parsed once from LATCHKEY_*
+// environment variables and same-named flags (flags win).
+type config struct {
+	Addr              string
+	PublicURL         string
+	DataDir           string
+	DatabaseURL       string
+	MasterKey         string
+	Registration      string
+	Audience          string
+	AccessTokenTTL    time.Duration
+	RefreshTokenTTL   time.Duration
+	RefreshReuseGrace time.Duration
+	AvatarMaxBytes    int64
+	TrustedProxies    []*net.IPNet
+	LogFormat         string
+	LogLevel          string
+}
+
+// setting describes one configuration value: its flag name, which is also
+// its variable name (LATCHKEY_ + upper case, dashes to underscores).
+type setting struct {
+	name, def, usage string
+	set              func(string) error
+}
+
+func (s setting) env() string {
+	return "LATCHKEY_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func durationSetting(dst *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("must be a positive Go duration such as 15m or 720h")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+func stringSetting(dst *string, allowed ...string) func(string) error {
+	return func(v string) error {
+		if len(allowed) > 0 && !contains(allowed, v) {
+			return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+		}
+		*dst = v
+		return nil
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, a := range list {
+		if a == v {
+			return true
+		}
+	}
+	return false
+}
+
+// parseConfig reads the environment (getenv) and the flags in args.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	settings := []setting{
+		{"addr", ":8080", "listen address", stringSetting(&c.Addr)},
+		{"public-url", "http://localhost:8080", "base of links in mails; the JWT issuer", func(v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("must be an absolute http(s) URL")
+			}
+			c.PublicURL = strings.TrimRight(v, "/")
+			return nil
+		}},
+		{"data-dir", "./data", "where the SQLite database and a generated development master key live", stringSetting(&c.DataDir)},
+		{"database-url", "", "postgres://… for PostgreSQL or sqlite:PATH (default: SQLite in the data dir)", func(v string) error {
+			if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") && !strings.HasPrefix(v, "sqlite:") {
+				return errors.New("must start with postgres://, postgresql:// or sqlite:")
+			}
+			c.DatabaseURL = v
+			return nil
+		}},
+		{"master-key", "", "32 random bytes, base64 (generated into the data dir on a first SQLite start)", func(v string) error {
+			if v != "" {
+				if _, err := decodeMasterKey(v); err != nil {
+					return err
+				}
+			}
+			c.MasterKey = v
+			return nil
+		}},
+		{"registration", "open", "open or closed", stringSetting(&c.Registration, "open", "closed")},
+		{"jwt-audience", "latchkey", "the aud claim of access tokens", func(v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			c.Audience = v
+			return nil
+		}},
+		{"access-token-ttl", "15m", "access token lifetime", durationSetting(&c.AccessTokenTTL)},
+		{"refresh-token-ttl", "720h", "refresh token and session lifetime", durationSetting(&c.RefreshTokenTTL)},
+		{"refresh-reuse-grace", "10s", "window in which a rotated refresh token answers with the same successor", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return errors.New("must be a Go duration of 0 or more, such as 10s")
+			}
+			c.RefreshReuseGrace = d
+			return nil
+		}},
+		{"avatar-max-bytes", "1048576", "avatar upload limit in bytes", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 || n > 32<<20 {
+				return errors.New("must be a whole number of bytes from 1024 to 33554432")
+			}
+			c.AvatarMaxBytes = n
+			return nil
+		}},
+		{"trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", func(v string) error {
+			c.TrustedProxies = nil
+			for _, part := range strings.Split(v, ",") {
+				if part = strings.TrimSpace(part); part == "" {
+					continue
+				}
+				_, n, err := net.ParseCIDR(part)
+				if err != nil {
+					return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", part)
+				}
+				c.TrustedProxies = append(c.TrustedProxies, n)
+			}
+			return nil
+		}},
+		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
+		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
+	}
+
+	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, s := range settings {
+		value := s.def
+		if v, ok := lookup(getenv, s.env()); ok {
+			value = v
+		}
+		if err := s.set(value); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.env(), err)
+		}
+		fs.Func(s.name, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env(), s.def), s.set)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite:" + filepath.Join(c.DataDir, "latchkey.db")
+	}
+	if c.isPostgres() && c.MasterKey == "" {
+		return nil, errors.New("LATCHKEY_MASTER_KEY is required with PostgreSQL: generate one with `openssl rand -base64 32` and give every instance the same")
+	}
+	return c, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func (c *config) isPostgres() bool { return !strings.HasPrefix(c.DatabaseURL, "sqlite:") }
+
+func decodeMasterKey(v string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("LATCHKEY_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)")
+	}
+	return key, nil
+}
+
+// masterKey returns the configured master key or, on SQLite, the one kept in
+// the data dir, generating it on the first start.
+func (c *config) masterKey() ([]byte, error) {
+	if c.MasterKey != "" {
+		return decodeMasterKey(c.MasterKey)
+	}
+	path := filepath.Join(c.DataDir, "master.key")
+	if data, err := os.ReadFile(path); err == nil {
+		return decodeMasterKey(string(data))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading the master key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating the master key: %w", err)
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return key, f.Close()
+}

@@ -1,0 +1,184 @@
+// Command latchkey is the Latchkey account and authentication service.
+//
+//	latchkey [serve] [flags]   run the service (the default)
+//	latchkey migrate [flags]   apply the database schema and exit
+//	latchkey version           print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata" // IANA time zones even on machines without them
+
+	"github.com/mattn/go-isatty"
+
+	latchkey "github.com/latchkey-dev/latchkey"
+	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/server"
+	"github.com/latchkey-dev/latchkey/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "latchkey:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "latchkey", buildVersion())
+		return nil
+	case "serve", "migrate":
+	default:
+		return fmt.Errorf("unknown command %q (want serve, migrate or version)", cmd)
+	}
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if !cfg.isPostgres() {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("creating the data dir: %w", err)
+		}
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrating the database: %w", err)
+	}
+	if cmd == "migrate" {
+		logger.Info("database schema is up to date", "dialect", db.Dialect())
+		return nil
+	}
+	return serve(ctx, cfg, db, logger, stdout)
+}
+
+func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, stdout io.Writer) error {
+	key, err := cfg.masterKey()
+	if err != nil {
+		return err
+	}
+	svc, err := auth.NewService(ctx, db, auth.Config{
+		Issuer:            cfg.PublicURL,
+		Audience:          cfg.Audience,
+		AccessTokenTTL:    cfg.AccessTokenTTL,
+		RefreshTokenTTL:   cfg.RefreshTokenTTL,
+		RefreshReuseGrace: cfg.RefreshReuseGrace,
+		RegistrationOpen:  cfg.Registration == "open",
+		MasterKey:         key,
+	})
+	if err != nil {
+		return err
+	}
+	e, err := server.New(svc, server.Config{
+		Logger:         logger,
+		AvatarMaxBytes: cfg.AvatarMaxBytes,
+		TrustedProxies: cfg.TrustedProxies,
+		Spec:           latchkey.OpenAPIYAML,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	url := localURL(ln.Addr())
+	logger.Info("latchkey is serving", "addr", ln.Addr().String(), "version", buildVersion(), "dialect", db.Dialect())
+	fmt.Fprintf(stdout, "Latchkey is serving on %s — API docs at %s/docs\n", url, url)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// localURL is how a person on this machine reaches the listener.
+func localURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	if tcp.IP.IsUnspecified() || tcp.IP.IsLoopback() {
+		return fmt.Sprintf("http://localhost:%d", tcp.Port)
+	}
+	return "http://" + addr.String()
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "dev"
+}

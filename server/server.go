@@ -1,0 +1,129 @@
+// Package server is Latchkey's HTTP edge: the Echo assembly, request
+// validation against the OpenAPI spec, bearer authentication, the handlers of
+// the generated strict interface, and the one error renderer.
+package server
+
+import (
+	"log/slog"
+	"sync"
+	"net"
+	"net/http"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/swaggest/swgui/v5emb"
+
+	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/gen"
+)
+
+// Config is what the HTTP edge needs to know.
+type Config struct {
+	Logger         *slog.Logger
+	BodyLimit      int64        // bytes; every request body but an avatar upload
+	AvatarMaxBytes int64        // bytes of the image itself
+	TrustedProxies []*net.IPNet // whose X-Forwarded-For is believed
+	Spec           []byte       // openapi.yaml as served at /openapi.yaml
+}
+
+// emailFormat turns on kin-openapi's (process-wide) check of format: email.
+var emailFormat sync.Once
+
+// Server holds the dependencies of the handlers.
+type Server struct {
+	svc    *auth.Service
+	cfg    Config
+	router routers.Router
+}
+
+// New assembles the Echo application: operational endpoints at the root and
+// the API under /api.
+func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 64 << 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	emailFormat.Do(func() {
+		openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
+	})
+	spec, err := gen.GetSwagger()
+	if err != nil {
+		return nil, err
+	}
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{svc: svc, cfg: cfg, router: router}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e.Use(
+		middleware.RequestID(),
+		observe(cfg.Logger, newMetrics(reg)),
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				cfg.Logger.ErrorContext(c.Request().Context(), "panic", "error", err, "stack", string(stack),
+					"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+				return err
+			},
+		}),
+	)
+
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		if err := svc.Ready(c.Request().Context()); err != nil {
+			cfg.Logger.WarnContext(c.Request().Context(), "database not ready", "error", err)
+			return auth.ErrUnavailable
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	e.GET("/.well-known/jwks.json", func(c echo.Context) error {
+		keys, err := svc.JWKS(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=300")
+		return c.JSON(http.StatusOK, map[string]any{"keys": keys})
+	})
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", cfg.Spec)
+	})
+	docs := echo.WrapHandler(v5emb.New("Latchkey API", "/openapi.yaml", "/docs/"))
+	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
+	e.GET("/docs/*", docs)
+
+	api := e.Group("/api", s.validateRequests)
+	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody}))
+	return e, nil
+}
+
+// ipExtractor takes the client address from the socket, or from the
+// X-Forwarded-For hops that trusted proxies added.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
