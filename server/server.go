@@ -5,9 +5,9 @@ package server
 
 import (
 	"log/slog"
-	"sync"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -235,10 +236,26 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 		if ptr := se.JSONPointer(); len(ptr) > 0 {
 			f = strings.Join(ptr, ".")
 		}
-		out = append(out, auth.FieldError{Field: f, Message: se.Reason})
+		msg := se.Reason
+		// kin-openapi reports an unknown member on its parent object:
+		// name the member itself, as for unknown form fields.
+		if name, ok := unsupportedProperty(se); ok {
+			f, msg = name, "is not a known field"
+		}
+		out = append(out, auth.FieldError{Field: f, Message: msg})
 	}
 	if len(out) == 0 {
 		out = append(out, auth.FieldError{Field: field, Message: "is not valid"})
 	}
 	return out
+}
+
+// unsupportedProperty extracts the member name from kin-openapi's
+// `property "x" is unsupported`.
+func unsupportedProperty(se *openapi3.SchemaError) (string, bool) {
+	if se.SchemaField != "additionalProperties" {
+		return "", false
+	}
+	name, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(se.Reason, "property "), " is unsupported"))
+	return name, err == nil
 }

@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/latchkey-dev/latchkey/auth"
+)
+
+// liveSession is the condition for a session that is neither revoked nor
+// expired at the bound time.
+const liveSession = "revoked_at IS NULL AND expires_at > ?"
+
+// CreateSession inserts a session and, when rt is not nil, its first
+// refresh token, in one transaction.
+func (db *DB) CreateSession(ctx context.Context, s *auth.Session, rt *auth.RefreshToken) error {
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return createSession(tx, s, rt)
+	})
+	return translate("create session", err)
+}
+
+func createSession(tx *gorm.DB, s *auth.Session, rt *auth.RefreshToken) error {
+	row := toSessionRow(s)
+	if err := tx.Create(&row).Error; err != nil {
+		return err
+	}
+	if rt == nil {
+		return nil
+	}
+	tok := toRefreshTokenRow(rt)
+	return tx.Create(&tok).Error
+}
+
+// SessionByID returns a session, live or not.
+func (db *DB) SessionByID(ctx context.Context, id string) (*auth.Session, error) {
+	id, err := parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	var row sessionRow
+	if err := db.gorm.WithContext(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, translate("session by id", err)
+	}
+	s := row.toAuth()
+	return &s, nil
+}
+
+// ListSessions returns the user's live sessions at now, newest first, at
+// most limit (no limit when limit <= 0).
+func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time, limit int) ([]auth.Session, error) {
+	userID, err := parseID(userID)
+	if err != nil {
+		return []auth.Session{}, nil
+	}
+	q := db.gorm.WithContext(ctx).
+		Where("user_id = ? AND "+liveSession, userID, ts(now)).
+		Order("created_at DESC, id DESC")
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	var rows []sessionRow
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, translate("list sessions", err)
+	}
+	out := make([]auth.Session, len(rows))
+	for i := range rows {
+		out[i] = rows[i].toAuth()
+	}
+	return out, nil
+}
+
+// RevokeSession revokes one live session of the user; ErrNotFound when the
+// user has no such live session.
+func (db *DB) RevokeSession(ctx context.Context, userID, sessionID string, now time.Time) error {
+	userID, err := parseID(userID)
+	if err != nil {
+		return err
+	}
+	sessionID, err = parseID(sessionID)
+	if err != nil {
+		return err
+	}
+	res := db.gorm.WithContext(ctx).Model(&sessionRow{}).
+		Where("id = ? AND user_id = ? AND "+liveSession, sessionID, userID, ts(now)).
+		Update("revoked_at", ts(now))
+	if res.Error != nil {
+		return translate("revoke session", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// RevokeUserSessions revokes every live session of the user except exceptID
+// (which may be empty).
+func (db *DB) RevokeUserSessions(ctx context.Context, userID, exceptID string, now time.Time) error {
+	userID, err := parseID(userID)
+	if err != nil {
+		return nil // no such user, so no sessions
+	}
+	q := db.gorm.WithContext(ctx).Model(&sessionRow{}).
+		Where("user_id = ? AND "+liveSession, userID, ts(now))
+	if except, err := parseID(exceptID); err == nil {
+		q = q.Where("id <> ?", except)
+	}
+	// (An exceptID that is not a UUID matches no session: revoke them all.)
+	if err := q.Update("revoked_at", ts(now)).Error; err != nil {
+		return translate("revoke user sessions", err)
+	}
+	return nil
+}
+
+// RevokeSessionByRefreshHash revokes the session the refresh token with
+// this hash belongs to, rotated or not. A session already revoked keeps its
+// first revocation time. ErrNotFound when no token has that hash.
+func (db *DB) RevokeSessionByRefreshHash(ctx context.Context, hash []byte, now time.Time) error {
+	if len(hash) == 0 {
+		return auth.ErrNotFound
+	}
+	g := db.gorm.WithContext(ctx)
+	var tok refreshTokenRow
+	if err := g.Select("session_id").Where("hash = ?", hash).Take(&tok).Error; err != nil {
+		return translate("revoke session by refresh token", err)
+	}
+	err := g.Model(&sessionRow{}).
+		Where("id = ? AND revoked_at IS NULL", tok.SessionID).
+		Update("revoked_at", ts(now)).Error
+	return translate("revoke session by refresh token", err)
+}
+
+// errNotRotated rolls back a rotation that turned out not to apply.
+var errNotRotated = errors.New("not rotated")
+
+// RotateRefreshToken retires the refresh token with this hash in favour of
+// next, atomically: see auth.Store. next is inserted in the old token's
+// session (next.SessionID, when set, must name it). On rotation the old
+// token is returned as now stored, with RotatedAt and SuccessorEnc set.
+//
+// The decision is made by conditional UPDATEs whose affected-row counts say
+// whether they applied, so of concurrent calls exactly one rotates: on
+// PostgreSQL the row locks serialise them and the losers re-check the
+// condition against the winner's committed row; on SQLite transactions
+// begin IMMEDIATE, one writer at a time. The session row is locked before
+// the token row, the order in which deleting a user cascades, so rotation
+// and account deletion cannot deadlock.
+func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.RefreshToken, successorEnc []byte, now time.Time) (*auth.RefreshToken, bool, error) {
+	if len(hash) == 0 {
+		return nil, false, auth.ErrNotFound
+	}
+	var stored refreshTokenRow
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("hash = ?", hash).Take(&stored).Error; err != nil {
+			return err
+		}
+		if next.SessionID != "" && next.SessionID != stored.SessionID {
+			return fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
+		}
+
+		// 1. Slide the session, if it is live.
+		res := tx.Model(&sessionRow{}).
+			Where("id = ? AND "+liveSession, stored.SessionID, ts(now)).
+			Updates(map[string]any{"last_used": ts(now), "expires_at": ts(next.ExpiresAt)})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errNotRotated
+		}
+
+		// 2. Retire the token, if it is current and unexpired. Another
+		// call may have rotated it since the read above.
+		res = tx.Model(&refreshTokenRow{}).
+			Where("hash = ? AND rotated_at IS NULL AND expires_at > ?", hash, ts(now)).
+			Updates(map[string]any{"rotated_at": ts(now), "successor_enc": nullBytes(successorEnc)})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errNotRotated
+		}
+
+		// 3. Insert the successor.
+		row := toRefreshTokenRow(next)
+		row.SessionID = stored.SessionID
+		row.RotatedAt, row.SuccessorEnc = nil, nil
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+
+		stored.RotatedAt, stored.SuccessorEnc = new(ts(now)), nullBytes(successorEnc)
+		return nil
+	})
+	switch {
+	case err == nil:
+		return stored.toAuth(), true, nil
+	case errors.Is(err, errNotRotated):
+		// Nothing changed: report the token as it now stands (a concurrent
+		// winner's RotatedAt and SuccessorEnc included).
+		var cur refreshTokenRow
+		if err := db.gorm.WithContext(ctx).Where("hash = ?", hash).Take(&cur).Error; err != nil {
+			return nil, false, translate("rotate refresh token", err)
+		}
+		return cur.toAuth(), false, nil
+	default:
+		return nil, false, translate("rotate refresh token", err)
+	}
+}

@@ -1,0 +1,199 @@
+// Package store implements auth.Store on GORM for SQLite and PostgreSQL.
+//
+// Row types are private to the package and converted explicitly to and from
+// the auth types; database errors are translated into auth sentinels. The
+// schema is created by versioned SQL migrations, one set per dialect (see
+// Migrate), never by AutoMigrate.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+
+	"github.com/latchkey-dev/latchkey/auth"
+)
+
+// Dialect names returned by (*DB).Dialect.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// PostgreSQL pool defaults. The DSN parameter pool_max_conns (as pgxpool
+// spells it) overrides the maximum; Open strips it before connecting.
+const (
+	pgMaxOpenConns    = 20
+	pgMaxIdleConns    = 5
+	pgConnMaxLifetime = 30 * time.Minute
+	pgConnMaxIdleTime = 5 * time.Minute
+)
+
+// sqlitePragmas are applied to every SQLite connection. busy_timeout comes
+// first so that the others wait for a lock rather than fail. _txlock=immediate
+// makes every read-write transaction BEGIN IMMEDIATE: it takes the write lock
+// up front (waiting up to busy_timeout), so a transaction that reads and then
+// writes cannot fail with SQLITE_BUSY when another writer got there first.
+// (The driver ignores _txlock when _time_format is given: never add that.)
+const sqlitePragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
+	"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+// DB is the GORM-backed implementation of auth.Store.
+type DB struct {
+	gorm    *gorm.DB
+	sql     *sql.DB
+	dialect string
+	logger  *slog.Logger
+}
+
+var _ auth.Store = (*DB)(nil)
+
+// Open connects to the database named by dsn and checks that it answers.
+//
+// A dsn starting with postgres:// or postgresql:// opens PostgreSQL (pgx);
+// sqlite:PATH opens the SQLite file at PATH with the pure-Go driver, in WAL
+// mode with foreign keys on (the parent directory must exist). Open does not
+// migrate: call Migrate. logger receives the database layer's warnings (slow
+// queries, without their parameters); nil discards them.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		dialector gorm.Dialector
+		dialect   string
+		maxConns  = pgMaxOpenConns
+		memory    bool
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		pgDSN, n, err := parsePostgresDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			maxConns = n
+		}
+		dialect = DialectPostgres
+		dialector = postgres.New(postgres.Config{DSN: pgDSN})
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" || strings.HasPrefix(path, "?") {
+			return nil, errors.New("store: sqlite DSN has no path (want sqlite:PATH)")
+		}
+		memory = strings.HasPrefix(path, ":memory:") || strings.Contains(path, "mode=memory")
+		dialect = DialectSQLite
+		dialector = sqliteDialector{sqlite.Dialector{DSN: sqliteDSN(path)}}
+	default:
+		// The DSN itself is not echoed: it may hold a password.
+		return nil, errors.New("store: unsupported database DSN (want postgres://…, postgresql://… or sqlite:PATH)")
+	}
+
+	gdb, err := gorm.Open(dialector, &gorm.Config{
+		TranslateError:         true,
+		SkipDefaultTransaction: true, // multi-row changes use explicit transactions
+		DisableAutomaticPing:   true, // Ping below honours ctx
+		Logger:                 newGormLogger(logger),
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dialect, err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dialect, err)
+	}
+	switch {
+	case dialect == DialectPostgres:
+		sqlDB.SetMaxOpenConns(maxConns)
+		sqlDB.SetMaxIdleConns(min(pgMaxIdleConns, maxConns))
+		sqlDB.SetConnMaxLifetime(pgConnMaxLifetime)
+		sqlDB.SetConnMaxIdleTime(pgConnMaxIdleTime)
+	case memory:
+		// Every connection to :memory: is a database of its own.
+		sqlDB.SetMaxOpenConns(1)
+	}
+
+	db := &DB{gorm: gdb, sql: sqlDB, dialect: dialect, logger: logger}
+	if err := db.Ping(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// parsePostgresDSN strips Latchkey's own pool_max_conns parameter from a
+// PostgreSQL URL (pgx would send it to the server, which rejects it) and
+// returns it.
+func parsePostgresDSN(dsn string) (string, int, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// url.Error quotes the URL, password included: say less.
+		return "", 0, errors.New("store: malformed PostgreSQL URL")
+	}
+	q := u.Query()
+	v := q.Get("pool_max_conns")
+	if v == "" {
+		return dsn, 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("store: pool_max_conns %q: want a positive integer", v)
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
+}
+
+// sqliteDSN adds the connection pragmas to a SQLite path, keeping any
+// parameters the path already carries.
+func sqliteDSN(path string) string {
+	if strings.Contains(path, "?") {
+		return path + "&" + sqlitePragmas
+	}
+	return path + "?" + sqlitePragmas
+}
+
+// Close closes the connection pool.
+func (db *DB) Close() error {
+	return db.sql.Close()
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (db *DB) Dialect() string {
+	return db.dialect
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.sql.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// sqliteDialector is glebarez's dialector with an error translator that
+// keeps the driver error (and so the name of the violated index) wrapped
+// under the gorm sentinel; the original one returns the bare sentinel.
+type sqliteDialector struct {
+	sqlite.Dialector
+}
+
+// Translate implements gorm.ErrorTranslator.
+func (d sqliteDialector) Translate(err error) error {
+	t := d.Dialector.Translate(err)
+	if errors.Is(t, gorm.ErrDuplicatedKey) || errors.Is(t, gorm.ErrForeignKeyViolated) {
+		return fmt.Errorf("%w: %w", t, err)
+	}
+	return err
+}
