@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
@@ -32,8 +33,9 @@ type Config struct {
 	Spec           []byte       // openapi.yaml as served at /openapi.yaml
 }
 
-// emailFormat turns on kin-openapi's (process-wide) check of format: email.
-var emailFormat sync.Once
+// stringFormats turns on kin-openapi's (process-wide) checks of the email
+// and date formats.
+var stringFormats sync.Once
 
 // Server holds the dependencies of the handlers.
 type Server struct {
@@ -51,8 +53,12 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	emailFormat.Do(func() {
+	stringFormats.Do(func() {
 		openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
+		openapi3.DefineStringFormatValidator("date", openapi3.NewCallbackValidator(func(s string) error {
+			_, err := time.Parse(time.DateOnly, s) // a real date, not just the pattern
+			return err
+		}))
 	})
 	spec, err := gen.GetSwagger()
 	if err != nil {

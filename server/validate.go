@@ -253,7 +253,7 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 // unsupportedProperty extracts the member name from kin-openapi's
 // `property "x" is unsupported`.
 func unsupportedProperty(se *openapi3.SchemaError) (string, bool) {
-	if se.SchemaField != "additionalProperties" {
+	if se.SchemaField != "additionalProperties" && se.SchemaField != "properties" {
 		return "", false
 	}
 	name, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(se.Reason, "property "), " is unsupported"))
