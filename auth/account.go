@@ -82,15 +82,22 @@ func (s *Service) RegisterSecret(ctx context.Context, in RegisterSecretInput, me
 	return u, secret, tokens, nil
 }
 
-// SignIn checks a first factor and starts a session.
+// SignIn checks a first factor and starts a session. Failures count
+// toward the sign-in limits, which refuse even a right credential once
+// used up.
 func (s *Service) SignIn(ctx context.Context, c Credentials, meta ClientMeta) (*AuthResult, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	if c.Secret == "" {
-		return nil, ErrNotImplemented // password accounts come next
+	var (
+		u   *User
+		err error
+	)
+	if c.Secret != "" {
+		u, err = s.signInSecret(ctx, c.Secret, meta)
+	} else {
+		u, err = s.signInPassword(ctx, c, meta)
 	}
-	u, err := s.userBySecret(ctx, c.Secret)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +109,19 @@ func (s *Service) SignIn(ctx context.Context, c Credentials, meta ClientMeta) (*
 		return nil, err
 	}
 	return &AuthResult{Tokens: tokens}, nil
+}
+
+// signInSecret finds the account of a secret. A secret has no identifier
+// apart from itself, so only the client address is limited.
+func (s *Service) signInSecret(ctx context.Context, secret string, meta ClientMeta) (*User, error) {
+	if err := s.checkLimits(ctx, "", meta); err != nil {
+		return nil, err
+	}
+	u, err := s.userBySecret(ctx, secret)
+	if errors.Is(err, ErrInvalidCredentials) {
+		return nil, s.failure(ctx, "", meta)
+	}
+	return u, err
 }
 
 // validate checks that exactly one kind of credential is given.
@@ -154,7 +174,9 @@ func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentia
 			return ErrInvalidCredentials
 		}
 	default:
-		return ErrInvalidCredentials // password hashing comes with password accounts
+		if err := s.reauthenticate(ctx, u, c.Password); err != nil {
+			return err
+		}
 	}
 	return s.st.DeleteUser(ctx, userID)
 }

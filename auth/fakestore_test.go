@@ -131,6 +131,15 @@ func (f *fakeStore) UpdateUser(_ context.Context, u *User) error {
 	return nil
 }
 
+// UpdateCredentials is UpdateUser plus RevokeUserSessions; the fake's
+// single mutex is not held across the two, which no test relies on.
+func (f *fakeStore) UpdateCredentials(ctx context.Context, u *User, exceptID string, now time.Time) error {
+	if err := f.UpdateUser(ctx, u); err != nil {
+		return err
+	}
+	return f.RevokeUserSessions(ctx, u.ID, exceptID, now)
+}
+
 func (f *fakeStore) DeleteUser(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/latchkey-dev/latchkey/auth/password"
 )
 
 // DefaultAudience is the access tokens' aud claim when Config.Audience is
@@ -34,6 +37,11 @@ type Config struct {
 	// MasterKey is the 32-byte AES-256 key that seals what must be read
 	// back (account secrets, signing keys, refresh successors).
 	MasterKey []byte
+	// Hasher hashes passwords; nil means password.DefaultParams with two
+	// hashes per CPU at once and a 2 s wait for a slot.
+	Hasher *password.Hasher
+	// Limits are the rate limits; their nil members do not limit.
+	Limits Limits
 }
 
 func (c *Config) validate() error {
@@ -83,6 +91,7 @@ type Service struct {
 	rand   io.Reader
 	sealer *sealer
 	keys   keyRing
+	hasher *password.Hasher
 }
 
 // NewService validates cfg, prepares the master-key cipher and loads the
@@ -97,7 +106,14 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader}
+	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher}
+	if s.hasher == nil {
+		h, err := password.NewHasher(password.DefaultParams, 2*runtime.NumCPU(), 2*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		s.hasher = h
+	}
 	for _, opt := range opts {
 		opt(s)
 	}

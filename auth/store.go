@@ -31,6 +31,10 @@ type Store interface {
 	// UpdateUser writes every profile and credential field of u (not
 	// HasAvatar, not CreatedAt) and sets UpdatedAt.
 	UpdateUser(ctx context.Context, u *User) error
+	// UpdateCredentials writes u as UpdateUser does and, in the same
+	// transaction, revokes every live session of the user except exceptID
+	// (which may be empty).
+	UpdateCredentials(ctx context.Context, u *User, exceptID string, now time.Time) error
 	// DeleteUser removes the user and, in the same transaction, its
 	// sessions, refresh tokens and avatar.
 	DeleteUser(ctx context.Context, id string) error

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -94,6 +95,11 @@ func toAPIError(err error) (*APIError, bool) {
 			e.Code = "WEAK_PASSWORD"
 		}
 		return e, true
+	}
+	var limited *auth.RateLimitError
+	if errors.As(err, &limited) {
+		return &APIError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many attempts; retry later",
+			RetryAfter: int(math.Ceil(max(limited.RetryAfter.Seconds(), 1)))}, true
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"mime/multipart"
+	"sort"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -67,8 +68,12 @@ func deref[T any](p *T) T {
 
 func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) (gen.RegisterResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
+	locale := string(deref(in.Locale))
+	if locale == "" {
+		locale = preferredLocale(deref(req.Params.AcceptLanguage))
+	}
 	if in.Email != nil || in.Password != nil {
-		return nil, auth.ErrNotImplemented // password accounts: next milestone
+		return h.registerPassword(ctx, in, locale)
 	}
 	var extra []auth.FieldError
 	for field, set := range map[string]bool{
@@ -80,11 +85,8 @@ func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) 
 		}
 	}
 	if len(extra) > 0 {
+		sort.Slice(extra, func(i, j int) bool { return extra[i].Field < extra[j].Field })
 		return nil, &auth.ValidationError{Fields: extra}
-	}
-	locale := string(deref(in.Locale))
-	if locale == "" {
-		locale = preferredLocale(deref(req.Params.AcceptLanguage))
 	}
 	user, secret, tokens, err := h.svc.RegisterSecret(ctx, auth.RegisterSecretInput{Name: deref(in.Name), Locale: locale}, clientMeta(ctx))
 	if err != nil {
@@ -92,6 +94,36 @@ func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) 
 	}
 	return gen.Register201JSONResponse{
 		Body:    gen.RegisterResult{User: toUser(user), Secret: &secret, Tokens: toTokenPair(tokens)},
+		Headers: gen.Register201ResponseHeaders{CacheControl: noStore},
+	}, nil
+}
+
+func (h *Handlers) registerPassword(ctx context.Context, in *gen.RegisterRequest, locale string) (gen.RegisterResponseObject, error) {
+	var missing []auth.FieldError
+	if in.Email == nil {
+		missing = append(missing, auth.FieldError{Field: "email", Message: "is required for a password account"})
+	}
+	if in.Password == nil {
+		missing = append(missing, auth.FieldError{Field: "password", Message: "is required for a password account"})
+	}
+	if len(missing) > 0 {
+		return nil, &auth.ValidationError{Fields: missing}
+	}
+	user, tokens, err := h.svc.RegisterPassword(ctx, auth.RegisterPasswordInput{
+		Email:        string(*in.Email),
+		Password:     *in.Password,
+		PasswordConf: in.PasswordConf,
+		Name:         in.Name,
+		Username:     in.Username,
+		Bio:          in.Bio,
+		Locale:       locale,
+		Timezone:     deref(in.Timezone),
+	}, clientMeta(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return gen.Register201JSONResponse{
+		Body:    gen.RegisterResult{User: toUser(user), Tokens: toTokenPair(tokens)},
 		Headers: gen.Register201ResponseHeaders{CacheControl: noStore},
 	}, nil
 }
@@ -319,7 +351,19 @@ func (h *Handlers) DeleteSession(ctx context.Context, req gen.DeleteSessionReque
 	return gen.DeleteSession204Response{}, nil
 }
 
-// Operations of later milestones: password accounts, mail, two-factor.
+func (h *Handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequestObject) (gen.ChangePasswordResponseObject, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := deref(req.Body)
+	if err := h.svc.ChangePassword(ctx, p, in.CurrentPassword, in.NewPassword); err != nil {
+		return nil, err
+	}
+	return gen.ChangePassword204Response{}, nil
+}
+
+// Operations of later milestones: mail and two-factor.
 
 func (h *Handlers) SignInTwoFactor(context.Context, gen.SignInTwoFactorRequestObject) (gen.SignInTwoFactorResponseObject, error) {
 	return nil, auth.ErrNotImplemented
@@ -338,10 +382,6 @@ func (h *Handlers) RequestPasswordReset(context.Context, gen.RequestPasswordRese
 }
 
 func (h *Handlers) ResetPassword(context.Context, gen.ResetPasswordRequestObject) (gen.ResetPasswordResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) ChangePassword(context.Context, gen.ChangePasswordRequestObject) (gen.ChangePasswordResponseObject, error) {
 	return nil, auth.ErrNotImplemented
 }
 

@@ -156,10 +156,6 @@ func TestRegister(t *testing.T) {
 			r := closed.do("POST", "/api/register", map[string]any{"name": "Ada"})
 			h.want(r, http.StatusForbidden, "REGISTRATION_DISABLED")
 		})
-		h.run("POST /register/501 password account", func(h *harness) {
-			r := h.do("POST", "/api/register", map[string]any{"email": "ada@example.com", "password": "correct horse battery"})
-			h.want(r, http.StatusNotImplemented, "NOT_IMPLEMENTED")
-		})
 	})
 }
 

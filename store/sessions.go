@@ -100,11 +100,15 @@ func (db *DB) RevokeSession(ctx context.Context, userID, sessionID string, now t
 // RevokeUserSessions revokes every live session of the user except exceptID
 // (which may be empty).
 func (db *DB) RevokeUserSessions(ctx context.Context, userID, exceptID string, now time.Time) error {
+	return revokeUserSessions(db.gorm.WithContext(ctx), userID, exceptID, now)
+}
+
+func revokeUserSessions(g *gorm.DB, userID, exceptID string, now time.Time) error {
 	userID, err := parseID(userID)
 	if err != nil {
 		return nil // no such user, so no sessions
 	}
-	q := db.gorm.WithContext(ctx).Model(&sessionRow{}).
+	q := g.Model(&sessionRow{}).
 		Where("user_id = ? AND "+liveSession, userID, ts(now))
 	if except, err := parseID(exceptID); err == nil {
 		q = q.Where("id <> ?", except)

@@ -65,6 +65,22 @@ func (db *DB) findUser(ctx context.Context, op, cond string, arg any) (*auth.Use
 // not CreatedAt) and UpdatedAt. A zero u.UpdatedAt is set to the current
 // time first.
 func (db *DB) UpdateUser(ctx context.Context, u *auth.User) error {
+	return updateUser(db.gorm.WithContext(ctx), u)
+}
+
+// UpdateCredentials writes u as UpdateUser does and revokes every live
+// session of the user but exceptID, in one transaction: a new password and
+// the end of the old sessions happen together or not at all.
+func (db *DB) UpdateCredentials(ctx context.Context, u *auth.User, exceptID string, now time.Time) error {
+	return db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := updateUser(tx, u); err != nil {
+			return err
+		}
+		return revokeUserSessions(tx, u.ID, exceptID, now)
+	})
+}
+
+func updateUser(g *gorm.DB, u *auth.User) error {
 	id, err := parseID(u.ID)
 	if err != nil {
 		return err
@@ -73,7 +89,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *auth.User) error {
 		u.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	}
 	r := toUserRow(u)
-	res := db.gorm.WithContext(ctx).Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
+	res := g.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
 		"account_type":       r.AccountType,
 		"name":               r.Name,
 		"username":           r.Username,

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,15 @@ type config struct {
 	RefreshReuseGrace time.Duration
 	AvatarMaxBytes    int64
 	TrustedProxies    []*net.IPNet
+	HashConcurrency   int
+	Argon2Memory      int // KiB
+	Argon2Iterations  int
+	Argon2Parallelism int
+	RateLimits        string
+	LoginMaxFailures  int
+	LoginWindow       time.Duration
+	RegistrationLimit int // per client address per hour
+	RedisURL          string
 	LogFormat         string
 	LogLevel          string
 }
@@ -53,6 +63,17 @@ func durationSetting(dst *time.Duration) func(string) error {
 			return errors.New("must be a positive Go duration such as 15m or 720h")
 		}
 		*dst = d
+		return nil
+	}
+}
+
+func intSetting(dst *int, lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		*dst = n
 		return nil
 	}
 }
@@ -144,6 +165,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 				}
 				c.TrustedProxies = append(c.TrustedProxies, n)
 			}
+			return nil
+		}},
+		{"hash-concurrency", strconv.Itoa(2 * runtime.NumCPU()), "password hashes computed at once; more wait briefly, then get 503", intSetting(&c.HashConcurrency, 1, 1024)},
+		{"argon2-memory", "19456", "argon2id memory in KiB (OWASP: 19456 = 19 MiB)", intSetting(&c.Argon2Memory, 8, 4<<20)},
+		{"argon2-iterations", "2", "argon2id iterations", intSetting(&c.Argon2Iterations, 1, 100)},
+		{"argon2-parallelism", "1", "argon2id lanes", intSetting(&c.Argon2Parallelism, 1, 64)},
+		{"rate-limits", "on", "off disables every rate limit (load tests only)", stringSetting(&c.RateLimits, "on", "off")},
+		{"login-max-failures", "10", "failed sign-ins per account identifier within the window before 429 (ten times that per client address)", intSetting(&c.LoginMaxFailures, 1, 1000000)},
+		{"login-window", "15m", "the window of login-max-failures", durationSetting(&c.LoginWindow)},
+		{"registration-limit", "20", "registrations per client address per hour", intSetting(&c.RegistrationLimit, 1, 1000000)},
+		{"redis-url", "", "redis:// URL to share rate limits between instances (default: per instance, in memory)", func(v string) error {
+			if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+				return errors.New("must start with redis:// or rediss://")
+			}
+			c.RedisURL = v
 			return nil
 		}},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},

@@ -25,6 +25,8 @@ import (
 
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/auth/password"
+	"github.com/latchkey-dev/latchkey/ratelimit"
 	"github.com/latchkey-dev/latchkey/server"
 	"github.com/latchkey-dev/latchkey/store"
 )
@@ -86,6 +88,21 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	hasher, err := password.NewHasher(password.Params{
+		Memory:  uint32(cfg.Argon2Memory),
+		Time:    uint32(cfg.Argon2Iterations),
+		Threads: uint8(cfg.Argon2Parallelism),
+		SaltLen: password.DefaultParams.SaltLen,
+		KeyLen:  password.DefaultParams.KeyLen,
+	}, cfg.HashConcurrency, hashWait)
+	if err != nil {
+		return fmt.Errorf("password hashing: %w", err)
+	}
+	limits, closeLimits, err := newLimits(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeLimits()
 	svc, err := auth.NewService(ctx, db, auth.Config{
 		Issuer:            cfg.PublicURL,
 		Audience:          cfg.Audience,
@@ -94,6 +111,8 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		RegistrationOpen:  cfg.Registration == "open",
 		MasterKey:         key,
+		Hasher:            hasher,
+		Limits:            limits,
 	})
 	if err != nil {
 		return err
@@ -142,6 +161,31 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// hashWait is how long a sign-in waits for a free hashing slot before it
+// is answered 503 OVERLOADED.
+const hashWait = 2 * time.Second
+
+// newLimits builds the rate limits: none when turned off, in Redis when a
+// URL is given (shared by every instance), else in memory.
+func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limits, func(), error) {
+	if cfg.RateLimits == "off" {
+		logger.Warn("rate limits are off (LATCHKEY_RATE_LIMITS=off): use this for load tests only")
+		return auth.Limits{}, func() {}, nil
+	}
+	backend := ratelimit.Memory()
+	if cfg.RedisURL != "" {
+		var err error
+		if backend, err = ratelimit.Redis(ctx, cfg.RedisURL); err != nil {
+			return auth.Limits{}, nil, fmt.Errorf("LATCHKEY_REDIS_URL: %w", err)
+		}
+	}
+	return auth.Limits{
+		LoginAccount: backend.New("login-account", cfg.LoginMaxFailures, cfg.LoginWindow),
+		LoginClient:  backend.New("login-client", 10*cfg.LoginMaxFailures, cfg.LoginWindow),
+		Register:     backend.New("register", cfg.RegistrationLimit, time.Hour),
+	}, func() { backend.Close() }, nil
 }
 
 // localURL is how a person on this machine reaches the listener.

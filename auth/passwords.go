@@ -1,0 +1,372 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/latchkey-dev/latchkey/auth/password"
+)
+
+// maxEmail is the longest email address accepted, in bytes (RFC 5321).
+const maxEmail = 254
+
+// Limits are the rate limits the service applies; a nil Limiter does not
+// limit.
+type Limits struct {
+	LoginAccount Limiter // failed sign-ins per account identifier
+	LoginClient  Limiter // failed sign-ins per client address
+	Register     Limiter // registrations per client address
+}
+
+// RegisterPasswordInput is a new password account. Optional fields are nil
+// or empty when not given.
+type RegisterPasswordInput struct {
+	Email        string
+	Password     string
+	PasswordConf *string
+	Name         *string
+	Username     *string
+	Bio          *string
+	Locale       string // BCP 47; "en" when empty
+	Timezone     string // IANA; "UTC" when empty
+}
+
+// RegisterPassword creates a password account and signs it in.
+func (s *Service) RegisterPassword(ctx context.Context, in RegisterPasswordInput, meta ClientMeta) (*User, *Tokens, error) {
+	if !s.cfg.RegistrationOpen {
+		return nil, nil, ErrRegistrationDisabled
+	}
+	if err := s.countRegistration(ctx, meta); err != nil {
+		return nil, nil, err
+	}
+	var v validator
+	email := v.email("email", in.Email)
+	var username *string
+	if in.Username != nil {
+		username = v.username("username", *in.Username)
+	}
+	name := defaultName(email, username)
+	if in.Name != nil {
+		name = v.name("name", *in.Name)
+	}
+	var bio *string
+	if in.Bio != nil {
+		bio = v.text("bio", *in.Bio, maxBio, true)
+	}
+	locale, timezone := "en", "UTC"
+	if in.Locale != "" {
+		locale = v.locale("locale", in.Locale)
+	}
+	if in.Timezone != "" {
+		timezone = v.timezone("timezone", in.Timezone)
+	}
+	pw := password.Normalize(in.Password)
+	if in.PasswordConf != nil && password.Normalize(*in.PasswordConf) != pw {
+		v.add("password_conf", "does not match the password")
+	}
+	if err := v.err(); err != nil {
+		return nil, nil, err
+	}
+	if err := checkPassword("password", pw, email, deref(username)); err != nil {
+		return nil, nil, err
+	}
+	hash, err := s.hashPassword(ctx, pw)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	now := s.now()
+	id, err := s.newID()
+	if err != nil {
+		return nil, nil, err
+	}
+	u := &User{
+		ID:           id,
+		AccountType:  AccountPassword,
+		Name:         name,
+		Username:     username,
+		Email:        &email,
+		Bio:          bio,
+		Locale:       locale,
+		Timezone:     timezone,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+		PasswordHash: hash,
+	}
+	sess, rt, refresh, err := s.newSession(id, meta, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.st.CreateUser(ctx, u, sess, rt); err != nil {
+		if errors.Is(err, ErrEmailTaken) || errors.Is(err, ErrUsernameTaken) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("create user: %w", err)
+	}
+	tokens, err := s.tokens(id, sess.ID, refresh, sess.ExpiresAt, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, tokens, nil
+}
+
+// defaultName is a password account's display name when none is given:
+// the username, else the email's local part (cut to the name limit).
+func defaultName(email string, username *string) string {
+	name := deref(username)
+	if name == "" {
+		name, _, _ = strings.Cut(email, "@")
+	}
+	if utf8.RuneCountInString(name) > maxName {
+		name = string([]rune(name)[:maxName])
+	}
+	return name
+}
+
+// signInPassword is SignIn's path for an email or username with a
+// password. Unknown identifiers cost the same hash as wrong passwords and
+// get the same answer; failures count toward the limits, which apply even
+// to a right password.
+func (s *Service) signInPassword(ctx context.Context, c Credentials, meta ClientMeta) (*User, error) {
+	key := "username:" + strings.ToLower(c.Username)
+	if c.Email != "" {
+		key = "email:" + normalizeEmail(c.Email)
+	}
+	if err := s.checkLimits(ctx, key, meta); err != nil {
+		return nil, err
+	}
+	var (
+		u   *User
+		err error
+	)
+	if c.Email != "" {
+		u, err = s.st.UserByEmail(ctx, normalizeEmail(c.Email))
+	} else {
+		u, err = s.st.UserByUsername(ctx, c.Username)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	pw := password.Normalize(c.Password)
+	if u == nil || u.AccountType != AccountPassword {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return nil, hashError(err)
+		}
+		return nil, s.failure(ctx, key, meta)
+	}
+	ok, err := s.verifyPassword(ctx, u, pw)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, s.failure(ctx, key, meta)
+	}
+	return u, nil
+}
+
+// verifyPassword checks pw against u's hash and, when it is right but was
+// made with other parameters (or is bcrypt), stores a new hash.
+func (s *Service) verifyPassword(ctx context.Context, u *User, pw string) (bool, error) {
+	ok, rehash, err := s.hasher.Verify(ctx, pw, u.PasswordHash)
+	if err != nil {
+		if errors.Is(err, password.ErrMalformed) {
+			return false, fmt.Errorf("user %s: %w", u.ID, err)
+		}
+		return false, hashError(err)
+	}
+	if ok && rehash {
+		hash, err := s.hashPassword(ctx, pw)
+		if errors.Is(err, ErrOverloaded) {
+			return true, nil // upgrade on a quieter sign-in
+		}
+		if err != nil {
+			return false, err
+		}
+		u.PasswordHash, u.UpdatedAt = hash, s.now()
+		if err := s.st.UpdateUser(ctx, u); err != nil {
+			return false, fmt.Errorf("upgrade password hash: %w", err)
+		}
+	}
+	return ok, nil
+}
+
+// ChangePassword re-checks the current password, applies the password
+// rules to the new one, stores it and revokes every other session.
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+	u, err := s.st.UserByID(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	if u.AccountType != AccountPassword {
+		return ErrNotApplicable
+	}
+	if err := s.reauthenticate(ctx, u, current); err != nil {
+		return err
+	}
+	pw := password.Normalize(next)
+	if err := checkPassword("new_password", pw, deref(u.Email), deref(u.Username)); err != nil {
+		return err
+	}
+	hash, err := s.hashPassword(ctx, pw)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	u.PasswordHash, u.UpdatedAt = hash, now
+	return s.st.UpdateCredentials(ctx, u, p.SessionID, now)
+}
+
+// reauthenticate checks a signed-in user's password; failures count toward
+// the account's sign-in limit, so a stolen access token cannot be used to
+// guess the password faster than sign-in allows.
+func (s *Service) reauthenticate(ctx context.Context, u *User, pw string) error {
+	key := "email:" + deref(u.Email)
+	if err := s.checkLimits(ctx, key, ClientMeta{}); err != nil {
+		return err
+	}
+	ok, err := s.verifyPassword(ctx, u, password.Normalize(pw))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.failure(ctx, key, ClientMeta{})
+	}
+	return nil
+}
+
+// checkPassword applies the password rules; a failure is 400 WEAK_PASSWORD
+// naming the rule.
+func checkPassword(field, pw, email, username string) error {
+	err := password.Check(pw, email, username)
+	var weak *password.Weakness
+	if errors.As(err, &weak) {
+		return &ValidationError{Kind: ErrWeakPassword, Fields: []FieldError{{Field: field, Message: weak.Message}}}
+	}
+	return err
+}
+
+func (s *Service) hashPassword(ctx context.Context, pw string) (string, error) {
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return "", hashError(err)
+	}
+	return hash, nil
+}
+
+// hashError maps a hasher that has no free slot to 503 OVERLOADED.
+func hashError(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		return fmt.Errorf("%w: %w", ErrOverloaded, err)
+	}
+	return err
+}
+
+// checkLimits refuses a sign-in whose account key (when not empty) or
+// client address has used up its failures.
+func (s *Service) checkLimits(ctx context.Context, key string, meta ClientMeta) error {
+	var wait time.Duration
+	if key != "" {
+		w, err := check(ctx, s.cfg.Limits.LoginAccount, key)
+		if err != nil {
+			return err
+		}
+		wait = w
+	}
+	if meta.IP != "" {
+		w, err := check(ctx, s.cfg.Limits.LoginClient, "ip:"+meta.IP)
+		if err != nil {
+			return err
+		}
+		wait = max(wait, w)
+	}
+	if wait > 0 {
+		return &RateLimitError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// failure records a failed sign-in against the account key (when not
+// empty) and the client address, and returns ErrInvalidCredentials.
+func (s *Service) failure(ctx context.Context, key string, meta ClientMeta) error {
+	if key != "" {
+		if err := hit(ctx, s.cfg.Limits.LoginAccount, key); err != nil {
+			return err
+		}
+	}
+	if meta.IP != "" {
+		if err := hit(ctx, s.cfg.Limits.LoginClient, "ip:"+meta.IP); err != nil {
+			return err
+		}
+	}
+	return ErrInvalidCredentials
+}
+
+// countRegistration limits registrations per client address.
+func (s *Service) countRegistration(ctx context.Context, meta ClientMeta) error {
+	if meta.IP == "" {
+		return nil
+	}
+	key := "ip:" + meta.IP
+	wait, err := check(ctx, s.cfg.Limits.Register, key)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return &RateLimitError{RetryAfter: wait}
+	}
+	return hit(ctx, s.cfg.Limits.Register, key)
+}
+
+func check(ctx context.Context, l Limiter, key string) (time.Duration, error) {
+	if l == nil {
+		return 0, nil
+	}
+	wait, err := l.Check(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("rate limit: %w", err)
+	}
+	return wait, nil
+}
+
+func hit(ctx context.Context, l Limiter, key string) error {
+	if l == nil {
+		return nil
+	}
+	if err := l.Hit(ctx, key); err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	return nil
+}
+
+// normalizeEmail is the form emails are stored and looked up in: trimmed
+// and lower-cased.
+func normalizeEmail(s string) string {
+	return strings.ToLower(strings.TrimSpace(s))
+}
+
+// email checks an email address and returns it normalised.
+func (v *validator) email(field, s string) string {
+	s = normalizeEmail(s)
+	local, domain, ok := strings.Cut(s, "@")
+	switch {
+	case s == "":
+		v.add(field, "is required")
+	case len(s) > maxEmail || !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
+		!strings.Contains(domain, ".") || strings.ContainsFunc(s, unicode.IsSpace) || hasControl(s, false):
+		v.add(field, "must be a valid email address")
+	}
+	return s
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
