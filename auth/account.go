@@ -101,8 +101,21 @@ func (s *Service) SignIn(ctx context.Context, c Credentials, meta ClientMeta) (*
 	if err != nil {
 		return nil, err
 	}
-	if u.Disabled {
+	return s.completeSignIn(ctx, u, meta)
+}
+
+// completeSignIn finishes a sign-in whose first factor was right (also
+// after an email confirmation): a disabled account or an unconfirmed
+// address is refused, an account with two-factor on gets a challenge, and
+// any other starts a session.
+func (s *Service) completeSignIn(ctx context.Context, u *User, meta ClientMeta) (*AuthResult, error) {
+	switch {
+	case u.Disabled:
 		return nil, ErrAccountDisabled
+	case s.cfg.EmailConfirmationRequired && u.AccountType == AccountPassword && !u.EmailConfirmed:
+		return nil, ErrEmailNotConfirmed
+	case u.TwoFactorEnabled:
+		return s.twoFactorChallenge(ctx, u, meta)
 	}
 	tokens, err := s.startSession(ctx, u.ID, meta)
 	if err != nil {

@@ -21,6 +21,8 @@ type Limits struct {
 	LoginAccount Limiter // failed sign-ins per account identifier
 	LoginClient  Limiter // failed sign-ins per client address
 	Register     Limiter // registrations per client address
+	MailAddress  Limiter // mails requested per email address
+	MailClient   Limiter // mails requested per client address
 }
 
 // RegisterPasswordInput is a new password account. Optional fields are nil

@@ -37,6 +37,16 @@ type Config struct {
 	// MasterKey is the 32-byte AES-256 key that seals what must be read
 	// back (account secrets, signing keys, refresh successors).
 	MasterKey []byte
+	// TwoFactorTTL is the lifetime of a two-factor challenge (default 5m).
+	TwoFactorTTL time.Duration
+	// EmailConfirmationRequired makes new password accounts confirm their
+	// address before they can sign in.
+	EmailConfirmationRequired bool
+	// ConfirmTokenTTL is the lifetime of email confirmation and email
+	// change links (default 24h); ResetTokenTTL of password reset links
+	// (default 1h).
+	ConfirmTokenTTL time.Duration
+	ResetTokenTTL   time.Duration
 	// Hasher hashes passwords; nil means password.DefaultParams with two
 	// hashes per CPU at once and a 2 s wait for a slot.
 	Hasher *password.Hasher
@@ -102,6 +112,15 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = DefaultAudience
+	}
+	if cfg.TwoFactorTTL == 0 {
+		cfg.TwoFactorTTL = 5 * time.Minute
+	}
+	if cfg.ConfirmTokenTTL == 0 {
+		cfg.ConfirmTokenTTL = 24 * time.Hour
+	}
+	if cfg.ResetTokenTTL == 0 {
+		cfg.ResetTokenTTL = time.Hour
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

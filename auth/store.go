@@ -13,6 +13,9 @@ import (
 //
 // All times are passed in UTC, truncated to the microsecond.
 type Store interface {
+	TwoFactorStore // auth/twofactor.go
+	MailStore      // auth/mail.go
+
 	// Ping checks the database answers (readiness).
 	Ping(ctx context.Context) error
 

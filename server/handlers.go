@@ -363,44 +363,6 @@ func (h *Handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordReq
 	return gen.ChangePassword204Response{}, nil
 }
 
-// Operations of later milestones: mail and two-factor.
-
-func (h *Handlers) SignInTwoFactor(context.Context, gen.SignInTwoFactorRequestObject) (gen.SignInTwoFactorResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) ConfirmEmail(context.Context, gen.ConfirmEmailRequestObject) (gen.ConfirmEmailResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) ResendConfirmation(context.Context, gen.ResendConfirmationRequestObject) (gen.ResendConfirmationResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) RequestPasswordReset(context.Context, gen.RequestPasswordResetRequestObject) (gen.RequestPasswordResetResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) ResetPassword(context.Context, gen.ResetPasswordRequestObject) (gen.ResetPasswordResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) ChangeEmail(context.Context, gen.ChangeEmailRequestObject) (gen.ChangeEmailResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) EnrollTwoFactor(context.Context, gen.EnrollTwoFactorRequestObject) (gen.EnrollTwoFactorResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) ConfirmTwoFactor(context.Context, gen.ConfirmTwoFactorRequestObject) (gen.ConfirmTwoFactorResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
-func (h *Handlers) DisableTwoFactor(context.Context, gen.DisableTwoFactorRequestObject) (gen.DisableTwoFactorResponseObject, error) {
-	return nil, auth.ErrNotImplemented
-}
-
 // rawImageBody hands a raw image upload's body to the strict handler: the
 // generated code only recognises the literal media range "image/*".
 func rawImageBody(next gen.StrictHandlerFunc, operationID string) gen.StrictHandlerFunc {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,6 +42,14 @@ type config struct {
 	LoginWindow       time.Duration
 	RegistrationLimit int // per client address per hour
 	RedisURL          string
+	TwoFactorTTL      time.Duration
+	EmailConfirmation string
+	SMTPURL           string
+	MailFrom          string
+	ConfirmTokenTTL   time.Duration
+	ResetTokenTTL     time.Duration
+	ConfirmPath       string
+	ResetPath         string
 	LogFormat         string
 	LogLevel          string
 }
@@ -74,6 +83,16 @@ func intSetting(dst *int, lo, hi int) func(string) error {
 			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
 		}
 		*dst = n
+		return nil
+	}
+}
+
+func pathSetting(dst *string) func(string) error {
+	return func(v string) error {
+		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ") {
+			return errors.New("must be a path starting with / (no query or fragment)")
+		}
+		*dst = v
 		return nil
 	}
 }
@@ -182,6 +201,29 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 			c.RedisURL = v
 			return nil
 		}},
+		{"two-factor-ttl", "5m", "lifetime of a two-factor challenge", durationSetting(&c.TwoFactorTTL)},
+		{"email-confirmation", "off", "required or off", stringSetting(&c.EmailConfirmation, "required", "off")},
+		{"smtp-url", "", "smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (default: mails are written to the log)", func(v string) error {
+			if v != "" {
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+					return errors.New("must be smtp://[user:pass@]host[:port] or smtps://…")
+				}
+			}
+			c.SMTPURL = v
+			return nil
+		}},
+		{"mail-from", "Latchkey <no-reply@localhost>", "sender of mails", func(v string) error {
+			if _, err := mail.ParseAddress(v); err != nil {
+				return errors.New("must be an address such as Latchkey <no-reply@example.com>")
+			}
+			c.MailFrom = v
+			return nil
+		}},
+		{"confirm-token-ttl", "24h", "email confirmation / change link lifetime", durationSetting(&c.ConfirmTokenTTL)},
+		{"reset-token-ttl", "1h", "password reset link lifetime", durationSetting(&c.ResetTokenTTL)},
+		{"confirm-path", "/confirm", "path of confirmation links under the public URL (the token is added as ?token=…)", pathSetting(&c.ConfirmPath)},
+		{"reset-path", "/reset-password", "path of password reset links under the public URL (the token is added as ?token=…)", pathSetting(&c.ResetPath)},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
 	}

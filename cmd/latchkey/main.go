@@ -104,15 +104,19 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	}
 	defer closeLimits()
 	svc, err := auth.NewService(ctx, db, auth.Config{
-		Issuer:            cfg.PublicURL,
-		Audience:          cfg.Audience,
-		AccessTokenTTL:    cfg.AccessTokenTTL,
-		RefreshTokenTTL:   cfg.RefreshTokenTTL,
-		RefreshReuseGrace: cfg.RefreshReuseGrace,
-		RegistrationOpen:  cfg.Registration == "open",
-		MasterKey:         key,
-		Hasher:            hasher,
-		Limits:            limits,
+		Issuer:                    cfg.PublicURL,
+		Audience:                  cfg.Audience,
+		AccessTokenTTL:            cfg.AccessTokenTTL,
+		RefreshTokenTTL:           cfg.RefreshTokenTTL,
+		RefreshReuseGrace:         cfg.RefreshReuseGrace,
+		RegistrationOpen:          cfg.Registration == "open",
+		MasterKey:                 key,
+		TwoFactorTTL:              cfg.TwoFactorTTL,
+		EmailConfirmationRequired: cfg.EmailConfirmation == "required",
+		ConfirmTokenTTL:           cfg.ConfirmTokenTTL,
+		ResetTokenTTL:             cfg.ResetTokenTTL,
+		Hasher:                    hasher,
+		Limits:                    limits,
 	})
 	if err != nil {
 		return err
@@ -167,6 +171,13 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 // is answered 503 OVERLOADED.
 const hashWait = 2 * time.Second
 
+// Mails one address, and one client address, may have requested in an
+// hour (confirmation resends, password resets, email changes).
+const (
+	mailPerAddress = 5
+	mailPerClient  = 30
+)
+
 // newLimits builds the rate limits: none when turned off, in Redis when a
 // URL is given (shared by every instance), else in memory.
 func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limits, func(), error) {
@@ -185,6 +196,8 @@ func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limi
 		LoginAccount: backend.New("login-account", cfg.LoginMaxFailures, cfg.LoginWindow),
 		LoginClient:  backend.New("login-client", 10*cfg.LoginMaxFailures, cfg.LoginWindow),
 		Register:     backend.New("register", cfg.RegistrationLimit, time.Hour),
+		MailAddress:  backend.New("mail-address", mailPerAddress, time.Hour),
+		MailClient:   backend.New("mail-client", mailPerClient, time.Hour),
 	}, func() { backend.Close() }, nil
 }
 

@@ -1,0 +1,4 @@
+package auth
+
+// MailStore is the persistence of mailed tokens and the outbox.
+type MailStore interface{}
