@@ -34,6 +34,9 @@ func (s *Service) RegisterSecret(ctx context.Context, in RegisterSecretInput, me
 	if !s.cfg.RegistrationOpen {
 		return nil, "", nil, ErrRegistrationDisabled
 	}
+	if err := s.countRegistration(ctx, meta); err != nil {
+		return nil, "", nil, err
+	}
 	var v validator
 	name := v.name("name", in.Name)
 	locale := "en"

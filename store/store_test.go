@@ -337,12 +337,12 @@ func TestUpdateUser(t *testing.T) {
 		changed.Timezone = "Europe/Paris"
 		changed.Location = ptr("Paris")
 		changed.BirthDate = ptr("2000-01-01")
-		changed.TwoFactorEnabled = true
 		changed.Admin = true
 		changed.Disabled = true
 		changed.PasswordHash = "$argon2id$new"
 		changed.UpdatedAt = at(90 * time.Minute)
-		// Not written by UpdateUser:
+		// Not written by UpdateUser (two-factor has its own methods):
+		changed.TwoFactorEnabled = true
 		changed.HasAvatar = true
 		changed.CreatedAt = at(time.Hour)
 		noErr(t, "UpdateUser", db.UpdateUser(ctx, &changed))
@@ -350,7 +350,7 @@ func TestUpdateUser(t *testing.T) {
 		got, err := db.UserByID(ctx, u.ID)
 		noErr(t, "UserByID", err)
 		want := changed
-		want.HasAvatar, want.CreatedAt = false, u.CreatedAt
+		want.HasAvatar, want.TwoFactorEnabled, want.CreatedAt = false, false, u.CreatedAt
 		equalUsers(t, got, &want)
 
 		// A zero UpdatedAt is filled in.
@@ -881,5 +881,85 @@ func TestAvatars(t *testing.T) {
 		wantErr(t, "DeleteAvatar(unknown user)", db.DeleteAvatar(ctx, missing), auth.ErrNotFound)
 		_, err = db.AvatarByUserID(ctx, "nope")
 		wantErr(t, "AvatarByUserID(not a uuid)", err, auth.ErrNotFound)
+	})
+}
+
+func TestUpdateCredentials(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, first, _ := mustCreateUser(t, db, "cred@example.com", "cred")
+		other, otherS, _ := mustCreateUser(t, db, "taken@example.com", "taken")
+		keep := newSession(u.ID, at(time.Minute), at(time.Hour))
+		live := newSession(u.ID, at(2*time.Minute), at(time.Hour))
+		revoked := newSession(u.ID, at(3*time.Minute), at(time.Hour))
+		expired := newSession(u.ID, at(4*time.Minute), at(5*time.Minute))
+		for _, s := range []*auth.Session{keep, live, revoked, expired} {
+			noErr(t, "CreateSession", db.CreateSession(ctx, s, newToken(t, s.ID, s.CreatedAt, s.ExpiresAt)))
+		}
+		noErr(t, "RevokeSession", db.RevokeSession(ctx, u.ID, revoked.ID, at(6*time.Minute)))
+		revoked.RevokedAt = ptr(at(6 * time.Minute))
+
+		// sessionsAre checks every session of both users against want
+		// (revocation times; nil: not revoked).
+		sessionsAre := func(what string, want map[*auth.Session]*time.Time) {
+			t.Helper()
+			for s, revokedAt := range want {
+				got, err := db.SessionByID(ctx, s.ID)
+				noErr(t, what+": SessionByID", err)
+				if !eqTimePtr(got.RevokedAt, revokedAt) {
+					t.Errorf("%s: session created at %v: RevokedAt = %v, want %v", what, s.CreatedAt, got.RevokedAt, revokedAt)
+				}
+			}
+		}
+		untouched := map[*auth.Session]*time.Time{
+			first: nil, keep: nil, live: nil, revoked: revoked.RevokedAt, expired: nil, otherS: nil,
+		}
+
+		// A failed update revokes nothing and changes nothing.
+		fails := []struct {
+			name string
+			edit func(*auth.User)
+			want error
+		}{
+			{"username taken", func(c *auth.User) { c.Username = ptr("TAKEN") }, auth.ErrUsernameTaken},
+			{"email taken", func(c *auth.User) { c.Email = ptr("taken@example.com") }, auth.ErrEmailTaken},
+			{"unknown user", func(c *auth.User) { c.ID = uuid.NewString() }, auth.ErrNotFound},
+		}
+		for _, f := range fails {
+			changed := *u
+			changed.PasswordHash, changed.UpdatedAt = "$argon2id$failed", at(7*time.Minute)
+			f.edit(&changed)
+			wantErr(t, "UpdateCredentials("+f.name+")", db.UpdateCredentials(ctx, &changed, keep.ID, at(7*time.Minute)), f.want)
+			got, err := db.UserByID(ctx, u.ID)
+			noErr(t, "UserByID", err)
+			equalUsers(t, got, u)
+			sessionsAre("after "+f.name, untouched)
+		}
+
+		// Success: the user is written and every other live session of the
+		// user revoked; earlier revocations, expired sessions and other
+		// users' sessions are left alone.
+		now := at(10 * time.Minute)
+		changed := *u
+		changed.PasswordHash, changed.UpdatedAt = "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3", now
+		changed.Username = ptr("Cred2")
+		noErr(t, "UpdateCredentials", db.UpdateCredentials(ctx, &changed, keep.ID, now))
+		got, err := db.UserByID(ctx, u.ID)
+		noErr(t, "UserByID", err)
+		equalUsers(t, got, &changed)
+		sessionsAre("after the change", map[*auth.Session]*time.Time{
+			first: &now, keep: nil, live: &now, revoked: revoked.RevokedAt, expired: nil, otherS: nil,
+		})
+		got, err = db.UserByID(ctx, other.ID)
+		noErr(t, "UserByID(other)", err)
+		equalUsers(t, got, other)
+
+		// No exception: every live session goes, the caller's too.
+		later := at(11 * time.Minute)
+		changed.UpdatedAt = later
+		noErr(t, "UpdateCredentials(no exception)", db.UpdateCredentials(ctx, &changed, "", later))
+		sessionsAre("after the change without exception", map[*auth.Session]*time.Time{
+			first: &now, keep: &later, live: &now, revoked: revoked.RevokedAt, expired: nil, otherS: nil,
+		})
 	})
 }
