@@ -43,6 +43,16 @@ type User struct {
 	SecretEnc  []byte
 	// PasswordHash is the PHC string of a password account's password.
 	PasswordHash string
+
+	// TOTPKeyEnc is the TOTP key of two-factor authentication, sealed under
+	// the master key; set while TwoFactorEnabled. TOTPPendingEnc is a key
+	// enrolled but not confirmed yet. TOTPLastStep is the last time step
+	// whose code was accepted (0: none); no step up to it is accepted again.
+	// The two-factor store methods maintain these three and
+	// TwoFactorEnabled together; UpdateUser does not write the three.
+	TOTPKeyEnc     []byte
+	TOTPPendingEnc []byte
+	TOTPLastStep   int64
 }
 
 // Session is one signed-in device: the family of refresh tokens descended

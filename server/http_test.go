@@ -793,10 +793,6 @@ func TestErrors(t *testing.T) {
 				}
 			})
 		}
-		h.run("POST /auth/two-factor/501", func(h *harness) {
-			r := h.do("POST", "/api/auth/two-factor", map[string]any{"two_factor_token": "t", "code": "123456"})
-			h.want(r, http.StatusNotImplemented, "NOT_IMPLEMENTED")
-		})
 		h.run("GET /me/401 carries WWW-Authenticate", func(h *harness) {
 			r := h.do("GET", "/api/me", nil)
 			if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {

@@ -29,6 +29,10 @@ type userRow struct {
 	PasswordHash     *string   `gorm:"column:password_hash"`
 	CreatedAt        timestamp `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt        timestamp `gorm:"column:updated_at;autoUpdateTime:false"`
+	// Two-factor (store/twofactor.go); not written by UpdateUser.
+	TOTPKeyEnc     nullBytes `gorm:"column:totp_key_enc"`
+	TOTPPendingEnc nullBytes `gorm:"column:totp_pending_enc"`
+	TOTPLastStep   int64     `gorm:"column:totp_last_step"`
 }
 
 func (userRow) TableName() string { return "users" }
@@ -99,6 +103,9 @@ func toUserRow(u *auth.User) userRow {
 		PasswordHash:     nullString(u.PasswordHash),
 		CreatedAt:        ts(u.CreatedAt),
 		UpdatedAt:        ts(u.UpdatedAt),
+		TOTPKeyEnc:       nullBytes(u.TOTPKeyEnc),
+		TOTPPendingEnc:   nullBytes(u.TOTPPendingEnc),
+		TOTPLastStep:     u.TOTPLastStep,
 	}
 }
 
@@ -124,6 +131,9 @@ func (r *userRow) toAuth() *auth.User {
 		SecretHash:       []byte(r.SecretHash),
 		SecretEnc:        []byte(r.SecretEnc),
 		PasswordHash:     deref(r.PasswordHash),
+		TOTPKeyEnc:       []byte(r.TOTPKeyEnc),
+		TOTPPendingEnc:   []byte(r.TOTPPendingEnc),
+		TOTPLastStep:     r.TOTPLastStep,
 	}
 }
 

@@ -1,0 +1,29 @@
+-- Two-factor authentication: the TOTP key (sealed), a pending key awaiting
+-- confirmation, the last time step accepted; recovery codes and sign-in
+-- challenges, both stored as SHA-256 hashes only.
+
+ALTER TABLE users ADD COLUMN totp_key_enc BLOB;
+ALTER TABLE users ADD COLUMN totp_pending_enc BLOB;
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+
+-- A recovery code is deleted when it is used.
+CREATE TABLE recovery_codes (
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    hash       BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (user_id, hash)
+) STRICT, WITHOUT ROWID;
+
+-- A challenge is deleted when it is answered; a dead one (no attempts left)
+-- or an expired one stays until its user's next challenge sweeps it.
+CREATE TABLE two_factor_challenges (
+    hash          BLOB    PRIMARY KEY NOT NULL,
+    user_id       TEXT    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at    TEXT    NOT NULL,
+    expires_at    TEXT    NOT NULL,
+    attempts_left INTEGER NOT NULL CHECK (attempts_left >= 0),
+    user_agent    TEXT    NOT NULL DEFAULT '',
+    ip            TEXT    NOT NULL DEFAULT ''
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX two_factor_challenges_user_id_idx ON two_factor_challenges (user_id, expires_at);
