@@ -20,6 +20,14 @@ type fakeStore struct {
 	keys     []SigningKey
 	avatars  map[string]Avatar
 
+	// Two-factor (fakestore_twofactor_test.go).
+	challenges map[string]TwoFactorChallenge // by string(Hash)
+	recovery   map[string]string             // user id by string(hash)
+
+	// Mail (fakestore_mail_test.go).
+	mailTokens map[string]MailToken  // by string(Hash)
+	outbox     map[string]fakeOutbox // by ID
+
 	keyLoads int   // SigningKeys calls
 	pingErr  error // returned by Ping
 }
@@ -30,6 +38,12 @@ func newFakeStore() *fakeStore {
 		sessions: map[string]Session{},
 		refresh:  map[string]RefreshToken{},
 		avatars:  map[string]Avatar{},
+
+		challenges: map[string]TwoFactorChallenge{},
+		recovery:   map[string]string{},
+
+		mailTokens: map[string]MailToken{},
+		outbox:     map[string]fakeOutbox{},
 	}
 }
 
@@ -127,6 +141,7 @@ func (f *fakeStore) UpdateUser(_ context.Context, u *User) error {
 	}
 	n := *u
 	n.HasAvatar, n.CreatedAt = old.HasAvatar, old.CreatedAt
+	n.TwoFactorEnabled, n.TOTPKeyEnc, n.TOTPPendingEnc, n.TOTPLastStep = old.TwoFactorEnabled, old.TOTPKeyEnc, old.TOTPPendingEnc, old.TOTPLastStep
 	f.users[u.ID] = n
 	return nil
 }

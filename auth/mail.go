@@ -1,4 +1,759 @@
 package auth
 
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/auth/password"
+)
+
+// Mail: email confirmation, password reset and email change.
+//
+// Every mail goes through a durable outbox: a row written in the same
+// transaction as the token it carries, its private part (the token, the
+// recipient's name) sealed under the master key. An Outbox worker sends the
+// rows that are due, with retries and exponential backoff, so that no
+// request ever waits on SMTP and an outage or a crash loses nothing.
+
+// TokenKind is the kind of a mailed token. The kind is hashed with the
+// token, so a token of one kind never matches a stored hash of another (or
+// a refresh token, or an account secret).
+type TokenKind string
+
+// Kinds of mailed tokens.
+const (
+	TokenConfirm     TokenKind = "confirm"      // confirms a new account's address
+	TokenReset       TokenKind = "reset"        // sets a new password
+	TokenEmailChange TokenKind = "email-change" // confirms (and applies) a new address
+)
+
+// MailToken is the stored form of a mailed token: only its hash. A token is
+// used up by deleting it; asking for a new one of a kind deletes the user's
+// older ones of that kind.
+type MailToken struct {
+	Hash      []byte
+	Kind      TokenKind
+	UserID    string
+	Email     string // the address it was mailed to (the new one for a change)
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// MailKind names a mail, and so its templates.
+type MailKind string
+
+// Kinds of mails.
+const (
+	// MailConfirm asks a new account to confirm its address (a confirm link).
+	MailConfirm MailKind = "confirm"
+	// MailAlreadyRegistered tells an account's owner that someone tried to
+	// register with its address (a reset link, in case it was them).
+	MailAlreadyRegistered MailKind = "already-registered"
+	// MailPasswordReset carries a reset link.
+	MailPasswordReset MailKind = "password-reset"
+	// MailPasswordChanged tells that the password was reset.
+	MailPasswordChanged MailKind = "password-changed"
+	// MailEmailChange asks the new address to confirm a change (a confirm
+	// link).
+	MailEmailChange MailKind = "email-change"
+	// MailEmailChangeNotice tells the old address about a change in
+	// progress (NewEmail).
+	MailEmailChangeNotice MailKind = "email-change-notice"
+)
+
+// Mail is one message for a Mailer to render, in the recipient's locale,
+// and send.
+type Mail struct {
+	ID       string // the outbox id: the same on every attempt (a stable Message-ID)
+	Kind     MailKind
+	To       string
+	Name     string // the recipient's display name
+	Locale   string // the recipient's BCP 47 locale
+	Token    string // the token of the mail's link; empty for notices
+	NewEmail string // MailEmailChangeNotice: the address being confirmed
+}
+
+// Mailer sends mails. Only the outbox worker calls it, never a request. A
+// nil error means the mail server took the mail; an error means the mail
+// is tried again later.
+type Mailer interface {
+	Send(ctx context.Context, m Mail) error
+}
+
+// OutboxMail is a mail in the outbox. Payload is the sealed private part
+// (a mailPayload, sealed for the mail's id); it is dropped once the mail is
+// sent or given up.
+type OutboxMail struct {
+	ID          string
+	UserID      string
+	Kind        MailKind
+	To          string
+	Locale      string
+	Payload     []byte
+	CreatedAt   time.Time
+	NextAttempt time.Time // due time; while claimed, the end of the lease
+	Attempts    int       // failed attempts so far
+	Claim       string    // the current claim, set by ClaimMail
+}
+
 // MailStore is the persistence of mailed tokens and the outbox.
-type MailStore interface{}
+type MailStore interface {
+	// CreatePendingUser inserts a user who must confirm the address first,
+	// with no session, together with the confirmation token t and its mail
+	// m, in one transaction. Errors as CreateUser.
+	CreatePendingUser(ctx context.Context, u *User, t *MailToken, m *OutboxMail) error
+	// QueueMail stores t, when not nil, after deleting the user's other
+	// tokens of its kind, and inserts mails, in one transaction.
+	QueueMail(ctx context.Context, t *MailToken, mails ...*OutboxMail) error
+	// MailToken returns the token with this hash, expired or not;
+	// ErrNotFound when there is none (never issued, used up or voided).
+	MailToken(ctx context.Context, hash []byte) (*MailToken, error)
+	// ConfirmEmail uses up t (a TokenConfirm or TokenEmailChange) and, in
+	// the same transaction, sets its user's email to t.Email, confirmed,
+	// with UpdatedAt now, and deletes the user's other confirm and
+	// email-change tokens (and, for a change, its reset tokens, which were
+	// mailed to the old address). ErrNotFound when t is no longer stored,
+	// has expired at now, or (TokenConfirm) the user's address is no
+	// longer t.Email; ErrEmailTaken when another account has the address.
+	ConfirmEmail(ctx context.Context, t *MailToken, now time.Time) error
+	// ResetPassword uses up the reset token t and, in the same
+	// transaction, sets its user's password hash, marks the address
+	// confirmed, revokes every live session, deletes the user's other
+	// mailed tokens (of every kind) and inserts notice. ErrNotFound as
+	// ConfirmEmail.
+	ResetPassword(ctx context.Context, t *MailToken, passwordHash string, now time.Time, notice *OutboxMail) error
+
+	// ClaimMail leases up to limit mails due at now (neither sent nor
+	// given up, NextAttempt not after now), earliest due first: each gets
+	// Claim claim and NextAttempt leaseUntil, so no other caller claims it
+	// before then. Concurrent callers never get the same mail.
+	ClaimMail(ctx context.Context, claim string, now, leaseUntil time.Time, limit int) ([]OutboxMail, error)
+	// MailSent marks a claimed mail sent at now and drops its payload.
+	// ErrNotFound when the mail is no longer under this claim.
+	MailSent(ctx context.Context, id, claim string, now time.Time) error
+	// RetryMail records a failed attempt of a claimed mail: one more
+	// attempt, lastError, due again at next, claim released.
+	RetryMail(ctx context.Context, id, claim string, next time.Time, lastError string) error
+	// AbandonMail gives up a claimed mail at now: one more attempt,
+	// lastError, payload dropped, never due again.
+	AbandonMail(ctx context.Context, id, claim string, now time.Time, lastError string) error
+	// ReleaseMail hands a claimed mail back, due at now, without counting
+	// an attempt.
+	ReleaseMail(ctx context.Context, id, claim string, now time.Time) error
+	// PruneMail deletes the tokens expired at now and the mails sent or
+	// given up before doneBefore.
+	PruneMail(ctx context.Context, now, doneBefore time.Time) error
+}
+
+// purposeMailPayload seals an outbox mail's payload; owner: the mail's id.
+const purposeMailPayload = "mail-payload"
+
+// mailPayload is the sealed part of an outbox mail.
+type mailPayload struct {
+	Token    string `json:"token,omitempty"`
+	Name     string `json:"name,omitempty"`
+	NewEmail string `json:"new_email,omitempty"`
+}
+
+// newMailToken makes a token of kind for the user, mailed to email, valid
+// for ttl from now; it returns the stored form and the plaintext.
+func (s *Service) newMailToken(kind TokenKind, userID, email string, ttl time.Duration, now time.Time) (*MailToken, string, error) {
+	token, err := newToken(s.rand)
+	if err != nil {
+		return nil, "", err
+	}
+	return &MailToken{
+		Hash:      tokenHash(string(kind), token),
+		Kind:      kind,
+		UserID:    userID,
+		Email:     email,
+		CreatedAt: now,
+		ExpiresAt: now.Add(ttl),
+	}, token, nil
+}
+
+// newMail makes an outbox mail of kind to the address to, for u, due now;
+// p (with u's name added) is sealed into it.
+func (s *Service) newMail(kind MailKind, u *User, to string, p mailPayload, now time.Time) (*OutboxMail, error) {
+	id, err := s.newID()
+	if err != nil {
+		return nil, err
+	}
+	p.Name = u.Name
+	plain, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := s.sealer.seal(purposeMailPayload, id, plain)
+	if err != nil {
+		return nil, err
+	}
+	return &OutboxMail{
+		ID:          id,
+		UserID:      u.ID,
+		Kind:        kind,
+		To:          to,
+		Locale:      u.Locale,
+		Payload:     sealed,
+		CreatedAt:   now,
+		NextAttempt: now,
+	}, nil
+}
+
+// registerPending ends RegisterPassword when confirmation is required: the
+// new account u is stored unconfirmed, without a session, with a
+// confirmation mail. When the address already has an account, nothing is
+// stored and its owner is mailed instead, so that the answer is the same.
+// A taken username is ErrUsernameTaken either way.
+func (s *Service) registerPending(ctx context.Context, u *User, now time.Time) error {
+	owner, err := s.st.UserByEmail(ctx, *u.Email)
+	if err == nil {
+		return s.alreadyRegistered(ctx, owner, u.Username, now)
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("find user: %w", err)
+	}
+	t, token, err := s.newMailToken(TokenConfirm, u.ID, *u.Email, s.cfg.ConfirmTokenTTL, now)
+	if err != nil {
+		return err
+	}
+	m, err := s.newMail(MailConfirm, u, *u.Email, mailPayload{Token: token}, now)
+	if err != nil {
+		return err
+	}
+	err = s.st.CreatePendingUser(ctx, u, t, m)
+	switch {
+	case errors.Is(err, ErrEmailTaken): // registered meanwhile
+		owner, err := s.st.UserByEmail(ctx, *u.Email)
+		if err != nil {
+			return fmt.Errorf("find user: %w", err)
+		}
+		return s.alreadyRegistered(ctx, owner, u.Username, now)
+	case errors.Is(err, ErrUsernameTaken):
+		return err
+	case err != nil:
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
+}
+
+// alreadyRegistered answers a registration with owner's address: the
+// owner gets a notice with a reset link (in case they forgot they had an
+// account), within the per-address mail limit; over it, nothing is sent
+// and the answer does not say so.
+func (s *Service) alreadyRegistered(ctx context.Context, owner *User, username *string, now time.Time) error {
+	if username != nil {
+		_, err := s.st.UserByUsername(ctx, *username)
+		if err == nil {
+			return ErrUsernameTaken
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("find user: %w", err)
+		}
+	}
+	if owner.AccountType != AccountPassword || owner.Disabled || owner.Email == nil {
+		return nil
+	}
+	key := "email:" + *owner.Email
+	wait, err := check(ctx, s.cfg.Limits.MailAddress, key)
+	if err != nil || wait > 0 {
+		return err
+	}
+	if err := hit(ctx, s.cfg.Limits.MailAddress, key); err != nil {
+		return err
+	}
+	t, token, err := s.newMailToken(TokenReset, owner.ID, *owner.Email, s.cfg.ResetTokenTTL, now)
+	if err != nil {
+		return err
+	}
+	m, err := s.newMail(MailAlreadyRegistered, owner, *owner.Email, mailPayload{Token: token}, now)
+	if err != nil {
+		return err
+	}
+	return s.st.QueueMail(ctx, t, m)
+}
+
+// limitMail counts a request for a mail to email against the per-address
+// and per-client limits; a RateLimitError when either is used up. It
+// counts whether or not the address has an account.
+func (s *Service) limitMail(ctx context.Context, email string, meta ClientMeta) error {
+	addrKey, clientKey := "email:"+email, clientKey(meta)
+	wait, err := check(ctx, s.cfg.Limits.MailAddress, addrKey)
+	if err != nil {
+		return err
+	}
+	if meta.IP != "" {
+		w, err := check(ctx, s.cfg.Limits.MailClient, clientKey)
+		if err != nil {
+			return err
+		}
+		wait = max(wait, w)
+	}
+	if wait > 0 {
+		return &RateLimitError{RetryAfter: wait}
+	}
+	if err := hit(ctx, s.cfg.Limits.MailAddress, addrKey); err != nil {
+		return err
+	}
+	if meta.IP != "" {
+		return hit(ctx, s.cfg.Limits.MailClient, clientKey)
+	}
+	return nil
+}
+
+// mailAddress validates an address given to a mail endpoint.
+func mailAddress(field, email string) (string, error) {
+	var v validator
+	email = v.email(field, email)
+	return email, v.err()
+}
+
+// ResendConfirmation mails a new confirmation link to the unconfirmed
+// password account with this address, voiding the earlier ones. It says
+// nothing about whether there is one: only an invalid address or a rate
+// limit is an error.
+func (s *Service) ResendConfirmation(ctx context.Context, email string, meta ClientMeta) error {
+	email, err := mailAddress("email", email)
+	if err != nil {
+		return err
+	}
+	if err := s.limitMail(ctx, email, meta); err != nil {
+		return err
+	}
+	u, err := s.st.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	if u.AccountType != AccountPassword || u.EmailConfirmed || u.Disabled {
+		return nil
+	}
+	now := s.now()
+	t, token, err := s.newMailToken(TokenConfirm, u.ID, email, s.cfg.ConfirmTokenTTL, now)
+	if err != nil {
+		return err
+	}
+	m, err := s.newMail(MailConfirm, u, email, mailPayload{Token: token}, now)
+	if err != nil {
+		return err
+	}
+	return s.st.QueueMail(ctx, t, m)
+}
+
+// RequestPasswordReset mails a reset link to the password account with
+// this address, confirmed or not, voiding the earlier ones. Like
+// ResendConfirmation it never says whether there is one.
+func (s *Service) RequestPasswordReset(ctx context.Context, email string, meta ClientMeta) error {
+	email, err := mailAddress("email", email)
+	if err != nil {
+		return err
+	}
+	if err := s.limitMail(ctx, email, meta); err != nil {
+		return err
+	}
+	u, err := s.st.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	if u.AccountType != AccountPassword || u.Disabled {
+		return nil
+	}
+	now := s.now()
+	t, token, err := s.newMailToken(TokenReset, u.ID, email, s.cfg.ResetTokenTTL, now)
+	if err != nil {
+		return err
+	}
+	m, err := s.newMail(MailPasswordReset, u, email, mailPayload{Token: token}, now)
+	if err != nil {
+		return err
+	}
+	return s.st.QueueMail(ctx, t, m)
+}
+
+// ResetPasswordInput is a new password set with a reset token.
+type ResetPasswordInput struct {
+	Token        string
+	Password     string
+	PasswordConf *string
+}
+
+// ResetPassword sets a new password with a reset token. On success every
+// session of the account is revoked, its other mailed tokens (reset,
+// confirmation, pending email change) are voided, its address counts as
+// confirmed, and a notice is mailed. A password that
+// breaks the rules is refused before the token is used, so the same link
+// works for another try.
+func (s *Service) ResetPassword(ctx context.Context, in ResetPasswordInput) error {
+	t, u, err := s.mailToken(ctx, TokenReset, in.Token)
+	if err != nil {
+		return err
+	}
+	pw := password.Normalize(in.Password)
+	if in.PasswordConf != nil && password.Normalize(*in.PasswordConf) != pw {
+		return Invalid("password_conf", "does not match the password")
+	}
+	if err := checkPassword("password", pw, deref(u.Email), deref(u.Username)); err != nil {
+		return err
+	}
+	hash, err := s.hashPassword(ctx, pw)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	notice, err := s.newMail(MailPasswordChanged, u, t.Email, mailPayload{}, now)
+	if err != nil {
+		return err
+	}
+	err = s.st.ResetPassword(ctx, t, hash, now, notice)
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidToken // used meanwhile
+	}
+	return err
+}
+
+// ConfirmEmail confirms an address with a token from a confirmation or an
+// email-change mail (applying the change), then signs the user in as
+// SignIn does: tokens, or a two-factor challenge.
+func (s *Service) ConfirmEmail(ctx context.Context, token string, meta ClientMeta) (*AuthResult, error) {
+	t, u, err := s.mailToken(ctx, TokenConfirm, token)
+	if errors.Is(err, ErrInvalidToken) {
+		t, u, err = s.mailToken(ctx, TokenEmailChange, token)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, ErrAccountDisabled
+	}
+	err = s.st.ConfirmEmail(ctx, t, s.now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrInvalidToken
+	case errors.Is(err, ErrEmailTaken):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("confirm email: %w", err)
+	}
+	u.Email, u.EmailConfirmed = &t.Email, true
+	return s.completeSignIn(ctx, u, meta)
+}
+
+// mailToken finds the live token of kind with this plaintext and its
+// user; ErrInvalidToken when there is none, it has expired, or (for a
+// confirmation or reset) the user's address has changed since it was
+// mailed.
+func (s *Service) mailToken(ctx context.Context, kind TokenKind, token string) (*MailToken, *User, error) {
+	if token == "" {
+		return nil, nil, ErrInvalidToken
+	}
+	hash := tokenHash(string(kind), token)
+	t, err := s.st.MailToken(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("find token: %w", err)
+	}
+	if t.Kind != kind || !hashEqual(t.Hash, hash) || !s.now().Before(t.ExpiresAt) {
+		return nil, nil, ErrInvalidToken
+	}
+	u, err := s.st.UserByID(ctx, t.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("find user: %w", err)
+	}
+	if u.AccountType != AccountPassword || (kind != TokenEmailChange && deref(u.Email) != t.Email) {
+		return nil, nil, ErrInvalidToken
+	}
+	return t, u, nil
+}
+
+// ChangeEmail starts a change of the signed-in user's address to email,
+// after checking the password: a confirmation link goes to the new
+// address and a notice to the old one. The change applies when the link
+// is used (ConfirmEmail).
+func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string, meta ClientMeta) error {
+	u, err := s.st.UserByID(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	if u.AccountType != AccountPassword {
+		return ErrNotApplicable
+	}
+	email, err = mailAddress("email", email)
+	if err != nil {
+		return err
+	}
+	if err := s.reauthenticate(ctx, u, pw); err != nil {
+		return err
+	}
+	if email == deref(u.Email) {
+		return Invalid("email", "is already the address of this account")
+	}
+	// Counted before the look-up, so that the answer cannot be used to
+	// probe many addresses.
+	if err := s.limitMail(ctx, email, meta); err != nil {
+		return err
+	}
+	_, err = s.st.UserByEmail(ctx, email)
+	if err == nil {
+		return ErrEmailTaken
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("find user: %w", err)
+	}
+	now := s.now()
+	t, token, err := s.newMailToken(TokenEmailChange, u.ID, email, s.cfg.ConfirmTokenTTL, now)
+	if err != nil {
+		return err
+	}
+	confirm, err := s.newMail(MailEmailChange, u, email, mailPayload{Token: token}, now)
+	if err != nil {
+		return err
+	}
+	notice, err := s.newMail(MailEmailChangeNotice, u, deref(u.Email), mailPayload{NewEmail: email}, now)
+	if err != nil {
+		return err
+	}
+	return s.st.QueueMail(ctx, t, confirm, notice)
+}
+
+// OutboxConfig tunes an Outbox. Zero fields take the defaults in
+// brackets.
+type OutboxConfig struct {
+	// Poll is the pause between looks for due mails when the last look
+	// found fewer than Batch [1s].
+	Poll time.Duration
+	// Batch is how many mails one pass claims [10].
+	Batch int
+	// SendTimeout bounds one delivery attempt [30s].
+	SendTimeout time.Duration
+	// Lease is how long claimed mails are reserved for this worker; it is
+	// raised to at least (Batch+1) × SendTimeout, so a lease never runs
+	// out while its batch is being sent [(Batch+1) × SendTimeout].
+	Lease time.Duration
+	// MinBackoff is the wait after the first failure, doubled after each
+	// further one up to MaxBackoff [15s, 15m].
+	MinBackoff, MaxBackoff time.Duration
+	// MaxAge is how long a mail is retried before it is given up [72h].
+	MaxAge time.Duration
+	// Retention is how long sent and given-up mails are kept [168h].
+	Retention time.Duration
+	// Logger receives failures (never a token) [discarded].
+	Logger *slog.Logger
+}
+
+func (c *OutboxConfig) setDefaults() {
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.Batch <= 0 {
+		c.Batch = 10
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 30 * time.Second
+	}
+	c.Lease = max(c.Lease, time.Duration(c.Batch+1)*c.SendTimeout)
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 15 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 15 * time.Minute
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	if c.MaxAge <= 0 {
+		c.MaxAge = 72 * time.Hour
+	}
+	if c.Retention <= 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// pruneEvery is how often an Outbox deletes expired tokens and old mails.
+const pruneEvery = time.Hour
+
+// maxLastError is the longest failure text kept on an outbox mail.
+const maxLastError = 500
+
+// Outbox sends the mails of the outbox through a Mailer. Any number of
+// Outboxes, in any number of processes, may work on one database: each
+// mail is claimed by one at a time.
+type Outbox struct {
+	s         *Service
+	m         Mailer
+	cfg       OutboxConfig
+	lastPrune time.Time
+}
+
+// Outbox returns a worker that sends the outbox's mails through m.
+func (s *Service) Outbox(m Mailer, cfg OutboxConfig) *Outbox {
+	cfg.setDefaults()
+	return &Outbox{s: s, m: m, cfg: cfg}
+}
+
+// Run sends due mails until ctx is done. A mail being sent when ctx ends
+// is finished (within SendTimeout); the rest of its batch is handed back.
+func (o *Outbox) Run(ctx context.Context) {
+	for {
+		n, err := o.SendDue(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			o.cfg.Logger.ErrorContext(ctx, "outbox: claiming mails failed", "error", err)
+		}
+		if err == nil && n == o.cfg.Batch {
+			continue // there may be more
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(o.cfg.Poll):
+		}
+	}
+}
+
+// SendDue claims the mails that are due and tries each once; it returns
+// how many it claimed. When ctx ends it stops after the current mail and
+// hands the others back.
+func (o *Outbox) SendDue(ctx context.Context) (int, error) {
+	now := o.s.now()
+	claim, err := o.s.newID()
+	if err != nil {
+		return 0, err
+	}
+	leaseUntil := now.Add(o.cfg.Lease)
+	mails, err := o.s.st.ClaimMail(ctx, claim, now, leaseUntil, o.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("claim mail: %w", err)
+	}
+	for i := range mails {
+		m := &mails[i]
+		// Do not start a delivery that might outlive the lease: another
+		// worker could claim the mail meanwhile and send it too.
+		if ctx.Err() != nil || o.s.now().Add(o.cfg.SendTimeout).After(leaseUntil) {
+			o.release(ctx, mails[i:])
+			break
+		}
+		o.deliver(ctx, m)
+	}
+	if now.Sub(o.lastPrune) >= pruneEvery {
+		o.lastPrune = now
+		if err := o.s.st.PruneMail(ctx, now, now.Add(-o.cfg.Retention)); err != nil && ctx.Err() == nil {
+			o.cfg.Logger.WarnContext(ctx, "outbox: pruning failed", "error", err)
+		}
+	}
+	return len(mails), nil
+}
+
+// deliver tries to send one claimed mail and records the outcome. A
+// delivery that has started is finished, and its outcome recorded, even
+// when ctx ends meanwhile.
+func (o *Outbox) deliver(ctx context.Context, m *OutboxMail) {
+	log := o.cfg.Logger.With("mail_id", m.ID, "kind", string(m.Kind))
+	bg := context.WithoutCancel(ctx)
+	mail, err := o.open(m)
+	if err != nil {
+		// It will never open (another master key?): retrying is pointless.
+		log.ErrorContext(ctx, "outbox: giving up a mail", "error", err)
+		o.record(bg, log, func(ctx context.Context) error {
+			return o.s.st.AbandonMail(ctx, m.ID, m.Claim, o.s.now(), err.Error())
+		})
+		return
+	}
+	sendCtx, cancel := context.WithTimeout(bg, o.cfg.SendTimeout)
+	sendErr := o.m.Send(sendCtx, mail)
+	cancel()
+	now := o.s.now()
+	if sendErr == nil {
+		o.record(bg, log, func(ctx context.Context) error {
+			err := o.s.st.MailSent(ctx, m.ID, m.Claim, now)
+			if errors.Is(err, ErrNotFound) {
+				log.WarnContext(ctx, "outbox: sent a mail whose lease had run out")
+				return nil
+			}
+			return err
+		})
+		log.InfoContext(ctx, "outbox: mail sent", "attempts", m.Attempts+1)
+		return
+	}
+	msg := sendErr.Error()
+	if len(msg) > maxLastError {
+		msg = msg[:maxLastError]
+	}
+	if now.Sub(m.CreatedAt) >= o.cfg.MaxAge {
+		log.ErrorContext(ctx, "outbox: giving up a mail", "attempts", m.Attempts+1, "error", sendErr)
+		o.record(bg, log, func(ctx context.Context) error {
+			return o.s.st.AbandonMail(ctx, m.ID, m.Claim, now, msg)
+		})
+		return
+	}
+	next := now.Add(o.backoff(m.Attempts))
+	log.WarnContext(ctx, "outbox: sending failed; will retry", "attempts", m.Attempts+1, "next_attempt", next, "error", sendErr)
+	o.record(bg, log, func(ctx context.Context) error {
+		return o.s.st.RetryMail(ctx, m.ID, m.Claim, next, msg)
+	})
+}
+
+// record runs one bookkeeping write with a time limit and logs its
+// failure. (A sent mail that cannot be marked goes again when its lease
+// ends.)
+func (o *Outbox) record(ctx context.Context, log *slog.Logger, write func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
+	defer cancel()
+	if err := write(ctx); err != nil {
+		log.ErrorContext(ctx, "outbox: recording the outcome of a delivery", "error", err)
+	}
+}
+
+// open unseals an outbox mail into a Mail.
+func (o *Outbox) open(m *OutboxMail) (Mail, error) {
+	plain, err := o.s.sealer.open(purposeMailPayload, m.ID, m.Payload)
+	if err != nil {
+		return Mail{}, fmt.Errorf("open payload: %w", err)
+	}
+	var p mailPayload
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return Mail{}, fmt.Errorf("decode payload: %w", err)
+	}
+	return Mail{ID: m.ID, Kind: m.Kind, To: m.To, Name: p.Name, Locale: m.Locale, Token: p.Token, NewEmail: p.NewEmail}, nil
+}
+
+// backoff is the wait after a mail's attempts+1'th failure: MinBackoff
+// doubled per earlier failure, at most MaxBackoff.
+func (o *Outbox) backoff(attempts int) time.Duration {
+	d := o.cfg.MinBackoff
+	for range attempts {
+		if d >= o.cfg.MaxBackoff {
+			break
+		}
+		d *= 2
+	}
+	return min(d, o.cfg.MaxBackoff)
+}
+
+// release hands claimed mails back so that they are due at once.
+func (o *Outbox) release(ctx context.Context, mails []OutboxMail) {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.SendTimeout)
+	defer cancel()
+	now := o.s.now()
+	for _, m := range mails {
+		if err := o.s.st.ReleaseMail(bg, m.ID, m.Claim, now); err != nil && !errors.Is(err, ErrNotFound) {
+			o.cfg.Logger.WarnContext(ctx, "outbox: handing a mail back", "mail_id", m.ID, "error", err)
+		}
+	}
+}

@@ -38,7 +38,11 @@ type RegisterPasswordInput struct {
 	Timezone     string // IANA; "UTC" when empty
 }
 
-// RegisterPassword creates a password account and signs it in.
+// RegisterPassword creates a password account and signs it in. When email
+// confirmation is required it returns no user and no tokens instead: the
+// account is stored unconfirmed with a confirmation mail queued or, when
+// the address already has an account, nothing is stored and its owner is
+// mailed, so that the two cannot be told apart.
 func (s *Service) RegisterPassword(ctx context.Context, in RegisterPasswordInput, meta ClientMeta) (*User, *Tokens, error) {
 	if !s.cfg.RegistrationOpen {
 		return nil, nil, ErrRegistrationDisabled
@@ -99,6 +103,9 @@ func (s *Service) RegisterPassword(ctx context.Context, in RegisterPasswordInput
 		CreatedAt:    now,
 		UpdatedAt:    now,
 		PasswordHash: hash,
+	}
+	if s.cfg.EmailConfirmationRequired {
+		return nil, nil, s.registerPending(ctx, u, now)
 	}
 	sess, rt, refresh, err := s.newSession(id, meta, now)
 	if err != nil {
@@ -280,7 +287,7 @@ func (s *Service) checkLimits(ctx context.Context, key string, meta ClientMeta) 
 		wait = w
 	}
 	if meta.IP != "" {
-		w, err := check(ctx, s.cfg.Limits.LoginClient, "ip:"+meta.IP)
+		w, err := check(ctx, s.cfg.Limits.LoginClient, clientKey(meta))
 		if err != nil {
 			return err
 		}
@@ -301,7 +308,7 @@ func (s *Service) failure(ctx context.Context, key string, meta ClientMeta) erro
 		}
 	}
 	if meta.IP != "" {
-		if err := hit(ctx, s.cfg.Limits.LoginClient, "ip:"+meta.IP); err != nil {
+		if err := hit(ctx, s.cfg.Limits.LoginClient, clientKey(meta)); err != nil {
 			return err
 		}
 	}
@@ -313,7 +320,7 @@ func (s *Service) countRegistration(ctx context.Context, meta ClientMeta) error 
 	if meta.IP == "" {
 		return nil
 	}
-	key := "ip:" + meta.IP
+	key := clientKey(meta)
 	wait, err := check(ctx, s.cfg.Limits.Register, key)
 	if err != nil {
 		return err
@@ -322,6 +329,12 @@ func (s *Service) countRegistration(ctx context.Context, meta ClientMeta) error 
 		return &RateLimitError{RetryAfter: wait}
 	}
 	return hit(ctx, s.cfg.Limits.Register, key)
+}
+
+// clientKey is the limit key of a client address, in canonical form so
+// that one address has one counter however it was written.
+func clientKey(meta ClientMeta) string {
+	return "ip:" + cleanIP(meta.IP)
 }
 
 func check(ctx context.Context, l Limiter, key string) (time.Duration, error) {

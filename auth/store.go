@@ -32,7 +32,8 @@ type Store interface {
 	// UserByUsername finds a user by username, case-insensitively.
 	UserByUsername(ctx context.Context, username string) (*User, error)
 	// UpdateUser writes every profile and credential field of u (not
-	// HasAvatar, not CreatedAt) and sets UpdatedAt.
+	// HasAvatar, CreatedAt or the two-factor state, which have methods of
+	// their own) and sets UpdatedAt.
 	UpdateUser(ctx context.Context, u *User) error
 	// UpdateCredentials writes u as UpdateUser does and, in the same
 	// transaction, revokes every live session of the user except exceptID

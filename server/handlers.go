@@ -122,6 +122,9 @@ func (h *Handlers) registerPassword(ctx context.Context, in *gen.RegisterRequest
 	if err != nil {
 		return nil, err
 	}
+	if tokens == nil { // confirmation required: see handlers_mail.go
+		return pendingConfirmation, nil
+	}
 	return gen.Register201JSONResponse{
 		Body:    gen.RegisterResult{User: toUser(user), Tokens: toTokenPair(tokens)},
 		Headers: gen.Register201ResponseHeaders{CacheControl: noStore},

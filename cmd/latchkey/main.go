@@ -26,6 +26,7 @@ import (
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
 	"github.com/latchkey-dev/latchkey/auth/password"
+	"github.com/latchkey-dev/latchkey/mail"
 	"github.com/latchkey-dev/latchkey/ratelimit"
 	"github.com/latchkey-dev/latchkey/server"
 	"github.com/latchkey-dev/latchkey/store"
@@ -121,6 +122,22 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	mailer, err := newMailer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	// The outbox outlives the HTTP server's shutdown (stopped last, below),
+	// so mails queued by in-flight requests still go out.
+	outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+	outboxDone := make(chan struct{})
+	go func() {
+		defer close(outboxDone)
+		svc.Outbox(mailer, auth.OutboxConfig{Logger: logger}).Run(outboxCtx)
+	}()
+	defer func() {
+		stopOutbox()
+		<-outboxDone // a mail being sent is finished (up to 30 s)
+	}()
 	e, err := server.New(svc, server.Config{
 		Logger:         logger,
 		AvatarMaxBytes: cfg.AvatarMaxBytes,
@@ -165,6 +182,28 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newMailer returns the SMTP mailer, or the log mailer when no SMTP URL is
+// set.
+func newMailer(cfg *config, logger *slog.Logger) (auth.Mailer, error) {
+	mc := mail.Config{
+		From:        cfg.MailFrom,
+		PublicURL:   cfg.PublicURL,
+		ConfirmPath: cfg.ConfirmPath,
+		ResetPath:   cfg.ResetPath,
+		ConfirmTTL:  cfg.ConfirmTokenTTL,
+		ResetTTL:    cfg.ResetTokenTTL,
+	}
+	if cfg.SMTPURL == "" {
+		logger.Warn("LATCHKEY_SMTP_URL is not set: mails are written to the log, their links included; use this for development only")
+		return mail.NewLog(logger, mc)
+	}
+	m, err := mail.NewSMTP(cfg.SMTPURL, mc, mail.SMTPOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("LATCHKEY_SMTP_URL: %w", err)
+	}
+	return m, nil
 }
 
 // hashWait is how long a sign-in waits for a free hashing slot before it
