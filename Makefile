@@ -2,29 +2,42 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+TS_CLIENT := clients/typescript
+# npm ci runs again only when the lockfile changes (npm writes this file last).
+TS_DEPS   := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: run test build generate check-generated vet fmt-check ci
+.PHONY: run test build generate check-generated lint-spec vet fmt-check
 
 ## run: serve on SQLite in ./data with development defaults
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/latchkey serve
 
-## test: every suite (SQLite always; PostgreSQL too when LATCHKEY_TEST_POSTGRES_URL is set)
-test:
+## test: every Go suite (SQLite always; PostgreSQL and Redis too when their
+## LATCHKEY_TEST_*_URL is set), then the TypeScript client against the real binary
+test: $(TS_DEPS)
 	$(GO) test -count=1 -timeout 20m ./...
+	cd $(TS_CLIENT) && GO=$(GO) npm test
 
 ## build: the latchkey binary in ./bin
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/latchkey ./cmd/latchkey
 
-## generate: regenerate gen/ from openapi.yaml
-generate:
+## generate: regenerate gen/ and the TypeScript types from openapi.yaml
+generate: $(TS_DEPS)
 	$(GO) generate ./gen/...
+	cd $(TS_CLIENT) && npm run --silent generate
 
 ## check-generated: fail when regenerating changes anything
 check-generated: generate
-	@git diff --exit-code -- gen/ || { echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked generated files" >&2; exit 1; }
+	@git diff --exit-code -- gen/ $(TS_CLIENT)/src/schema.ts || { echo "generated code is stale: run 'make generate' and commit the result" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- gen/ $(TS_CLIENT)/src/schema.ts)" || { git status --porcelain -- gen/ $(TS_CLIENT)/src/schema.ts; echo "generated files are not committed" >&2; exit 1; }
+
+## lint-spec: lint openapi.yaml with Redocly CLI and the rules in .redocly.yaml
+lint-spec: $(TS_DEPS)
+	cd $(TS_CLIENT) && npm run --silent lint:spec
+
+$(TS_DEPS): $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
 
 vet:
 	$(GO) vet ./...

@@ -1,0 +1,35 @@
+/**
+ * The TypeScript client of Latchkey: a typed fetch layer generated from the
+ * service's OpenAPI document, and a session that keeps the token pair,
+ * sends the access token and refreshes it when it expires.
+ *
+ * @example
+ * const { client, session } = createLatchkey({ baseUrl: "https://id.example.com/api" });
+ * await session.signIn({ email: "ada@example.com", password: "correct horse battery staple" });
+ * const { data: me } = await client.GET("/me");
+ *
+ * @module
+ */
+export { createApiClient, type ApiClient, type ApiClientOptions } from "./client.js";
+export { LatchkeyError, throwOnError, type ErrorBody, type ErrorCode, type FieldError } from "./errors.js";
+export {
+  createLatchkey,
+  memoryStorage,
+  type AuthResult,
+  type Latchkey,
+  type LatchkeyOptions,
+  type LatchkeySession,
+  type LogoutScope,
+  type RegisterRequest,
+  type SignInRequest,
+  type SignInTwoFactorRequest,
+  type TokenPair,
+  type TokenStorage,
+} from "./session.js";
+export type { components, operations, paths } from "./schema.js";
+
+import type { components } from "./schema.js";
+/** An account, as `GET /me` returns it. */
+export type User = components["schemas"]["User"];
+/** A signed-in session, as `GET /me/sessions` lists it. */
+export type Session = components["schemas"]["Session"];
