@@ -258,12 +258,11 @@ func (s *Service) alreadyRegistered(ctx context.Context, owner *User, username *
 	if owner.AccountType != AccountPassword || owner.Disabled || owner.Email == nil {
 		return nil
 	}
-	key := "email:" + *owner.Email
-	wait, err := check(ctx, s.cfg.Limits.MailAddress, key)
-	if err != nil || wait > 0 {
-		return err
+	err := take(ctx, counter{s.cfg.Limits.MailAddress, "email:" + *owner.Email})
+	if errors.Is(err, ErrRateLimited) {
+		return nil // silently: the answer must not differ from a new address's
 	}
-	if err := hit(ctx, s.cfg.Limits.MailAddress, key); err != nil {
+	if err != nil {
 		return err
 	}
 	t, token, err := s.newMailToken(TokenReset, owner.ID, *owner.Email, s.cfg.ResetTokenTTL, now)
@@ -281,28 +280,11 @@ func (s *Service) alreadyRegistered(ctx context.Context, owner *User, username *
 // and per-client limits; a RateLimitError when either is used up. It
 // counts whether or not the address has an account.
 func (s *Service) limitMail(ctx context.Context, email string, meta ClientMeta) error {
-	addrKey, clientKey := "email:"+email, clientKey(meta)
-	wait, err := check(ctx, s.cfg.Limits.MailAddress, addrKey)
-	if err != nil {
-		return err
-	}
+	cs := []counter{{s.cfg.Limits.MailAddress, "email:" + email}}
 	if meta.IP != "" {
-		w, err := check(ctx, s.cfg.Limits.MailClient, clientKey)
-		if err != nil {
-			return err
-		}
-		wait = max(wait, w)
+		cs = append(cs, counter{s.cfg.Limits.MailClient, clientKey(meta)})
 	}
-	if wait > 0 {
-		return &RateLimitError{RetryAfter: wait}
-	}
-	if err := hit(ctx, s.cfg.Limits.MailAddress, addrKey); err != nil {
-		return err
-	}
-	if meta.IP != "" {
-		return hit(ctx, s.cfg.Limits.MailClient, clientKey)
-	}
-	return nil
+	return take(ctx, cs...)
 }
 
 // mailAddress validates an address given to a mail endpoint.
@@ -317,39 +299,23 @@ func mailAddress(field, email string) (string, error) {
 // nothing about whether there is one: only an invalid address or a rate
 // limit is an error.
 func (s *Service) ResendConfirmation(ctx context.Context, email string, meta ClientMeta) error {
-	email, err := mailAddress("email", email)
-	if err != nil {
-		return err
-	}
-	if err := s.limitMail(ctx, email, meta); err != nil {
-		return err
-	}
-	u, err := s.st.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("find user: %w", err)
-	}
-	if u.AccountType != AccountPassword || u.EmailConfirmed || u.Disabled {
-		return nil
-	}
-	now := s.now()
-	t, token, err := s.newMailToken(TokenConfirm, u.ID, email, s.cfg.ConfirmTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	m, err := s.newMail(MailConfirm, u, email, mailPayload{Token: token}, now)
-	if err != nil {
-		return err
-	}
-	return s.st.QueueMail(ctx, t, m)
+	return s.mailAccount(ctx, email, meta, TokenConfirm, s.cfg.ConfirmTokenTTL, MailConfirm,
+		func(u *User) bool { return !u.EmailConfirmed })
 }
 
 // RequestPasswordReset mails a reset link to the password account with
 // this address, confirmed or not, voiding the earlier ones. Like
 // ResendConfirmation it never says whether there is one.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string, meta ClientMeta) error {
+	return s.mailAccount(ctx, email, meta, TokenReset, s.cfg.ResetTokenTTL, MailPasswordReset,
+		func(*User) bool { return true })
+}
+
+// mailAccount queues a mail of kind mk carrying a new token of kind tk to
+// the enabled password account with this address, when wanted says so.
+// The request counts against the mail limits whether or not there is such
+// an account, and the answer does not tell.
+func (s *Service) mailAccount(ctx context.Context, email string, meta ClientMeta, tk TokenKind, ttl time.Duration, mk MailKind, wanted func(*User) bool) error {
 	email, err := mailAddress("email", email)
 	if err != nil {
 		return err
@@ -364,15 +330,15 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string, meta C
 	if err != nil {
 		return fmt.Errorf("find user: %w", err)
 	}
-	if u.AccountType != AccountPassword || u.Disabled {
+	if u.AccountType != AccountPassword || u.Disabled || !wanted(u) {
 		return nil
 	}
 	now := s.now()
-	t, token, err := s.newMailToken(TokenReset, u.ID, email, s.cfg.ResetTokenTTL, now)
+	t, token, err := s.newMailToken(tk, u.ID, email, ttl, now)
 	if err != nil {
 		return err
 	}
-	m, err := s.newMail(MailPasswordReset, u, email, mailPayload{Token: token}, now)
+	m, err := s.newMail(mk, u, email, mailPayload{Token: token}, now)
 	if err != nil {
 		return err
 	}

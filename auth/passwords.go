@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -278,41 +277,29 @@ func hashError(err error) error {
 // checkLimits refuses a sign-in whose account key (when not empty) or
 // client address has used up its failures.
 func (s *Service) checkLimits(ctx context.Context, key string, meta ClientMeta) error {
-	var wait time.Duration
-	if key != "" {
-		w, err := check(ctx, s.cfg.Limits.LoginAccount, key)
-		if err != nil {
-			return err
-		}
-		wait = w
-	}
-	if meta.IP != "" {
-		w, err := check(ctx, s.cfg.Limits.LoginClient, clientKey(meta))
-		if err != nil {
-			return err
-		}
-		wait = max(wait, w)
-	}
-	if wait > 0 {
-		return &RateLimitError{RetryAfter: wait}
-	}
-	return nil
+	return wait(ctx, s.loginCounters(key, meta)...)
 }
 
 // failure records a failed sign-in against the account key (when not
 // empty) and the client address, and returns ErrInvalidCredentials.
 func (s *Service) failure(ctx context.Context, key string, meta ClientMeta) error {
-	if key != "" {
-		if err := hit(ctx, s.cfg.Limits.LoginAccount, key); err != nil {
-			return err
-		}
-	}
-	if meta.IP != "" {
-		if err := hit(ctx, s.cfg.Limits.LoginClient, clientKey(meta)); err != nil {
-			return err
-		}
+	if err := count(ctx, s.loginCounters(key, meta)...); err != nil {
+		return err
 	}
 	return ErrInvalidCredentials
+}
+
+// loginCounters are what a sign-in attempt counts against: the account
+// key, when not empty, and the client address, when known.
+func (s *Service) loginCounters(key string, meta ClientMeta) []counter {
+	var cs []counter
+	if key != "" {
+		cs = append(cs, counter{s.cfg.Limits.LoginAccount, key})
+	}
+	if meta.IP != "" {
+		cs = append(cs, counter{s.cfg.Limits.LoginClient, clientKey(meta)})
+	}
+	return cs
 }
 
 // countRegistration limits registrations per client address.
@@ -320,42 +307,7 @@ func (s *Service) countRegistration(ctx context.Context, meta ClientMeta) error 
 	if meta.IP == "" {
 		return nil
 	}
-	key := clientKey(meta)
-	wait, err := check(ctx, s.cfg.Limits.Register, key)
-	if err != nil {
-		return err
-	}
-	if wait > 0 {
-		return &RateLimitError{RetryAfter: wait}
-	}
-	return hit(ctx, s.cfg.Limits.Register, key)
-}
-
-// clientKey is the limit key of a client address, in canonical form so
-// that one address has one counter however it was written.
-func clientKey(meta ClientMeta) string {
-	return "ip:" + cleanIP(meta.IP)
-}
-
-func check(ctx context.Context, l Limiter, key string) (time.Duration, error) {
-	if l == nil {
-		return 0, nil
-	}
-	wait, err := l.Check(ctx, key)
-	if err != nil {
-		return 0, fmt.Errorf("rate limit: %w", err)
-	}
-	return wait, nil
-}
-
-func hit(ctx context.Context, l Limiter, key string) error {
-	if l == nil {
-		return nil
-	}
-	if err := l.Hit(ctx, key); err != nil {
-		return fmt.Errorf("rate limit: %w", err)
-	}
-	return nil
+	return take(ctx, counter{s.cfg.Limits.Register, clientKey(meta)})
 }
 
 // normalizeEmail is the form emails are stored and looked up in: trimmed
