@@ -77,7 +77,6 @@ const (
 	ErrorCodeMethodNotAllowed     ErrorCode = "METHOD_NOT_ALLOWED"
 	ErrorCodeNotApplicable        ErrorCode = "NOT_APPLICABLE"
 	ErrorCodeNotFound             ErrorCode = "NOT_FOUND"
-	ErrorCodeNotImplemented       ErrorCode = "NOT_IMPLEMENTED"
 	ErrorCodeOverloaded           ErrorCode = "OVERLOADED"
 	ErrorCodePayloadTooLarge      ErrorCode = "PAYLOAD_TOO_LARGE"
 	ErrorCodeRateLimited          ErrorCode = "RATE_LIMITED"
@@ -118,8 +117,6 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeNotApplicable:
 		return true
 	case ErrorCodeNotFound:
-		return true
-	case ErrorCodeNotImplemented:
 		return true
 	case ErrorCodeOverloaded:
 		return true
@@ -736,9 +733,6 @@ type InternalError = Error
 // NotFound The body of every error answer.
 type NotFound = Error
 
-// NotImplemented The body of every error answer.
-type NotImplemented = Error
-
 // PayloadTooLarge The body of every error answer.
 type PayloadTooLarge = Error
 
@@ -1262,8 +1256,6 @@ type InternalErrorJSONResponse Error
 
 type NotFoundJSONResponse Error
 
-type NotImplementedJSONResponse Error
-
 type PayloadTooLargeJSONResponse Error
 
 type ServiceUnavailableResponseHeaders struct {
@@ -1420,20 +1412,6 @@ func (response SignIn500JSONResponse) VisitSignInResponse(w http.ResponseWriter)
 	return err
 }
 
-type SignIn501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response SignIn501JSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type SignIn503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response SignIn503JSONResponse) VisitSignInResponse(w http.ResponseWriter) error {
@@ -1583,20 +1561,6 @@ func (response ConfirmEmail500JSONResponse) VisitConfirmEmailResponse(w http.Res
 	return err
 }
 
-type ConfirmEmail501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ConfirmEmail501JSONResponse) VisitConfirmEmailResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ConfirmEmail503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response ConfirmEmail503JSONResponse) VisitConfirmEmailResponse(w http.ResponseWriter) error {
@@ -1706,20 +1670,6 @@ func (response ResendConfirmation500JSONResponse) VisitResendConfirmationRespons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type ResendConfirmation501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ResendConfirmation501JSONResponse) VisitResendConfirmationResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1845,20 +1795,6 @@ func (response Logout500JSONResponse) VisitLogoutResponse(w http.ResponseWriter)
 	return err
 }
 
-type Logout501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response Logout501JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type Logout503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response Logout503JSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -1962,20 +1898,6 @@ func (response ResetPassword500JSONResponse) VisitResetPasswordResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type ResetPassword501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ResetPassword501JSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2089,20 +2011,6 @@ func (response RequestPasswordReset500JSONResponse) VisitRequestPasswordResetRes
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type RequestPasswordReset501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response RequestPasswordReset501JSONResponse) VisitRequestPasswordResetResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2256,20 +2164,6 @@ func (response RefreshToken500JSONResponse) VisitRefreshTokenResponse(w http.Res
 	return err
 }
 
-type RefreshToken501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response RefreshToken501JSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type RefreshToken503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response RefreshToken503JSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
@@ -2419,20 +2313,6 @@ func (response SignInTwoFactor500JSONResponse) VisitSignInTwoFactorResponse(w ht
 	return err
 }
 
-type SignInTwoFactor501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response SignInTwoFactor501JSONResponse) VisitSignInTwoFactorResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type SignInTwoFactor503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response SignInTwoFactor503JSONResponse) VisitSignInTwoFactorResponse(w http.ResponseWriter) error {
@@ -2553,20 +2433,6 @@ func (response DeleteMe500JSONResponse) VisitDeleteMeResponse(w http.ResponseWri
 	return err
 }
 
-type DeleteMe501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response DeleteMe501JSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type DeleteMe503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response DeleteMe503JSONResponse) VisitDeleteMeResponse(w http.ResponseWriter) error {
@@ -2629,20 +2495,6 @@ func (response GetMe500JSONResponse) VisitGetMeResponse(w http.ResponseWriter) e
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetMe501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response GetMe501JSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2772,20 +2624,6 @@ func (response UpdateMe500JSONResponse) VisitUpdateMeResponse(w http.ResponseWri
 	return err
 }
 
-type UpdateMe501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response UpdateMe501JSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type UpdateMe503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response UpdateMe503JSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
@@ -2842,20 +2680,6 @@ func (response DeleteAvatar500JSONResponse) VisitDeleteAvatarResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type DeleteAvatar501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response DeleteAvatar501JSONResponse) VisitDeleteAvatarResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2982,20 +2806,6 @@ func (response GetAvatar500JSONResponse) VisitGetAvatarResponse(w http.ResponseW
 	return err
 }
 
-type GetAvatar501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response GetAvatar501JSONResponse) VisitGetAvatarResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type GetAvatar503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response GetAvatar503JSONResponse) VisitGetAvatarResponse(w http.ResponseWriter) error {
@@ -3099,20 +2909,6 @@ func (response UploadAvatar500JSONResponse) VisitUploadAvatarResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type UploadAvatar501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response UploadAvatar501JSONResponse) VisitUploadAvatarResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3257,20 +3053,6 @@ func (response ChangeEmail500JSONResponse) VisitChangeEmailResponse(w http.Respo
 	return err
 }
 
-type ChangeEmail501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ChangeEmail501JSONResponse) VisitChangeEmailResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ChangeEmail503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response ChangeEmail503JSONResponse) VisitChangeEmailResponse(w http.ResponseWriter) error {
@@ -3405,20 +3187,6 @@ func (response ChangePassword500JSONResponse) VisitChangePasswordResponse(w http
 	return err
 }
 
-type ChangePassword501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ChangePassword501JSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ChangePassword503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response ChangePassword503JSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
@@ -3507,20 +3275,6 @@ func (response GetSecret500JSONResponse) VisitGetSecretResponse(w http.ResponseW
 	return err
 }
 
-type GetSecret501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response GetSecret501JSONResponse) VisitGetSecretResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type GetSecret503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response GetSecret503JSONResponse) VisitGetSecretResponse(w http.ResponseWriter) error {
@@ -3583,20 +3337,6 @@ func (response ListSessions500JSONResponse) VisitListSessionsResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type ListSessions501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ListSessions501JSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3686,20 +3426,6 @@ func (response DeleteSession500JSONResponse) VisitDeleteSessionResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type DeleteSession501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response DeleteSession501JSONResponse) VisitDeleteSessionResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3834,20 +3560,6 @@ func (response DisableTwoFactor500JSONResponse) VisitDisableTwoFactorResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type DisableTwoFactor501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response DisableTwoFactor501JSONResponse) VisitDisableTwoFactorResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4000,20 +3712,6 @@ func (response EnrollTwoFactor500JSONResponse) VisitEnrollTwoFactorResponse(w ht
 	return err
 }
 
-type EnrollTwoFactor501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response EnrollTwoFactor501JSONResponse) VisitEnrollTwoFactorResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type EnrollTwoFactor503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response EnrollTwoFactor503JSONResponse) VisitEnrollTwoFactorResponse(w http.ResponseWriter) error {
@@ -4158,20 +3856,6 @@ func (response ConfirmTwoFactor500JSONResponse) VisitConfirmTwoFactorResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type ConfirmTwoFactor501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response ConfirmTwoFactor501JSONResponse) VisitConfirmTwoFactorResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4336,20 +4020,6 @@ func (response Register500JSONResponse) VisitRegisterResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type Register501JSONResponse struct{ NotImplementedJSONResponse }
-
-func (response Register501JSONResponse) VisitRegisterResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5503,257 +5173,255 @@ func (sh *strictHandler) Register(ctx echo.Context, params RegisterParams) error
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rctu22j96Kxittaeyh5IlH5JYns5+FVtxnPpUW27qVN0mREISYwpQCNCK0uWZ3sN6r+H9vm/hfym9",
-	"kv/gAUACFCXLidO1Vt98aWORxBnP+fk9v1UCNp4wSqjgldZvFfIRjycxgX+3UzG6IDyNxf4IxzGhQyJ/",
-	"5ul4jJNZpVXpTlltgAPBEhRkb3iVOxynRDU2iRLCbyJaaW01Gl5FTNmN+uAmIR/SKCFhpSWSlDiPBLsl",
-	"tNKqXHZ/TmYnL7rTadxnhx/fjKeXLw5r1/uvb7ovfroOP/48fCM+nL/nz9+1K/f3njXermyBu4O9jIaU",
-	"hCii9ghxEBDOsx7J7M2ofxhEZ9GbV+86F90fL4/40VhM3u0fPTt6/yq6/vRjdLz/pkF+bst3fvip+WM0",
-	"+LFOZm8mwdaJ/ImFry+mZ9GLu/7h7vvrtx9Zf+u0cfZ+OD07aMtPR+HbH+V7/Prni/f4UMREdkFPm9eR",
-	"7OJldPa28+nd+3fxcffd+5O3P4rTw+utd5eNnevuVfO4++b25O3J9rvuRXS6ef3xZB++1cML35+Mr5rv",
-	"Dl6Njrun0enhtTg97GzDt5/e3R53X8Un4+tP1/Lbtyeb7+S343gU7h89O+kGmyefrndODtrTk/1p9O7n",
-	"0fToPft4+un60+n72+lZtz0d/Fjvj3cbx287Ihj/NOrvNz/ht2F6/fNFMxhfVTxns3flZidkkBA+urEf",
-	"bO7sbjbsh2blxdaz6P0OoTvBj+x2/LJ20t151aDTF1tR99Ps8Fkj2TzdfrdNmqLLK16FE84jRm+isNKq",
-	"PA82yU7YxLWt/vagto1fkNpu8CysNcnmYAtv93eCZ2HFq0BPN2I2IZVW5SXBCUkqC07kAMec3MsjNSI4",
-	"JAmcpE4XD+X/Q8KDJJqIiMlxtyliE/whJeiOJHJMSOAhYgMkRgThOyxwgqoYfUiZICHiIonocK0OywUX",
-	"rdKq9CpbHzZrz6e9SkWui3steDAiYyz71SNXTcB5P2WXgiWkZFDxFM848imrcfmGv6eGQ/mUJCjASRIR",
-	"jjCCJUEsQRhxEiREuAMzny8d1gQLQRLZ6/9n3v+7XNfCaO+9ygQneEyEXs52EJCJOMZ0mOJhyRy6I4JS",
-	"TpLvOJokZECShIQo1q/zPYQFSsgw4iLBApZ9RFCfcIHGWASjHu2TgI0JVxMPApZS8R1HfswCHBMfpTQm",
-	"3Po74mgY3RGKqiTmBPmE+mv1HnXWY5DU9l97aJDsffi+Ud/1EKHwrxcVryIPtz4tFa9C8Vh+oOZYyya5",
-	"bDvv5SLzCaOcWOsjV1ySaCoIFUCwJpM4CmDKG++5XKnf8hHKN0PoeH+/c97tHFS8yphwDgtcOdKHMgwT",
-	"OfU+iRkdciQYwtQskYcwGuMoluvBKIoER1M8q1fu7aH/PSGDSqvyt42cdWyop3wjGzbMqHAs9bO90k5Q",
-	"BONLiPwZ0xmjRI6NExqiSCDBerTqy/nBZvlmimqb7r3KSxxekA8p4WL1JYOVjugdjqPQ5RZHpz+1j48O",
-	"bi46P151Lrs2z9BrPP9GSASOYl5p/fJbZRCRWBInIifqbMM45QL1CcIIukXwhtmVyv2v9rvwrIUe+ORe",
-	"E7fyGXTPfuicLhm/eZ73Kq9eHNFbuc56cSSRGGGOFC0P69DplOBbt8+3nfYPN+fty8u3ZxcHJX0Wn5et",
-	"2ARzPmVJWL5oAsUEc4FeSIkjwQGQE3fRTAPWupV/db/yqe4kCUvKjrRcqkSdOrlaYxwPWDImsF79hOBb",
-	"SWaTNCYt5BcOjI+q00iMetTXq+CjCUkQLMOah3xnrfTLCKP8bUJFMkMUjyM67FF5tc3Mocc1Tw7Cd7bZ",
-	"R1VM1fHxUEI4EfIdkYlxPapYghhhmE9KbymbUs/su3w75SQ0d26f0UEcBY+9cfp5Py7Ik6dn3Zv2+fnx",
-	"0X775XGn5PzMvWAfWklNJkSzg5ARjigTSPY1k4REyBc0mVPnV91NZwSdk/bR8U23XX5l3KerXXfZaZwQ",
-	"HM40vyKSjbonFsbuXGpU+pkeNpUrV6BX7eOLTvvg+qZzKlem7O7Nv2ENIBfkrY51R6pXyYsVW7O7vbrs",
-	"XJy2TzoLl2zuhbJVy9ouLJzAkqqVrJX5AJmX6k9ym81x5ggum7xSXGBBjDzHSXIXBfIuWyfB93rUd6fp",
-	"e8gvLLcPl9E9vz6qihHp0QdP7W1EQzkGfXplUzAucw1fsaQfhaHiAI+4h2HEy47S/v7Z1Wn35uDocuFZ",
-	"mn+lsENmqBFHphd1jmyhze33onN4dNm9aHePzk6Xdb7ovXwEF7ZgGHEUxIxn55gGjA4iSaTLrr7cof2z",
-	"01dHFyelnZe/lXe9rxpHM5YmhSs9iBIunuagnsojEsdsSsIW8ksXRJ7BksHCaS1unzqcr84uXh4dHHRO",
-	"fX2sjqiU7HGshvE5cujRaVfei2NXDtXNIiLbfYRsuXA5fNOP35KybErJxwkJpMI1wFGcJqSOJKPus3CG",
-	"uNSMKBOjiA7RmCVkL7vaJEExG6pLWI0Zu0UDyR1tFh+uwXhPmXjFUvp5wrncj1dnV6fuwZFbOpBtPsmC",
-	"ZH34LUQZ4mkwkvyepUlA9Kw0GTXzOZKjHBP6uSqH7PHo5Py4c9I5LWoecm5R3j6KqOpfq8xPNmOrf5j3",
-	"w72e41nMcNhl7BgnQ/JZMz9vXx+ftaWEdXZz3L447MwJ0+b4wAGULIsxFMv+nmTmc/37LaUNy96q+gSn",
-	"EzlPuQpjPCRroHrJAy9A1h9HAoZyqRjcFcV3OIqNgPYIjiLbVB25xPXsp86FHGQpTXUeuiunOa4cbj/l",
-	"sz0kRV48xBFFfMQSEc8MVXdGbAkop+2f2kfHC+RJ9+nCrgUZT1iCkyieIaunp6Hl3fLGW8jP10VKCoyh",
-	"MaazXMgfYT4iUkPr0UnChpLH7KGEwAoNBEmQfyH/qLXlHz7iJGA05GtA662JGykkxAL3MSeWEAL2Im0G",
-	"sSxhVrPzdptL1Y2UXaY4kurXgCVE7pskuGrrqpxQoWQse5KuXaxpr+w4otE4HcOv2nISUUGGBJb03qt0",
-	"GTvBdKYtAPyzLvJFu9u5OT46OSrSr65ZeyzkURDcPocxFuRpuJjdv7zD870+uLv1p90pZ0OeNZbZAR/c",
-	"oSuKUzFiSfTpMRyG5/tTZtzYPzvoLLFt6MfuxZbvyFstjzgYNxQJCRISEioiHPMFfV10Djqn3aP28eWy",
-	"Lp23Cj3nXSCckOIIEiJ166JQ/Oqic/laqe83F52rywUycelrBaFcG9213XeKc1VPdmwEITCtI3j9jt3m",
-	"crPcPjn6AIviKK9O21fd13La++1u6QDn38jH1s4bznpWx+wJpWV78C0ggPZ4fFSlzLOtXcbioTxEPcoS",
-	"d/k8ZTfXa2SWbc3LLS7WSfBRdZowOuxRQ709bXGHVpSuJL8t20cfVWU/Qg6nR909TMgkxrPFe7fm2IDk",
-	"dfB7VI3FMvsgmFwgmfcMrodRLK8oTycTlggSnpAwwl242J9BWq9OL6/Oz88uup2Dm5POwVH7pnt93ilq",
-	"TrLNmuwjt9wVWn8SOls+GKk7IN8ehQ/SEwhMUmYeY7GmJMgShV3gW6Iuiu6/aMPHYRjJT3B8nsjvRSRp",
-	"G3iavMrE+iknd0U5r3N6cHR6aHQ5UPd8EOax6wrBkpxLGq41XfjVs0zmiIkRSaYRJ0DgqSTbv1TK2q94",
-	"uS/hV9sXYnkYXE+GV/lYky3W7jCYaDg0TWgY0eG+NR7ZslmeX++tg2Adny9yWXglHrOcff2iVjnv99fs",
-	"fdZ/TwIhD1pb9WBOfWE/1AWGYyMnWmM0nmV2j+mIcZvgg11Na5m1MQ5Jj6rv95BvaILSXpXRoIppiNhE",
-	"nZjM3rWG5M84kwG1h0pvoGqw4uUmdGfLLMN6YWVs1/mDZ3XeAM5SEbAxWMmwsnIgRVfqPbqO/BIXawtB",
-	"Y34LceOV30MEyI8PvvtzHCW+soWjiPcoQpOEgNRY9W2fve8hP3fsyr9yb7Pvye98x9Ms35j3S8tfc5ey",
-	"D6sM3xaDEsD1hPtyIEvmJkUjOBZZUMQegsMx357sBYODiztDB/FAT9mTGjy8zuuorXy4kUBYwBDPzy67",
-	"aEOyt42coPvqYLhkxY11mPMZozdvu6ia7QeMeK1edlhsh/4ioTKlIoqN81XeXcWv/vj9vxFLPE21svXx",
-	"4M2S5Zbv6+4cWRQCDJaJnOXhBw+P1mWv+tvSZcnGksU0rDaeBet/pqII3P5X2g47GKLMi07JNJMMyhpU",
-	"rK3SqqRpVEoc7MiJ5TwX7i6Qy/sFoRUWddf0RHfXZywmmBY+XLBYIEybw6PYAVwLLBZdCFTN31+0lAUG",
-	"UTb+Ui4BUR5XYGB5JKcfRPGC0AcldVTPTw899Oa8c+ihw6NXUk57S/rn7rb1Iyql8IemA32VjX9/hOmQ",
-	"dCTbsRzoj5hF5kcrP3uae7uxJTjE/xWzOxLjgNTNz9akMkca/nhM6FCM5D3bLjmcGVcrPyRpkkiukTFM",
-	"ZxABSxISCDRiCSeoD5EsM8QFVoNZvp5mhDazXbC25/qVz1tePYcbe6afOwevQsn0ZvGavfjj9382N203",
-	"+R7ihJhbZVyRfm4ZT2NS3Fq16zREfSJHA4s/GSWYP7yoc3MtDLh0jZVU+QUHeAmVUXR4kLAxTFf2QUKI",
-	"jnAnvXlz1B99nL571r8hwZTfkavN9NXl89urcfzyp7urNzu4zxofBs9P90+Kp/rZg4QIhrdk6t0pewWE",
-	"6jMPWKm+YV+fZ7UwGkZCmU5McFuuUUtmPpm4C7K9u9nY2nXn+mwbmKT5s7mSiF427wMSE0FOyKrzLUju",
-	"mcCt5ZDMpJqpFEa41y9oXT2LHiiu4NNcTS2/O228v44F6bJr8uPVSfN59znf3//5lN8NRbAznvzw8mrI",
-	"RpweTg+3jlY7V/NLqbyzT3SElgoHpot9+fLKe92hCYvjR4/v25Yv3PLMn/tIPQ8cSmygFTXw3mrBa355",
-	"VjkQMA51GKy4kDI6BIogV2FJ/YTdEh1V5aHpiFCwfygP20DRZ7DigZlBjiwSZMwfGswr2YW2GWVrhpME",
-	"zyqudaKoNo3SMaa1hOBQ3iOpMsSYQt97YBkaE0wFHCrw0uBxgV2uFOP3BMaMfLVLJsGFHLyHxjgYRZRY",
-	"04Fdls3X0SUhQPnhXeVOlf8TCQvTwCy2MUbMh0cWg/+KAYgFo/28xbjcxL7A9L0oSqQ8gKMkoCULh6h4",
-	"jsv+pNN9fXYALbSPj8/eWq2aGKe5oKf52Ku5SLYyL/JCq2nBU2WFWcy74R3vqu3wdIxD89u1glnvSJnL",
-	"DUn2Km8Jvj3PRTf9HLTC/M99dVavCg6F/LnliPEqF0ohhjYulIPEcwJ8DkwQk1cBEfCUif0swiez4Vlv",
-	"5dFSViCHVzkhYsTCUybaKrDGtNfFavRX2gZn/m4r10mHmnblp3lg43xswQJzule5wIIcR+PIrIIKj6nM",
-	"hWV4lbPcvQ4LmPm8f733KhYFe6wWCmF4vy2JbYVXPNSfgaXqzeXZKdg8SyhZGZcrte1+GcFTY15O8Y4h",
-	"tr+M3L3cP0fbz7N0AiTwsDAVWjt86XLXrR1HeN307NSHX9q1d7j26dffNr0X99Wa/rNR2/31t6b34n5t",
-	"/e9l63LMhiwVnyfRvFXhwH1IZFFqCpiPM5uxzwM2IX4dyTdZKhCjBAJDerRgE83DG5WRSDBEaFhmQnzA",
-	"hnUE93YQ6bQLtz3FqilzhowijsCa6qz+45KBHpCAvAosxEP8X+3FJbxaKjXZL8zN/O0oCkZmwtzMuBqS",
-	"AU5jgXytSPlrrfzfsEYBjmOSfMe9HvXBK8N9LV/BX9kaGqUrk1ZxHJs39TuuM0D3UvEqqtmKV8Fx7BL9",
-	"/J25NbvQ7kBJrPkj6YlxJd4E5uNixAtFPKLDmNRSTlzPI/cQH7GpDtViNHBpzC+V56MP27XN8aePFa8S",
-	"7Ia3tekWENFt8Z7WXiQDLFnVh8272rP+CE7HzmxYmzy/TSteZWvwKajt0qkkHORFImo7H99/qHiV281p",
-	"vzZ6Nr6reJXdyZDXwu14VvEq6XNMa8GW+CSXLZMi58kb/nikHjaVFdj6yxUkC0SssFBlNMxlf5+jms3d",
-	"2a90z+bmZndbPjVlTPo8+tcuaGgt5EuO5IN1t47acxpeC/nAYnzl3ck1Qg9N4hRSjswtU1dPKR1K7C2z",
-	"f6mcC2UAK6GV/YiVsB6BxowLtNNoWDY2l/qdMyJlohjxIJL0lAN1tFZ/p9Eo88qUW2Ev9J4s0Hv3UEoj",
-	"5XgY4iSEpDg2QAHmZN5gq/+qB2z8WbbaOGPIyykxvHVv0uiKMzqI+CTGkPlCPNT84/d/Ptu2FxMVpjyv",
-	"yVtu7BCjY22GfqStapnp+YFFr6N5O6unQu5QwMZjRu1AEfl7wKjAEY3oUEVzmvwHbYWFHfiOI1hgNMGJ",
-	"2OtRDBlIwQjS5bYbDeRmFBWzGx9rujADvAkYHZT5s7QcYgch7Ck1l3xIpYCS22RANJiXAx47JBGNySdG",
-	"H7ZEmfcKeS0LZjBJ+3EUoBGmodSRt/74/Z9bDXlL/PYfv//zHcJ//P7PT6jxx+//3EU3qI5q/mNu1Y1y",
-	"IhRFyUZt96Ze+/W3LW+rcf/3ykqGnZyiruTJd+lVboqaVwNMVIO+SlX3SnHlUVNRx+DozuMeetSVXOro",
-	"B0ImKBKI4wHZQ/5hp4s2xmTDWN8k9+fg34YAxMIhfZxtrNyTyVfyYp7jKDHn46EPpGo4xwDhw6zLcgYI",
-	"jC/3DnEivtAD95T0utTfVT4PTmhoB/f8p85CfJmnbrkvkpJpzgmqq3ra1r7AufanEOlHjmh1X5vKT5X7",
-	"9We72h5w6l5mlPIrkdc+5uTZdprEEPozkb3MoUZ8ESUszFqPrXyuoFs+1h2UECxIeINFmapMaCbE5PFf",
-	"hT1ubO7Ums3aZrPb2G1tNVqNRr25ubW98+ydTQNCLEhNcv2yk2a027IRgIAPKmbk2io0t5JqOUTBW8FL",
-	"zgg1aM1c7IqJNlo6c9MZUbFHIB5ofYmEZQuxKRei2Wht77Sam/Wd1dcgKvinVsRKeTAkKJoscBjHUmXJ",
-	"AjaNYSka0lpEPRQNECSUF+e4VW/Um82t+vOKV6FprPN4nDW2tAjMxY2JlJ8fgnxsekRW1DaMBcxNylqy",
-	"6Lx9zjLLo3yDh6WnTY7JlxJCrT0Es0/JomA6c8dzwj5FcYw3duoNVP252dxDxxFNP6KPL57dPNteQ6+i",
-	"hAzYx43m9k698fCiFe477Kl1R+01dY6wMzPY9fxalVKLaEiP6Ocp9J2POBDxDDFqx822Mr/sHoSy5yq8",
-	"xZrkox71jShffFymnX8VWcN7cq/wg7wCYm6XabhP6k121aV5NeZhWWzBkfnzww9WDTMsCUp1L7DlAs8X",
-	"5DHQZY+WUYrj9hYHT3QtjXgOuOqofdpGkqQh+UqJQ6eTylXeOGY0hID9x5lHcjXqcZu5QpzyXgYLhDny",
-	"2zqvDKTXFlLYXqiXNhpbgd0Y/EL8gqfnsyHfPoVvj6Kz6Gh6/T4enWxeb767fLP7AEjaU8ZS/+vjor9a",
-	"GPQeEgkOiQpzd0J69ed+HV2CB0FKkaiaMCF52dqXuJEeHVedubdGhGvlxaSoIMFQFbS53LyhXENFfe6p",
-	"BLLPitEuEBbn4jlNOue0uIelR8pZvlLKlA1jIXydusi+HVWicfscL1aO5TdHgRySv1KEY/ese748zBES",
-	"/xglPZpSKTG5/quiweqzwiCtkavot7FJtludijIxkUO/SZMFodm3ZCapJ6bI1++2NjZ8dHVx5J7Q/KFg",
-	"YrJxjEUwuiWzFg7x/7PdsASm/1eJId+/eXn59nrr4Lzz+vyHrfOfz4t/SzK8+SziPCXJ96Y59SOOhyyJ",
-	"xGj8/eXrdlP9BvvCv3+m/pqQJGLh91uNsv3+kNwECwKcfrzIdtW3lsb3YA2QH2KBWxB0vzGhwz2lgXty",
-	"OY7d5Sh/Mfrp5dnFtPHD4ZC12+326eXVqHM1lP/syP+83G9fy/8PXgWXb+Q/Dq7izo8/XWzTw9Ph9eHB",
-	"9sG0/fJlu9OeXm6eXbXhkzcXVzud5PbNcDj8/vvHSolwjOUORxTJIW5tqpybMaYpjhV0mDuvh3ZtVSOC",
-	"55y8fE/KaMCVtq0+TjiQMu5KlM5O37v3KjgcR3S1DBTtu3vIJ/egqtqPEjG6kaqj21xz9wVo9c1GUcVc",
-	"pVXXuvK0RpMFXsRjppBDOdlDvhygv4JzbQWF6sG5wos3DmRTObNQCYUPj2qR4WaE+Y3Ca11sMMq4uXrR",
-	"B0hETFWyjtPLwpNVNMg0+rt4a/CM1J4FzbC2PXhOart4Z6e2GTaDF2S7/3zgnpFF/P+xrlX5voHgykeT",
-	"SfoP7su8DlhwpT6Jc85SdSzUu4dXebmW+hnGEofs6Nl7Nm6dOdDF86poSbY/1jJYe+AQCucoli6BIWUO",
-	"JVhEX68mhvw8MtrbxFwzFEASUx21IfHVPMCJlCEmIiMIQUxwwm07jIf8fsTk/8xUFdJYPlt/SeTEYyMi",
-	"HkmNCwkC19fX17WTk9rBQUFB/DJa/cT30ppzc6U5l9/TH1RI7+Nk0i/1rj98EZ/CC64EozSJxOxSDkgf",
-	"KdAR2qmcm/nrldnLN28Vem/BPOIo2+CVKvrmPFs1BWS98uRT570NTRzUVShRbVs9+miTBmqjccR5RIde",
-	"DkKbwbYCesmAJSQaUgu9hFGds18AMVHIJiHkWIXgpvEgCV8ZukiokZu2G01UhFFR1xlOApDkgmo2EmKi",
-	"IDkiOigJjzLagIKAzmydAHrggsRkUJyRQIoKZpiT3OtRHg0pRxPCJpCp4EHwBkcsFQo3rBZHdxm4i9Hd",
-	"ZTdSe1cPC1Ar3FPPiQAgB3Bb1SKqvFhjTCGMeEQiSPMYRDHxNPy7HI2JC5UtWLAr7pzqPdqjgNMTsiCV",
-	"Kp9xTgWMigQHooBDqpoDSySYQjS8Hxv0qEikymYjG+qUGMJ10KiJ7IYwCy7A1KKBCAThgqNgRILbHjVv",
-	"K2hy63UY7t/+hrpTBgCl3EIolY/W0fr6pRsnsr6OKCFhBr/YT4UGz6jPR9gpcGSE/N96QMV6lRbqSerV",
-	"q9z72uiqgVoxSjAN2Ritu9bxdVTd3HmG+hGcCYQyvyp8Jg+D8a1miMcuXHwhmKUuG7lMg1Ee+TLCd0R7",
-	"JVpI8UFwPhTkAAN4UVfrcl4ICJMrY2aup0QL6KEu8IcciAMREs8QzmFC1FmVh1QqgNAgiaQIazbtkAhA",
-	"iOECJ0Ke9R71fZ+PevRvaB+u05wUvYduCZnAAvW0ster5N56bQXv0UCub42j2s8ItlTe+dbGBjDCEeOi",
-	"9aLxorGBJ1G216jXk/OpvUbf2fA7rTn0n+9QLUTflZyH72Ba6NKecCRQFaNJjCOKXndPjgHCB01ZcgsA",
-	"jGuPGqq8qahWk8p/LU1iQsGY8J22ePzx+//oEezjWNlL2+dHOYiw40XOu13c3ZjAapRzgby3zKFcZhdG",
-	"VY0TZ8OKGBBATxtYIR3gbwXrrtKhVLhKlOiILaEjWJxXdchXHCqD2N8U8hQgVT16eQ3/e/xpcMyR6lj8",
-	"8fv/qGPh+74+8vuM3slrzChX5OnCUEAa5vStz0KojZEQyHJRwLEF7LMc/wmQaaq+IxEoYUBRATWxdX8N",
-	"4Zgz2KaJgm2xJ/OxNp1Oa/J45mcr9C0MajzW4jjQSu4hzoBgAS6Oe8AVofDV0hfOqw+nv47aVGcXwEhc",
-	"xCtgvC6bb+6gBYhZQM2uFEa8rRYk5L2C3zWCQgMVwe89BJwF8SgmVMQzOZQwYZMJnJx1ZGHCEd3MY2Ui",
-	"2YyURSWRG0/UyC5e7aOtra1dSSWuuvt7KNJDvro6OuB1dSx0FQ7FEwKcJDMjIbBEE0X1UQZjqRYSByNS",
-	"k8uZMMkMTPGVjFFCG4Y1tm3RY31dnbi3XW4iYmDOnXBzZ6e5i6o+joct1AkPLtu+pzkEdHobhT5SiI9r",
-	"aqySrPsR5/Is4jT0UdWPtViVlT0BvjRMExKuKZAknvYVDqiSZyKoQMBl21UHWA5+j7AwXO7jxEfV5o5s",
-	"YxzRVIoX/RnSaS9r6vbo8NlbMlOrBn/zkRS/1F3YqE9JHNfgGG28n97yurzeINQqggRXUhP1LICjpXEw",
-	"YR1iSM7x7FhrpbUalD6gEDUDmpdy8C0pSEQw4quhMBoQTwpI1KBhGmAmw7kvHJlQ75uqAOTpRLatBgrx",
-	"zF4IxY6Vk6ol+9FQVyXCvyafShDRAFAk1OugKJVIEylKynZ4CqdII21BumIB9C0vCQHRdAUB1MbQUSJw",
-	"QqDd3Lcmv1AcBFU3t9GIpQn3UBP+AQ93Snden3lIR4Qz38mTxj3EqJFCWSqIB3a0jNLxEZ4Qde58+N5H",
-	"SrXUuFz+crbg11FeJkblNcM4szxsDZeLx3wP+Tp/EF62MrVBcdizim3EkZSJgdsNBgrNrkc1ySvJQed2",
-	"CjpqI3+n0fA1yUvIHcExR5FO9OSwWP8ASP+Uo3+Ao6LK19A/5K+1Wg3p/8o/JS39x3wtkbl6Id5c5Q/9",
-	"eVN+XlTbFqBWLgKk9AqQkqbtLdn249Do0TwYvWdD0Zumt2XTOaq5+XlH/jyfkZ0935XPnWINaIVaDd58",
-	"pQbVXhNmOA+4bR7vqMUtZZb6nU0YkgP1q2u7OIC+evd3zHZrfHvza9Mshw15bh7CIB3w6JL2vQII9D/0",
-	"jb2QDBcQweHavlKACjrWhaNqRIM4lccfzaGIQhbbGlBE0BhIiCZSyMhqQZj0UEU4JiQpxAvuSXIlckxy",
-	"W9k15geOfLmG7gKa2jgOJLLiipCsoICvIZpBZW1NIxqyKdAdSSFJqFiVJKA1rq63JeUpoSZbGKkvCcYM",
-	"jTsz74FjLZywiKq18zdGBMdi9AnEQsgWV/8cE5FEAXDoBbzPk1+zCaF4EtVneGzUyo2QBdxHXAVGQGAG",
-	"Y45dgEjymgoehUS2gSeRr9iPnIOytvQNGD5B8tyfdJTVJo4CQjmY6kz9sgmINJsQYgiOZLDg8NbGxnQ6",
-	"rWN4XGfJcEN/yzeOj/Y7p5cd+AZshkIZMI1hp31+VPEqGoK/0qo06w31pp5spVXZqjfqWyonZgTGO+CQ",
-	"EF/PeIm/8xJsPZmea4URqmVxcDh5C3Abf8tV2JZUqO7LPUeeeRl0cf2uh3pZnF/+ueQr6l2jhS99vTwx",
-	"DNSJLKELti1L9ZL7B7XtIOSgmFakOG4m2aOAjfsRzQCVS2Vw+OSMGilC63xG1gPTgLzwUgKy41flqNx7",
-	"26NK6g9YEhKANi6NfMnsVRqtD3QNbexUKUt+6yHE0FwrUiKR1FA9s/iL0TgzCjEfzVfVZi8QRS1deU3x",
-	"dcsgpMSUnN5pfwyAVE5HWEjuLluRK3Yb0RzjObMWKeIpqc0lgbWQl1iBcavxgVlBsCXInkgwxPoC6wus",
-	"cUENqU4Tok+45PSlSNRw8qgp7WXXFMJIg1Sj/GBmGk9eQsVIs+lwFM/UIKSWBXWYPDimYFVASpqbat8p",
-	"SxROsrWc5KMUqup6uFuoTEBQm0DmJFsbJdzAtdpQwRrfPTPAoRkRCn2UxjMQPo36gHR0rj3tfEzzpXLU",
-	"zTVFjTIfs/pijjOpTjIof12Phuc1WKybb/FHlhjLGpQvcpkkoPU7vA5WW1cAQEWWXeDHdjcWrWFwdHNq",
-	"o+themW0ZhH7NioU+MTzXuS1GeEQ+cft7v7rHzrXN8dnh0enNyftn29etY+Ory46l34GliAbaTbW8qWS",
-	"VyOic1+/PTo9OHubf4eamSailFp1zs2BEPIuR2Ot1nta/9ClFWxNMIt5lG1oOQESNQCL9s7cVeC90XCU",
-	"Y0t6WldS/AfH0S1R6oa9s9qqAGZjytzTIyU3W2xT9KdY90NtaJ9IEQVKgEjlFZZdGYV1hnm+XK/bl6/l",
-	"jdq/urjonO5f+2tLCknYJ0kSlXOnVzBohBAylQwZ3YyyKiTVs7fty3OU13htoeYuOoleej26iSJhRCmp",
-	"OsaYEi+zQchrtLaHMLSExjjU9h5tocpb1Ij7/SCZTYR6OxorNB11WTDVmBkzLshY+azSyTCBuje6RCwl",
-	"H4VheIM0NrdESUCZxHcUVloVDpHpuvgt4eIlC2ePLFxRVmEw4+wWxmVeMVt9UBI6k2cWLE8nuHciw6zy",
-	"1w4rsvs0bz8qVWBJScCMhCyY46ozsTvQLuNHVINwU1Hkdw+aXGEen9X4fbEySrGa72aj8diaJ3bJ9bKx",
-	"mJc3ysq0P5jrXPK1Lpq++hJboPElZRayeuv63i4wO1npE1bhGseWumgc+v0NUwcbBrGtVrrs/WxHNqxa",
-	"wfBJ8+FPnPI18NHWwx/lUGPyi+YKXxRBw+C7nVWGVwItJj/e3H3442LxpHuvsrPKMroFAuGrFVaygGoG",
-	"n62wMiW1yexgj0rrl1+9Qrl/Vexf4CGg1elUVl75VX7nxGIsVi51Vjufd8hmUoCvFQnFg2yIYA235cit",
-	"0AY4DgoVzD0D5iE1V3gByn+C161HsxIYM+SfXynNSufCgRBnrN2D3GEsCQxUJ5lK5bCDg6zwD/hAtaAW",
-	"5v5CY961Dbl7CPNbKWqAJKM0RJjCHYtCbtx/Bs5LZ3xiAfoPCBBHIPNTpCIycg+DsmYbmw4IS3YwTcvS",
-	"bjyIX1lAQZSQ5NSvNXVrHaXIVYFNNeRigWMPKiHJnZDzU4aeWwJlfUq1Afh9F9kWRiixbDZBbUuPqnIg",
-	"Fho6VF/KK/vKJedsTOTeQwH6McF0OopiImXZeb2iTF4JLBzsR0stq1H8MqjtJ2at5V18Y7DltcctdTdX",
-	"dY2ZZT7B/l/HYR/NLBsr8K2s/Pg37vonc1dT5rjIFS12q7MvytjtBvg1wyUmXVC4FbeZ556q/JNVyLnE",
-	"jqq5c8TNyDyg6AZAi+AkjsBMajUuWTYHO5dxNoDpdLOxqe2H4FdsobyO1vo6hvSD9XWwDkCQh4G55Gkw",
-	"yn0fytYlGYvyO5vCe/kcZAM6rkO+o72EPWqC5XCfpQJNAWhSz4mYcIusQPwSlmesvqiqanu6G7c6m0nm",
-	"0H6+ErNZDCv0xCxnWUcrMJ7Nh29XVunsM8nnN9r2Z2oORPPPecoD0a8P0DgVirKYtnUkaTNOEaA2UVII",
-	"ROaCTUBKh3svclEdAoyLgcmaBqhanRCOCxlRggGKDYpEy8QcuZjBdp/r68p66YST9lk4MxG4gKGbua9s",
-	"FFtQP4y6oCylNrCtmaqKM/pCiFuwpWYOaLubOmrnPg0Y7DK3F0JtF4ZY6k00I8rFeHjVUlN+VxLwblaW",
-	"QTSz3axcVcU4yqIU9UqauBdP2ZtNzF+WXA5qoh2eaVVB5AIrX7UuxyObKF0RqT8VJuc2ykUUx6oanfay",
-	"bza2/SzSEGFj6w9gneCEDVgyJEKFjOduKDhkfSZGqqibs8whCaKQ6BjFAgh1xFE0pExxMWiEqphlr+Az",
-	"XJR40KMd7bin5DuO5LRNdne+muC26lH/oHPc6XYcB+XGb1F4ryIgIVhTB5WV8UB9x7/ENGyhU+Wkp2sB",
-	"FKGqWro1y3YqqYyGc3aNyiXXqeRzg4Rt2rjP8Rjc9sqPs91SAcbhUVgLj7DiugjpT8z3i43fz/P27aXQ",
-	"D1Ud7UJoCLWK/0Tr4zeJ4OtKBG7K2C+/3nu/3c/bFxURWGZgNJoJqDximcYjeBZ0r5WZRRZGCxgR5eEb",
-	"JlWnnJ1aNaFVEUiwwEEB+6wbMDSa3nUOiRWMYkxaKpQBWxYHD/FIiijAgeBlAB4mKp2ITalOPJlDwRyw",
-	"OGZTrhFmrBLGgKpdBpLpgUKU4SSjz4FJ7tEcJxk8j0txkrPQkSwWFNATepTiselI1SKS6wUFodfXKRPr",
-	"6xA/m05yS6Zmp9oyE2Dao+CG1X7L+Y2HCAooNpfDmUFSke/lcJxej5YCdj65/bO4Mh5aXWMUVlmYr6Us",
-	"zqG3fgU9saSPFVTEBWwk2/DIWIqV8c69yHkZ/m/K43+A8ihKybih2hm40hIN0uUZtSSHxCvnHScQcI6L",
-	"sf6SbhgfUtFAhjL7WO5a+uP3/7bMUTpeS/5YZjjLuzAWM+gu0oHvJkEg9ySp+LEys1qPLrGreaUBZJnV",
-	"W+rCf67xax6y+6tRtMXo4E9O2JZ19c0E9r+OirX5bTFCORc6H6BelkJZTq4uIA+Kz8MKtkqTnvKUUp0D",
-	"rfzhdsaryouyzRnKJCbShJrQfs1Nv+MojgZERGPSozyOQkkqSnNbc1pmah0P0jjO3slbqc4nfK0pUZ2y",
-	"KRCl9XWNUnRrZdISXjDs1NfX0SsVhD5iiUDDBAcEKcCzHjXRqpBFBvp9s2Ei9Zye1bKqBXNsO9qy4+Xi",
-	"5fq6FDDX1/M8MndEuflHTBkSuM8z26NtmSQ0lGKuK7Wq1OFztZnwthmVlilNaOyI6JlGHAmFZ4NUOthA",
-	"tFzTj6TSjSYqzUnKtJXpiMW5/UwHbZoUzh6VZxH09Tx1XWWdaTRX+UGuK83zlHnTUyZFSxal5ejCOuoA",
-	"hoJdUUnVC+YDLGlRyMFqrCqvHPXVWNR8caonZ01lXTxROMBqQ7DKgcw74dtAOPJchL0CDZsjKSY9/lu8",
-	"2zeW/ZQsuwt4DnghlEN+RB+wWOWxVMui4uSEAHMnI5zKTWCwA5bk4rQAvFnl4ZXk42iynDWmub7K6fU0",
-	"jokOrHtMeXqDeFRAbe0pKI8qWIAcKFcrTk5nV1nosCpzAyRak6Dwf/7/psqE4YJMkJQK+Jqbmfcd79Eg",
-	"ZsGtzsizXocJTzHX9hfJVospIqgKfgmYOUyEA4c3OhsiNGGAFLsG2S8qx8WM0VRTkrPIg+fi6I5wK4Mb",
-	"UGPS5A5+NpkEOzrTE9I7dUjjjhhZv6pM6yiOC2lHkBvcTwW6jeJYuwVN354USEKouhdjEG10KoYWI7LM",
-	"qKIbz5iutBGzR2FqgDUgyWsaEzRicch1rsaIUCt1U6cxTCOVR8cGg3qPvs2np1w/arkFm+IkdKDerYa+",
-	"zLomF0RKQtlyGFnAWbuFUYerqqvcBdf/SmLAAgj/rxJzX9LLV4gN/LeJnd8zvtYAJ4mpq6udrd8kiG8S",
-	"xJMq/ZrdlsZZlwkNAFNuZAUlQZg6ilI4KKncSZTQYPulJJcbMhZ6Wh9MSM2FxTPigv/b6nnUAK24KMe7",
-	"RwvwwArjCWAOXcs7qJRKEc5SlwHTTyU8Dxkle/P4W1ywCS+G76xmnAQOmeWqK+5/G9EQMP3M3CghIUT8",
-	"asTHOdZhZ/tWFZfOceOyhN61VRVJtZsn5IvCHezCOPmRK+LgfU6a2J+W8LYybT/QC/YULiLLfasBOb/F",
-	"Gfyl4wwckqxOkk0vLTp8rnBGK7/ee5VhWSGACw0VZZPbPCogI1jfgdIBGXjuxR8SoW/9V7Ks6LqppZkN",
-	"LsJq/bNP8F/vUBwSkSkl+QotOBgTLIJRiQIP3uas6Llv4LoXQHfH8IMBgAb9I0f0hmA+G9K7BCg8JgOB",
-	"cAwMU8GFS02Y4AQS60zUKejn1aX44bJrq6+1ej52PVA1nmysKMAQMdInCqAcbLrd+agWvSA6QrCYZOc5",
-	"XtQenXvNjbromsLwcnGdwBZ5WWZZrfq54uX2FvToCpWmFUbMomLTegEB3a6k7ry9aOjl/jnafo4EHtpb",
-	"LbcnqxPWo1mhMAfT3VgKmsXWrZ0C0xSOe9RGWkfykbL4NHcbjVqjWWs0IWSGIcFCPFtNbAKTgQLIzKJ0",
-	"lE+3sYsKcF9lEk4KGPlfKOHA6XJFkH35k74GtgCSg7zLq2Dnucu/FTGYk2ZESUOAlL8AHt9Gu3dB7PPu",
-	"DbD8I4Qbq6bAn2yHX8Yt1A6GNq/4s5Ta/4Q8tb8eE1RHUDtbFLsrY4BKJ92wC7uUq6YXZMzujGoKb9fR",
-	"ZRoEoGtVIRh+zcrvEiOSEAUyREl9gcrUNjU8VhL1TXu6e2DNY5aQb6JPvutql6xN+mxxWK0xFO7JkWUL",
-	"WMhVX9X5ej8hw8x28Oa8c4jSibyeHvKzQmDqOZgPVLoeiQ1QEqbI73Tx0FeoX1J4wALJX1AfB7coosg/",
-	"GtROGSW1EymuAcbXkAjkbzW20SkT6ISF0SACUOhRFBPlO9FzGGENdaUCCOc55jaycDOnTvVt9a058CWc",
-	"cUhEdopzJB7Yp7l6GWqSBoonixTTXpwqGGriiBsdZAyAB/56sSJir7L1YbP2fNqrVLxKJNtWVktTdqdV",
-	"cRarYjOuYnWQXx9kR2oD110ulFV56UdUHrz5siPlydjWoSpYZ+XSPGSUhXeg6a2F1oDSLc+jrxVmlzlu",
-	"XzKEP49/bq9EbV6xlP5FidoBm1JJTh4ma0tSByB0ZxLjoMjDCA0tnylK8FRTPQ25rJL8qgVQ5ZyuZUQO",
-	"qGD21zAaKMxL/feU9Cf+mkL68cdpLKIJTsQGeHtCLLCvyy8ADoYvZ+RD/D1E9chxqFtjlCc1xIij92k4",
-	"VPAYkkDri6uC/fsKfFCdXV3xAvDJejQhNe1fyip9jInAciCo2vn56BXY0xTc/BpEOU0z/yuQdtlI5kQF",
-	"522oiHV/JpRnVv6jhYAbcIFnHP7pFTlAj/ZJwMaEo/PTQ+P1PTx6BZFgHOY0iBIu0EDS1jIYx+YWmscb",
-	"VnFRapGqZlvlTppMB7XCCtIwUQ5hdqePAPgvPdREJ9FLJ0C3rZoY4AT1yYypAssRAGMGqSTbAyDqM411",
-	"uLguQAupHA2Ys1oXOWeWoLekf55t9Xq5PmdPLlfeQwL7mQUA8Aj8zgD0J2e23dh9hibRRxLzDEkHjpzm",
-	"cdaZK1cB5bZbEtsiNfAzGYZXKbkUq+s+amBXMMgvsydrHsX1XfnrW5P/iroPsAtMl3ELrflkCISTtIx1",
-	"KIxfbMFHOWYx45SDWlAmBSADSUXtMmyrISPcgq4qFDCiTEQBMc9ZHEIsyx6yMKwMcFUmqmpErSwcRINj",
-	"ueXWTFW1OroyAJ4ueG9OcVkcmlGtYl962L3mZM2VAEIVl8LK4Na5X5l3zzRQxJ+vFqGEDYIo7NcjQKJg",
-	"jb8qRlTew79bDsFf18DzzWWW2VwVEZnLW11GJG3ndCmd3M+8A1YqFZROLEYelFHMPFCRUVJHKll/fR0u",
-	"/vq6jTKhA8T3CggaUr5UNQ0Vkte/aS6tpwAc5BcAE/1gam0Z9Z1PMX2I9prFNcPfg5qQikpaMXx5VT8T",
-	"zQeCcOYnmKO4xWIARpJ0aP3mbo+uSHS/cgbsvtPJV0pP3StFbvnSDNVvdPl/FV22QKEXkuQ8oqfUlns5",
-	"MqRO31EgxoX7quANqgpwTUOXEwrw4SSUxA+0+4jqGnqCfNSFqxySNE8ZymPOFphPVRjS14yi0D0sMko6",
-	"FVGfMGj0z7izf71rIA+uo5Zwcz6WXAUdb7noMhxntckkk4YMx7ssA46jqsZRytLPaJ6ntubpVMQeBTuU",
-	"Z/vy6xbK1xhD3VQLmUpHEkkpBYqhFYqczmMmRVxYoaNfdB0iQcb84XsBncmtHeOPR+oTqJqujTM4SfBs",
-	"0b1x1tCskjLWffPI5edZnr1CNBLPN3lBnlERdGuZYxbg8vJiTuaI56fbAEtjgUICZbFZKtZaoOljjYzz",
-	"EK6efHcJqF6GLOaI5WUAYxG3ccMedMRR5pyzHJUBRaGxEsjRWx07BTkh0EfJYnJd1KjtKoMkXFsc0msu",
-	"yAOuva5TANRDmIMbT1nl58s8ud6858Em2QmbuLbV3x7UtvELUtsNnoW1JtkcbOHt/k7wLDR+vgkWo9zL",
-	"FxlBOZdcvTKTa5rCmw+7/pZjeSng8D8dx+ub+6sDdkGencXFNMPNTFxEMLrKyZ/nMLDBYE4rN/mEytdg",
-	"bnGW3qfytWkxVxCeqXSBWzLLcgISqQuDouy8qMuimbDtkkzy+WSvEjXUxbanTPSoBrhfPYJfFav62nlg",
-	"B4VuvlgHdWbOBoNvCuY3BXOxG12dPuvmW8TESVRa5EjfB/QJA8MHxEBecwP/UbDwzScqPS5HyXtMhhKo",
-	"Df6H5EZVNq6yBPlMTOQAbtIk9lUsjfrKV7U6xpimUJFUJLM143DR0tNccrSni3QQIMZZFULtYHFor+Vp",
-	"cS+oQb0zZRHzcqt0TyUnx0B6QSvX5bV1W4p2WuELE12D9ZbM/k0zpxq7qKRs8ErkWK3F51Pj/615VR13",
-	"3f5VcCCmfzUcSeUW6ZDWKfbkDQS3bURV/YK5O/gfmND7jUP+R9meBE6EW8BWI0Ys4pRzgvfDBbM6QP0d",
-	"ATwDhlKhTro6fwa/NHcRelSFYOUfWhcJsmFK2JJvAwz2qIKAaDaQpPMxqaWcFKRzD/GRVOGBVTAakBYC",
-	"V1WAqcJV79HIAKjkuB/VqSlmJccTAeaTEq8jpxj6GooGyvfnTi/iKGZc5xzn8B/GmJazQ+hNjgUk/r6G",
-	"+1DMUzCk0S9W1SrmWNUipxdl2WLneCKrMjY9/K+tZ+wXuvkXMYILfZz25WkqZQGu/kL3tLa49BR+4wLf",
-	"uMDXdcRpuKDH8gEDtLoEFcroT3lVcUxDD6UUchKXF/H2VIXAHo2EoWvr666sub6usCBM9iSU8q7aDmmV",
-	"Awho2H1JeiEPda0EerbpO7DnKutSZ3lmNaQyfaqq7ijk6GBatHvCOx6ibAovWIkfPaqQ27mv4BDVpIrC",
-	"eT4tXdARElizhFLPLsqik1171EmSLUKDF1J3CxmxEHkLBTZKdgSMZWLRcqllMvXWs8lJrmEWa21587Sk",
-	"9QwHWJWaAQNcpYV6lfPO6cHR6aEpB9/uHp2d9ir3vo4lnI891MGBe8X6+UZlzTfdiSkMMjizDOwpnUCZ",
-	"mKNBCQK+Vb4rRx8uzkvXATd16QFjErRUgMMHJVQNIaJcEKzD0BXuFfACw1mVPV+2o0uCzdUAg1BAExhY",
-	"R21Vih+tr5szsr6eIXTBypSkxbayAB/lRJik/TgK0AjTMCYqTPIijU1UOhy81nz6cl0DmM7hsUTChJmb",
-	"2FC72rynal5CcHoWTWRkIlh7FS2enfkWWiE1em9xXrRqTl231uLX9kzUQERRzKaA2W8+zu5nC81HVqHq",
-	"FY3kOfbQ6av9GmXJGMcRl6ck202RpDTAQvlgGZxBxqM8YquOjnTVhvckAJg5KXnq6nFjiHxSR6vZ8BqN",
-	"hvLaFiK5VCg8FAbgZVFcsokFKw5f6hgw2wE3tsexhVR9+zHYcvLpx4wOUdWNBjOBbzwNRqa4v4kLk22s",
-	"VHUBFYouuHsxXxoBLaqMsK6IZCtHuXNy19Ubmn62nOz4veJJRn3CBRpjEYz0GsElU8GqtWNMhykeEj9L",
-	"VIGz7hOqh5HR5ZaTa4+yVHu3Q/+qu+9/cVp8aZzdFrroHB5ddi+A0OZwc6jqxBNGCsWQk/Jo541S+oKq",
-	"vvOW5N09ChtVlAjYYFCqcbjDADLVoxDDR0I0kZdTVajShLGF/ON2d//1D53rG2de0J7vmVVFm40exRTw",
-	"6mW/O40tdPZT5+L4rH0AvXLiliZeK0fb1dLRnDO1TJrLX9ExzeaUVJTf8s+zBur8gAoO8X/pluoBG2uU",
-	"AHDhElo7fJn7ZdshRsfsjsQ4IDDbVav5O7f04dfNvai0Kp00YROyocEKbLwEOe6b+DNslflkHmOBvNC7",
-	"/NXAjovNr6DQNp9QoTXdLy057FY0hfAJbpUZzt0QETdAyOVuDSAC6jI9icarcwhWuy/qzVAegjIxs+JV",
-	"xoRzeSVblf0RCW7RjKUJimiffbRRV+FXRz4EL+WKaV1ZQsP8WneWqkutRfKvfE3wHp3iGapqU5vksmWT",
-	"9NcgQVSU1NjIy4IYUXekU47yaMdvtaC/4UZmar91NhYUiIAmkjvDF9NE8p0NPImA6ekvSm0K4DbULXm2",
-	"kdS5dxq/GApVCF0Uc8iEIDTPz+J1dMqQ67dVFMgwBDPge++3ElBWbfSFUqmp8JBVDUEpwyrHN444jABs",
-	"K2GWBuIidjlRbFLYm2Tl2uUrKphtzRldFhMzP7p5zLTveO5q1hgpnuUj1Rl5Kk8878KEn5b0EI1JrY8V",
-	"PjWpgZCarSuqds+65x66eLWPnm1uvWihy9ftWtNDzxBgc3MPbTWAATAa8jWEuYrXZjREysxUR2eqmAR4",
-	"jz3bPjVMcaIAnZOZDlTVHykyqOSIPDEnKUTXoplGIsvxTDUKhzYV5bjlWu0A67v2UWM6y3MPI85TCObJ",
-	"V8yylN3/ev9/AwAA//8=",
+	"7L3rctu22i9+Kxit9Z/KHkqWfEhieTr/rdiK69Sn2nJTZ6nbhEhIYkwBCgFaUbI803tY7zW83/ct7Evp",
+	"lezBA4AEKEqWE6erq2++tLFI4ozn/PyeT5WAjSeMEip4pfWpQj7g8SQm8O92KkYXhKex2B/hOCZ0SOTP",
+	"PB2PcTKrtCrdKasNcCBYgoLsDa9yh+OUqMYmUUL4TUQrra1Gw6uIKbtRH9wk5H0aJSSstESSEueRYLeE",
+	"VlqVy+4vyezkRXc6jfvs8MPr8fTyxWHtev+Hm+6Ln6/DD78MX4v35+/487ftyv29Z423K1vg7mAvoyEl",
+	"IYqoPUIcBITzrEcyez3qHwbRWfT61dvORfenyyN+NBaTt/tHz47evYquP/4UHe+/bpBf2vKdH39u/hQN",
+	"fqqT2etJsHUif2LhDxfTs+jFXf9w9931mw+sv3XaOHs3nJ4dtOWno/DNT/I9fv3LxTt8KGIiu6CnzetI",
+	"dvEyOnvT+fj23dv4uPv23cmbn8Tp4fXW28vGznX3qnncfX178uZk+233IjrdvP5wsg/f6uGF707GV823",
+	"B69Gx93T6PTwWpwedrbh249vb4+7r+KT8fXHa/ntm5PNt/LbcTwK94+enXSDzZOP1zsnB+3pyf40evvL",
+	"aHr0jn04/Xj98fTd7fSs254Ofqr3x7uN4zcdEYx/HvX3mx/xmzC9/uWiGYyvKp6z2btysxMySAgf3dgP",
+	"Nnd2Nxv2Q7PyYutZ9G6H0J3gJ3Y7flk76e68atDpi62o+3F2+KyRbJ5uv90mTdHlFa/CCecRozdRWGlV",
+	"ngebZCds4tpWf3tQ28YvSG03eBbWmmRzsIW3+zvBs7DiVaCnGzGbkEqr8pLghCSVBSdygGNO7uWRGhEc",
+	"kgROUqeLh/L/IeFBEk1ExOS42xSxCX6fEnRHEjkmJPAQsQESI4LwHRY4QVWM3qdMkBBxkUR0uFaH5YKL",
+	"VmlVepWt95u159NepSLXxb0WPBiRMZb96pGrJuC8n7JLwRJSMqh4imcc+ZTVuHzD31PDoXxKEhTgJIkI",
+	"RxjBkiCWIIw4CRIi3IGZz5cOa4KFIIns9X+b9/8u17Uw2nuvMsEJHhOhl7MdBGQijjEdpnhYMofuiKCU",
+	"k+Q7jiYJGZAkISGK9et8D2GBEjKMuEiwgGUfEdQnXKAxFsGoR/skYGPC1cSDgKVUfMeRH7MAx8RHKY0J",
+	"t/6OOBpGd4SiKok5QT6h/lq9R531GCS1/R88NEj23n/fqO96iFD414uKV5GHW5+WileheCw/UHOsZZNc",
+	"tp33cpH5hFFOrPWRKy5JNBWECiBYk0kcBTDljXdcrtSnfITyzRA63t/vnHc7BxWvMiacwwJXjvShDMNE",
+	"Tr1PYkaHHAmGMDVL5CGMxjiK5XowiiLB0RTP6pV7e+h/T8ig0qr8bSNnHRvqKd/Ihg0zKhxL/WyvtBMU",
+	"wfgSIn/GdMYokWPjhIYoEkiwHq36cn6wWb6Zotqme6/yEocX5H1KuFh9yWClI3qH4yh0ucXR6c/t46OD",
+	"m4vOT1edy67NM/Qaz78REoGjmFda//hUGUQklsSJyIk62zBOuUB9gjCCbhG8YXalcv+r/S48a6EHPrnX",
+	"xK18Bt2zHzunS8Zvnue9yqsXR/RWrrNeHEkkRpgjRcvDOnQ6JfjW7fNNp/3jzXn78vLN2cVBSZ/F52Ur",
+	"NsGcT1kSli+aQDHBXKAXUuJIcADkxF0004C1buVf3a98qjtJwpKyIy2XKlGnTq7WGMcDlowJrFc/IfhW",
+	"ktkkjUkL+YUD46PqNBKjHvX1KvhoQhIEy7DmId9ZK/0ywih/m1CRzBDF44gOe1RebTNz6HHNk4PwnW32",
+	"URVTdXw8lBBOhHxHZGJcjyqWIEYY5pPSW8qm1DP7Lt9OOQnNndtndBBHwWNvnH7ejwvy5OlZ96Z9fn58",
+	"tN9+edwpOT9zL9iHVlKTCdHsIGSEI8oEkn3NJCER8gVN5tT5VXfTGUHnpH10fNNtl18Z9+lq1112GicE",
+	"hzPNr4hko+6JhbE7lxqVfqaHTeXKFehV+/ii0z64vumcypUpu3vzb1gDyAV5q2PdkepV8mLF1uxury47",
+	"F6ftk87CJZt7oWzVsrYLCyewpGola2U+QOal+pPcZnOcOYLLJq8UF1gQI89xktxFgbzL1knwvR713Wn6",
+	"HvILy+3DZXTPr4+qYkR69MFTexvRUI5Bn17ZFIzLXMNXLOlHYag4wCPuYRjxsqO0v392ddq9OTi6XHiW",
+	"5l8p7JAZasSR6UWdI1toc/u96BweXXYv2t2js9NlnS96Lx/BhS0YRhwFMePZOaYBo4NIEumyqy93aP/s",
+	"9NXRxUlp5+Vv5V3vq8bRjKVJ4UoPooSLpzmop/KIxDGbkrCF/NIFkWewZLBwWovbpw7nq7OLl0cHB51T",
+	"Xx+rIyolexyrYXyOHHp02pX34tiVQ3WziMh2HyFbLlwO3/Tjt6Qsm1LyYUICqXANcBSnCakjyaj7LJwh",
+	"LjUjysQookM0ZgnZy642SVDMhuoSVmPGbtFAckebxYdrMN5TJl6xlH6ecC7349XZ1al7cOSWDmSbT7Ig",
+	"WR9+C1GGeBqMJL9naRIQPStNRqG7czyLGQ67jB3jZEg+a1rn7evjs7YUNM5ujtsXh505mdKsIuyDpNyM",
+	"oVj29yRTnuvfbymlUPZW1RuZTuQ8SYiiMR6SNdBA5L4LEHnHkYChXCo6f0XxHY5iI6c8grDKNlVHLo05",
+	"+7lzIQdZSlqch+7KacYjh9tP+WwPSckPD3FEER+xRMQzQ9ycEVt8+rT9c/voeIFY5T5d2LUg4wlLcBLF",
+	"M2T19DQkrVveeAv5+bpIhskYGmM6y2XdEeYjIhWVHp0kbChJ7R5KCKzQQJAE+Rfyj1pb/uEjTgJGQ74G",
+	"JM+auGHGIRa4jzmxeDGYTbQ1wDIIWc3Omy8uVTeShU9xJLWQAUuI3DdJd9TWVTmhQoka9iRd81DTXtlx",
+	"RKNxOoZftQEhooIMCSzpvVfpMnaC6UwrwvyzLvJFu9u5OT46OSoaELpm7bGQR0Fw+xzGWJCnIeZ2//IO",
+	"z/f64O7Wn3annA151lhmDntwh64oTsWIJdHHx9h2eL4/ZTr+/tlBZ4mKrx+7F1u+I2+1POKg4ysSEiQk",
+	"JFREOOYL+rroHHROu0ft48tlXTpvFXrOu0A4IcURJESqmEXZ8NVF5/IHpcXeXHSuLheIhqWvFWRTbXvW",
+	"5s8pzjUe2bGRB8DCjOD1O3abi49y++ToAyyKo7w6bV91f5DT3m93Swc4/0Y+tnbecNazOmZPKDTag28B",
+	"AbTH46MqZZ5t9DGKv3KU9ChL3OXzlPlYr5FZtjUvNzxYJ8FH1WnC6LBHDfX2tOEZWlEqg/y2bB99VJX9",
+	"CDmcHnX3MCGTGM8W792aYwqR18HvUTUWy/qBYHKBZN4zuB5Gv7qiPJ1MWCJIeELCCHfhYn8Gab06vbw6",
+	"Pz+76HYObk46B0ftm+71eaeoQMg2a7KP3IBVaP1J6Gz5YKQIjXx7FD5ITyAwSdFxjMWaEh9L9FapjKuL",
+	"ovsvmrJxGEbyExyfJ/J7EUnaBg4XrzKxfsrJXVHO65weHJ0eGpUGtB4fZFrsegSwJOeShmuFD371LMsx",
+	"YmJEkmnECRB4Ksn2Pypl7Ve83KT+q+0SsAztrkHfq3yoyRZrdxgsFRyaJjSM6HDfGo9s2SzPr/fWQbCO",
+	"zxdZ7r0Sx1HOvv6hVjnv99fsfdZ/RwIhD1pb9WBOfWE/1AWGYyMnWmM0nmXq/3TEuE3wwbykla3aGIek",
+	"R9X3e8g3NEEpcUp3rmIaIjZRJyYz+6wh+TPOZEDtqNEbqBqseLkl2dkyy75cWBnbg/zgWZ23A7NUBGwM",
+	"xiKslH2k6Eq9R9eRX+JpbCFozG8hbpzTe4gA+fHBhX2Oo8RXJmEU8R5FaJIQkBqrvu26lsp+7t+Uf+VO",
+	"V6nxI+Q7Dlf5xrx7Vv6ae1Z9WGX4tuibBw8M7suBLJmbFI3gWGSxAXsIDsd8e7IXDH4e7gwdxAM9ZU8q",
+	"svA6r6O2cmVGAmEBQzw/u+yiDcneNnKC7quD4ZIV1+U/5zpFr990UTXbDxjxWr3ssNh+7UVCZUpFFBsf",
+	"pLy7il/9/tt/IZZ4mmpl6+PBmyXLLd/X3TmyKPjZl4mc5V74h0frslf9bemyZGPJXPurjWfB+p8pZ7rb",
+	"/0rbYccElDmTKZlmkkFZg4q1VVqVNI1KiYMdQLCc58LdBXJ5vyDCwKLump7o7vqMxQTTwocLFguEaXN4",
+	"FDuAa4HFoguBqvn7i5aywCDKxl/KJSDY4QoMLI/k9IMoXhABoKSO6vnpoYden3cOPXR49ErKaW9I/9zd",
+	"tn5EpRT+0HSgr7Lx748wHZKOZDuWH/kRs8jcSeVnT3NvN8QCh/h/xeyOxDggdfOzNanMn4Q/HBM6FCN5",
+	"z7ZLDmfG1coPSZokkmtkDNMZRMCShAQCjVjCCepDQMcMcYHVYJavpxmhzWwXrO25fuXzllfP4cae6efO",
+	"watQMr1ZvGYvfv/tX81N21u8hzgh5lYZj5yfG4jTmBS3Vu06DVGfyNHA4k9GCeYPL+rcXAsDLl1jJVV+",
+	"wQFeQmUUHR4kbAzTlX2QEIIE3Elv3hz1Rx+mb5/1b0gw5XfkajN9dfn89mocv/z57ur1Du6zxvvB89P9",
+	"k+KpfvYgIYLhLZl6d8peAaH6zANWqm/Y1+dZLYyGkVCmExPjlWvUkplPJu6CbO9uNrZ23bk+2wYmaf5s",
+	"riSil837gMREkBOy6nwLknsmcGs5JDOpZiqFEe71C1pXz5zoxRV8mqup5XenjXfXsSBddk1+ujppPu8+",
+	"5/v7v5zyu6EIdsaTH19eDdmI08Pp4dbRaudqfimVk/KJjtBS4cB0sS9fXnmvOzRhcfzo8X3b8oVbnrk1",
+	"H6nngUOJDbSiBk5MLXjNL88qBwLGoQ6DFR5RRodAEeQqOqefsFuig4s8NB0RCvYP5WEbKPoMVjwwM8iR",
+	"RYKM+UODeSW70DajbM1wkuBZxbVOFNWmUTrGtJYQHMp7JFWGGFPoew8sQ2OCqYBDBV4aPC6wy5VC3Z7A",
+	"mJGvdskkuJCD99AYB6OIEms6sMuy+Tq6JAQoP7wrVQj5R0RFwsI0MIttjBHzUYLFGLhiHF7BaD9vMS43",
+	"sS8wfS8KliiPYyiJ68iiAiqe47k+6XR/ODuAFtrHx2dvrFZNqM9c7M98CNJcQFeZF3mh1bTgqbKiDRxf",
+	"qu3edExB85uzghHvSBnHDQH2Km8Ivj3PBTX9HHTA/M99dTKvCu6D/LnldvEqF0r9hTYulDvEc6JaDkzk",
+	"jlcBge+Uif0srCWz2Flv5SFCVvSCVzkhYsTCUybaKprEtNfFavRX2uJm/m4rR0mHmnblp3k033wkwQLj",
+	"uVe5wIIcR+PIrIKKCZFbl/vOYb0yh/av917FIk+PVTEh1OzTkvhNeMVD/RmYoV5fnp2CQbOETJWxsFLD",
+	"7ZdRMzXm5eTsGOLXy2jZy/1ztP08C5lHAg8LU6G1w5cu69zacSTTTc8O7/9Hu/YW1z7++mnTe3Ffrek/",
+	"G7XdXz81vRf3a+t/L1uXYzZkqfg8ceWNCnntQ7KG0kHANpwZhH0esAnx60i+yVKBGCUQ9dGjBYNnHsKn",
+	"LECCIULDMvvgAwaqI7img0inFrjtKT5MmTNkFHEEplJn9R+X8PKAeONVYCEeYu5qLy7h1VKRyH5hbuZv",
+	"RlEwMhPmZsbVkAxwGgvkay3JX2vl/4Y1CnAck+Q77vWoDy4X7mvhCf7K1tBoVJkoiuPYvKnfcS39upeK",
+	"V1HNVrwKjmOXxufvzK3Zhfb1SdrMH0lPjJ/wJjAfF8NZKOIRHcaklnLiuhW5h/iITan2otHApTH/qDwf",
+	"vd+ubY4/fqh4lWA3vK1Nt4Bmbot3tPYiGWDJmd5v3tWe9UdwOnZmw9rk+W1a8Spbg49BbZdOJeEgLxJR",
+	"2/nw7n3Fq9xuTvu10bPxXcWr7E6GvBZux7OKV0mfY1oLtsRHuWyZiDhP3vCHI/WwqUy81l+ulFggYoWF",
+	"KqNhLrf7HL1r7s5+pXs2Nze72/KpKUvR59G/dkH9aiFfciQfTLd11J5T31rIBxbjK9dNru55aBKnkFZj",
+	"bpm6ekqjUDJtmXFL5RUo61YJrexHrIT1CDRmXKCdRsMyoLnU75wRKQLFiAeRpKccqKO1+juNRpnLpdzE",
+	"eqH3ZIFSu4dSGimvwhAnISR+sQEKMCfz1lj9Vz1g488yxMYZQ15OieGte5MqVpzRQcQnMYbsDuKh5u+/",
+	"/evZtr2YqDDleTXd8lGHGB1rG/MjDVHL7MoPLHodzRtRPRVPhwI2HjNqR4HI3wNGBY5oRIcqVNPE+GsT",
+	"K+zAdxzBAqMJTsRej2LIsglGkBK23WggN2ummMH3WLuEGeBNwOigzFml5RA7wmBP6bDkfSoFlNzgAqLB",
+	"vBzw2CGJaEw+Mvqwmcm8V8jdWDCDSdqPowCNMA2lArz1+2//2mrIW+K3f//tX28R/v23f31Ejd9/+9cu",
+	"ukF1VPMfc6tulIegKEo2ars39dqvn7a8rcb93ysrWW1yirqSm96lV7mdaV4NMCEL+ipV3SvFlbtMhRSD",
+	"FzsPauhRV3Kpox8JmaBIII4HZA/5h50u2hiTDWNak9yfg/MaogsLh/Rxhq9yNyVfyUV5jqPEnI+HPpCa",
+	"4BwDhA+zLssZIDC+3PXDifhC99pT0utSZ1b5PDihoR258586C/FlbrjljkZKpjknqK7qRlv7As/ZH0Kk",
+	"Hzmi1R1pKgdT7tcf7Ud7wGN7mVHKr0Re+5iTZ9tpEkNcz0T2MoeM8EWUsDBrPbbyuYJu+VhfT0KwIOEN",
+	"FmWqMqGZEJMHdxX2uLG5U2s2a5vNbmO3tdVoNRr15ubW9s6ztzYNCLEgNcn1y06a0W7LRgACPqiYkWur",
+	"0NxKquUQ4m5FJjkj1MAsc4EpJpRo6cxNZ0QFFoF4oPUlEpYtxKZciGajtb3Tam7Wd1Zfg6jgfFoRD+TB",
+	"eJ9ossAbHEuVJYvGNIalaEhrEfVQNECQNF2c41a9UW82t+rPK16FprFO0nHW2NIiMBc3Jgx+fgjysekR",
+	"WSHZMBYwNylryaLz9jnLLI/yDR6WnjY5Jl9KCLX2EMw+JYuC6cwdzwn7GMUx3tipN1D1l2ZzDx1HNP2A",
+	"Prx4dvNsew29ihIyYB82mts79cbDi1a477Cn1h2119Q5ws7MYNfza1VKLaIhPaKfp9B3PuBAxDPEqB0U",
+	"28qcrnsQp56r8BZrko961DeifPFxmXb+VWQN78ldvg/yCgioXabhPqmr2FWX5tWYh2WxBUfmj48tWDWG",
+	"sCTi1L3Aln87X5DHwHM9WkYpjttbHBnRtTTiOXCmo/ZpG0mShuQrJQ6dTipXeeOY0RCi8R9nHsnVqMdt",
+	"5gpByHsZ9A3myG/rpDGQXltI4VehXtpobAV2Y/AL8Quens+GNfsYvjmKzqKj6fW7eHSyeb359vL17gNA",
+	"YE8ZKP3vD3r+ajHOe0gkOCQqht2J19Wf+3V0CR4EKUWiasKE5GVrX+JGenTQdObeGhGulReTf4IEQ1XQ",
+	"5nLzhnINFfW5pxLIPisAu0BYnIvnNOmc0+Ielh4pZ/lKKVM2jIUQbeoi+3bIiMamc7xYOV7dHAVySP5K",
+	"4Yvds+758hhGyOpjlPRoSqXE5Pqvigarz4pxtEauQtvGJpNudSrKxEQO/SZNFsRd35KZpJ6YIl+/29rY",
+	"8NHVxZF7QvOHgonJxjEWweiWzFo4xP/fdsMSmP5/JYZ8//rl5ZvrrYPzzg/nP26d/3Je/FuS4c1nEecp",
+	"Sb43zakfcTxkSSRG4+8vf2g31W+wL/z7Z+qvCUkiFn6/1Sjb7/fJTbAgeumni2xXfWtpfA/WAPkhFrgF",
+	"EfUbEzrcUxq4J5fj2F2O8hejn1+eXUwbPx4OWbvdbp9eXo06V0P5z478z8v99rX8/+BVcPla/uPgKu78",
+	"9PPFNj08HV4fHmwfTNsvX7Y77enl5tlVGz55fXG100luXw+Hw++/f6yUCMdY7nBEkRzi1qZKqBljmuJY",
+	"wWO583po11Y1InjOycv3pIwGXGnb6uOEAynjrkTp7Ny8e6+Cw3FEV0sv0b67h3xyD6qq/SgRoxupOrrN",
+	"NXdfgFbfbBRVzFVada0rT2s0WeBFPGYKHZOTPeTLAforONdWUKgenCu8eOPAEpUzC5Ut+PCoFhluRpjf",
+	"KEzSxQajjJurF32A/cNUZeI4vSw8WUWDTKO/i7cGz0jtWdAMa9uD56S2i3d2apthM3hBtvvPB+4ZWcT/",
+	"H+tale8bmKl8NJmk/+C+zOuABVfqkzjnLFXHQnZ7eJWXa6mfYSxxyI6evWdjs5kDXTyvipZk+2Mtg7UH",
+	"DqFwjmLpEhhS5lCCRfT1amLIzyNDuU1ANUMBZCjVURuyWs0DnEgZYiIyghDEBCfctsN4yO9HTP7PTFWh",
+	"aeWz9ZdETjw2IuKR1LgQ/X99fX1dOzmpHRwUFMQvo9VPfC+tOTdXmnP5Pf1RRfA+Tib9Uu/6wxfxKbzg",
+	"SjBKk0jMLuWA9JECHaGdyrmZv16ZvXz9RiHUFswjjrINXqmib86zVVNAjyvPLHXe29DEQV2FEtW21aOP",
+	"NmmgNhpHnEd06OVAqxk0KUCTDFhCoiG1oEkY1Qn5BYQSBVsSQgJVCG4aDzLslaGLhBqWabvRREWMFHWd",
+	"4SQASS6oZiMhJgpvI6KDkvAoow0omOPM1gmIBi4CTAY3GQmkqGCGq8i9HuXRkHI0IWwCaQgeBG9wxFKh",
+	"QMFqcXSXIbcY3V12I7V39bCAo8I99ZwIQGkAt1UtosqLNcYUwohHJIIcjkEUE09DnMvRmLhQ2YKFqeLO",
+	"qd6jPQogPCELUqnyGedUwKhIcCAKWJuqObBEgilEQ9ixQY+KRKpsNnqfznchXAeNmshuCLPgAkwtGmVA",
+	"EC44CkYkuO1R87aC37Zeh+H+7W+oO2UAwsktFE75aB2tr1+6cSLr64gSEmYQg/1UaGSM+nyEnQIARsj/",
+	"1AMq1qu0UE9Sr17l3tdGVw1GilGCacjGaN21jq+j6ubOM9SP4EwglPlV4TN5GIxvNUP1dSHRC8EsddnI",
+	"ZRqM8siXEb4j2ivRQooPgvOhIAcYNIu6WpfzQkCYXBkzcz0lWkDIdFE95EAc/I94hnCOAaLOqjykUgGE",
+	"BkkkRVizaYdEAPwLFzgR8qz3qO/7fNSjf0P7cJ3mpOg9dEvIBBaop5W9XiX31msreI8Gcn1rHNV+QbCl",
+	"8s63NjaAEY4YF60XjReNDTyJsr1GvZ6cT+0H9J2NrdOag/b5DtVC9F3JefgOpoUu7QlHAlUxmsQ4ouiH",
+	"7skx4POgKUtuAV1x7VFDlTcV1WpS+a+lSUwoGBO+0xaP33/7bz2CfRwre2n7/CgHynW8yHm3i7sbE1iN",
+	"ci6Q95Y5lMvswqiqQeBszBCD8OdpAyukA/ytYN1VOpQKV4kSHbEldASL86oO+YpDZRD7m4KVAhiqRy+v",
+	"4X+PPw2OOVIdi99/+291LHzf10d+n9E7eY0Z5Yo8XRgKSMOcvvVZCPUfEgJZLgoctQBsloM7AexM1Xck",
+	"AiUMKCqgJrburyEccwbbNFGYLPZkPtSm02lNHs/8bIW+hbOMx1ocB1rJPcQZECwAvXEPuCIUvlr6wnn1",
+	"4fTXUZvq7AIYiQtnBYzXZfPNHbQADguo2ZXCQbfVgoS8UxCzRlBooCLAu4eAsyAexYSKeCaHEiZsMoGT",
+	"s44swDeim3msTCSbkbKoJHLjiRrZxat9tLW1tSupxFV3fw9FeshXV0cHvK6Oha40oXhCgJNkZiQElmii",
+	"qD7KMCrVQuJgRGpyORMmmYEpMJIxSmjDsMa2LXqsr6sT96bLTUQMzLkTbu7sNHdR1cfxsIU64cFl2/c0",
+	"h4BOb6PQRwrOcU2NVZJ1P+JcnkWchj6q+rEWq7LSHsCXhmlCwjWFgMTTvgL5VPJMBCj7XLZddVDj4PcI",
+	"C8PlPkx8VG3uyDbGEU2leNGfIZ32sqZujw6fvSUztWrwNx9J8UvdhY36lMRxDY7RxrvpLa/L6w1CrSJI",
+	"cCU1Uc8COFoa5BLWIYbkHM+OtVZaq4HgAwpRM4h4KQffksI7BCO+GgqjAfGkgEQN1KVBXTKc+8KRCfW+",
+	"qSo3nk5k22qgEM/shVDsWDmpWrIfjWNVIvxr8qkEEY3uREK9DopSiTSRoqRsh6dwijSMFmQnFhDd8rIH",
+	"EE1XEEBtgBwlAicE2s19a/ILxUFQdXMbjViacA814R/wcKd05/WZh3REOPOdPCPcQ4waKZSlgnhgR8so",
+	"HR/hCVHnzofvfaRUSw265S9nC34d5aVQVNIyjDNLstZYuHjM95Cv8wfhZSsNGxSHPaugRBxJmRi43WCg",
+	"oOp6VJO8kgRzbueXozbydxoNX5O8hNwRHHMU6bxODov1T4CtTzn6JzgqqnwN/VP+WqvVkP6v/FPS0n/O",
+	"18uYq4nhzVW30J835edFtW0BJOUitEmvgBdp2t6SbT8OcR3NA657Nty6aXpbNp0jd5ufd+TP8+nW2fNd",
+	"+dwpSIBWqEfgzVcjUO01YYbzaNrm8Y5a3FJmqd/ZhCE5OL66fomD1qt3f8dst8ZwN7/COBzw55ImvAKI",
+	"8z/1pbyQPBUQveFmvlKACDqchaNqRIM4lScczaGAQqLaGhA9UApIiCZSjshKGpgMUEUbJiQphATuSYok",
+	"ckxxW581FgaOfLlM7hqZEi8OpLFifJCPoICrIWBBJWZNIxqyKZAWSQRJqLiRpJE1rm6wJcgpuSVbGKkS",
+	"CcYMGTsz74HvLJywiKq18zdGBMdi9BEkP8j/Vv8cE5FEATDhBezNk1+zCaF4EtVneGw0x42QBdxHXMU+",
+	"QOwFY47qTyQFTQWPQiLbwJPIVxxGzkEZVPoKwE1+IY/2SUcZZuIoIJSDNc6U4ZqA1LIJUYTgKwYjDW9t",
+	"bEyn0zqGx3WWDDf0t3zj+Gi/c3rZgW/ALCiUjdLYbtrnRxWvoku+VVqVZr2h3tSTrbQqW/VGfUulvYzA",
+	"PgdMEELoGS9xaV6COSdTZa1IQbUsDo4mbwHu4qdcS21Jnem+3DnkmZdB3dbveqiXhfLln0vWod41ivbS",
+	"18tzv0BjyHK2YNuybC65f1CiDaIKiplDiqlmwjsK2Lgf0QwQuVTMhk/OqBEUtFpnxDnQ/uWFl0KOHaIq",
+	"R+Xe2x5Vgn3AkpAANHFpcEtmktJoe6BOaHumykryWw8hfuaKj5J6pBLqmcVfjKaZUYj5gL2qtmyBtGmp",
+	"w2uKdVs2HyWJ5PROu1wAZHI6wkIycNmKXLHbiOYYzZlBSBFPSW0uCayFvMQKTFuNDywHgi1B5kSCIdYX",
+	"WF9gjetpSHWaEH3CJTMvRZKGk0dNhSq7NA5GGmQa5QczU2rySiBGYE2Ho3imBiEVKSgn5MExBcMBUgLb",
+	"VLtHWaJwjq3lJB+k3FTXw91CZTKA2gQyJ7zaKN8GbtWG+tX47JmNDc2IUOihNJ6BfGk0BKQDcO1p52Oa",
+	"r/iibq6pzZO5kdUXc5xJdZJB8euyKjwvJWLdfIs/ssQYz6AKj8skAW3f4XWw2hrBHxVZdoEf291YtIbB",
+	"0c2pjS7r6JXRmkXs22hJ4PbOe5HXZoRD5B+3u/s//Ni5vjk+Ozw6vTlp/3Lzqn10fHXRufQzPATZSLOx",
+	"li+VvBoRnfv6zdHpwdmb/DvUzJQNpbeqc24OhJB3ORprzd3TKoYujWAre1lYo2xDywmQiwFYsnfmrgLv",
+	"jYajHBvS0+qQ4j84jm6J0ijsndWGA7AMU+aeHim52WKboj/Fuh1qQ/tEiihQwkPqp7Dsyu6rk8jz5fqh",
+	"ffmDvFH7VxcXndP9a39tSSEI+yRJonLu9Ao2ixCiopIho5tRVkWkevamfXmO8lKlLdTcRSfRS69HN1Ek",
+	"jCgltcMYU+JlZgZ5jdb2EIaW0BiH2qSjjVB5ixoxvx8ks4lQb0djhY+jLgumGhZjxgUZK7dUOhkmULdG",
+	"Vzql5IMwDG+QxuaWKAkok/iOwkqrwiH4XNdwJVy8ZOHskYUnygrlZZzdwqjMCz+rD0qiY/LkgeUZA/dO",
+	"8JdVxdlhRXaf5u1HZQMsqWyXkZAFc1x1JnYH2iv8iGoObraJ/O5BqyrM47Mavy9WNikWpd1sNB5bs8Su",
+	"HF42FvPyRlm18QfTmUu+1rW/V19iC/S9pExCVjZc39sFliUrQ8IqPOOYSxeNQ7+/Yco5wyC21UqXvZ/t",
+	"yIZV8hY+aT78iVN+Bj7aevijHDxMftFc4YsiDBh8t7PK8ErAwuTHm7sPf1wsfnTvVXZWWUa3zh18tcIU",
+	"S4qE2YEZldY/fvUK5edV8XmBhwAkp9NOeeVX+Z0TN7FYS9QZ6HzeeZqxc19rBIqZ2Fi9GhrLEUChDTDy",
+	"FypqewZ4Q6qg8AKUowQPWY9mtShmyD+/UiqSzlsDacxYpge5c1dSCigTMpVaXgcHWQUe8FdqiSvMfXvG",
+	"FGsbXfcQ5rdSZgCRRKl6MIU7FoXcuOoM9JbOzsQCFBmQBI5AeKdIRU/k3gBleTbGGZB67MCXlqWmeBBr",
+	"soAUKGnHqadq6qg62o2ry5rqvMWCux6UJJI7IeenLDa3BOrrlIr18Psusq2BUPLXbILalh5VdTksWHIo",
+	"g5RXmpVLztmYyL2Hguhjgul0FMVECqXzCkKZ4BFYgNSPFj9WI91lmNdPzCPLu/jGKctrYVt6a66zGnvJ",
+	"fDL8v49VPprrNVZgQFk57G9s8nPZpKmfW2RvFt/UKQ9lfHMDnInhEiMrqMCKbcyzQVVQyaoQXGLZ1Gw2",
+	"4mZkHpBmg1pFcBJHYLi0Gpe8l4PlyZj/wZi52djUFj1w5rVQXplqfR1DzP/6OujrEFlhsCV5Goxyb4Sy",
+	"PkkOoZy9ppRdPgfZgA6mkO9o11yPmgg13GepQFNAd9RzIibGIas8voR35fXsVbVMd+NW5xfJHMTOV+Ia",
+	"i7F8nph3LOtoBQ6y+fDtymqHfSYd/EakPkuWJ5qjzZMQiB19gFipQI7FRKojaZTxNwDZiJJCGC8XbAJy",
+	"M1xgkQvPEJ5bDOvVl1mVsYRgVsgnEgwwYFAkWiZix0XctftcX1eGQScYs8/CmYlfBQTazDNkY8CCQmAE",
+	"eGWEtGFhzVRVlM4XAsSCmTLz7drd1FE7dxfAYJd5lBBquyC+UpOhGXUtRpOrlpryu5JwcbOyDGKB7Wbl",
+	"qioOUBbjp1fSRI14ypRrIuay1GxQ3OzgRqtAIBdYuYF1pRrZROmKSI2mMDm3US6iOFaF2rQDe7Ox7Wdx",
+	"eggbM3oA6wQnbMCSIREq4Dr38MAh6zMxUvXOnGUOSRCFREf4FSCcI46iIWWKHUEjVEX8egV33KKw/R7t",
+	"aJ84Jd9xJKdtcqPz1QSPUI/6B53jTrfj+P42PkXhvYofhFBHHZJVxsz0Hf8Sq6uF7ZSTnq4F74OqaunW",
+	"LLOkpDIaDNm115Zcp5LPDY60aeM+RzNw2ys/znZLBRCERyEVPMJA6uKLPzEDLzZ+P8+kt5cCJ1R1IAmh",
+	"IVGV/f8ww9431r4ia3czp/7x67336X7edKdu8zLbndEVQAkRy3QQwbPYc61eLDLeWfiAKA9xMBkr5XzR",
+	"qnusCh2CcQuKtGfdgA3P9K5TKayADWMtUu5+bCnzHuKRlDWAlcDLgL9LVFYNm1KdfzEHBjlgccymXAOt",
+	"WGV6AVy6DCvSAxUlgwtGn4MW3KM5XDB455bCBWfhFVlIJIAI9CjFY9ORqrcj1wuKHq+vUybW1yGMNJ3k",
+	"RkLNF7XRI8C0R8FVqX178xsPUQZQUC1H9YLcGt/LUSm9Hi3FrXxy02JxZTy0ug4nrGIoX0t9mwMx/Qqa",
+	"W0kfKyhtC/hBtuGRMcIqu5h7kfNS89/UuT9SnROl9NiQ3wwsaIlO5xL/WpJDvJUzgRMIoMbF2HVJAIyf",
+	"pWh7QpnpKXe//P7bf1mWHh2cJH8ss0nlXRhjFHQX6UBuE/Cee1tUsFSZxapHl5isvNJoqcwyLLXTP9au",
+	"NA9B/dVI02K06yenUMu6+mZd+s8lR21+W4yrzcXAB8iQpauV050LSNDh83h3rdJsnDzXUSfnKuevnYqp",
+	"EnZsS4GyNok0oSYgXfO37ziKowER0Zj0KI+lot8qT7rMiZKpsDtI4zh7J2+lOp+JtKaEZ8qmQF3W1zV8",
+	"zq2V4kl4wWZSX19Hr1To9IglAg0THBCkkLh61MRYQnoTqM7Nhokvc3pWy6oWzDGbaKOJlwt86+tS5Ftf",
+	"zxOc3BHllhUxZUjgPs/MerbRj9BQCp6uHKlyWs/VZsLbZlRayjMBnSOiZxpxJBTQClJ5SgPRcq0qktw2",
+	"mqg0WSbTH6YjFuemKR1qaHILe1SeRVCF85xqlQ6lYUblB7n2Ms8c5q06mVwreY2WbAvrqL31BZOdknMX",
+	"zAd4yyL/+mo8Jy9p9NV4zXzVpCfnMWVdPJHve7UhWHUq5j3ObSAceQT9XoGGzZEUk7f9LUrrG+8t5b1d",
+	"QAzAC8EC8rP2gDEojwBaFss1nsQEUF0yCqhM6SY7fUkqSAvggVUaWEk6iKavWWOafausUU8jZehwsMdU",
+	"NzeYOgVc0J4Ci6iCccUBC7Wiu3Ryj4U/qhIHQMY08fH/9/80VSIGF2SCJHvna25i2He8R4OYBbc6Icx6",
+	"HSY8xVybNiR/LGYooCrY7mHmMBEOrNpoUYjQhAEW6RokX6gUCzNGU69HziIP+YqjO8KtHGHAJUmTO/jZ",
+	"BLLv6ERDyC7UgXg7YmT9qnJ5ozguZL1A9mk/Feg2imPtOjN9e1KyCKGuW4xBRtGZAFoeyBJziq4uYxXS",
+	"9sEehalBNrukk2lM0IjFIdepAiNCrcxBHUU/jVQaFxsM6j36Jp+eco+o5RZsipPQARO3Gvoyw5VcECnS",
+	"ZMthmLqzdgtj5VZVILkL3/6V+PkCkPivEvJd0stXiGj704Ru7xl/ZICTxFRu1Q7Jb6LAN1GgXA3XfLM0",
+	"zLeM+wOitWH6ShQwJfckly8p8kgU97d9N5JdDRkLPa2hJaTmIqgZvu9/Wj0fF1D4FuUK92gBSVbBAQEi",
+	"nmudBiVPqaZZCizAv6nE2SGjZG8eqokLNuHFWJXV7H7A6rKcZ8XGbyMaAvybmRslJISAUw0OOMcD7KzR",
+	"qmK3OcRYlhi6tqpqp3bzhHyRb9+uoZIfuSJk2uekG/1hiVMrE+kDvWBP4UaxXJwau/GbU/0/w6nu0FZ1",
+	"JGzCZxHUc4UtCfX+h2Xg7xcaHsimm7kLPKM834EaAClZ7g0eEqGv71cyWuhamaUR8i6qZv2zj+KfeHcP",
+	"icjk/XyqC3Z4gkUwKtGNwUeaVaz2DdbyAtzlGH4w6L0g2udwzBBLZuMxl6A8x2QgEI6BhSmsZ6lkEpxA",
+	"ppUJegTVt7oU/Fl2bfW1Vs/HrgeqxpONFQUY4hz6RKFLg92zOx+LoRdEB6gVs648x2XYo3OvubECXVPV",
+	"Wy6uE44hT/0sKzQ+V3na3oIeXaFMsEL/WFQpWC8gQJOVFA23Fw293D9H28+RwEN7q+X2ZEWeejSr8uQA",
+	"chslvFls3dopsPrguEdtmGwkHyljSnO30ag1mrVGEwI9GBIsxLPVBBnQxhW6YRZbohyYjV1UwGoqkzlS",
+	"ADj/QpkDTpcrFOzLn/Q1sEWCHKFbXgU7g1n+rYjBnHwhShoCmPMF2OY2VLmLQJ53b1DBHyFuWIDwf7Ct",
+	"ehnZVzsY2kT/j9IX/xMSl/7E3EydJe1ZUHyrjJMpdW/DLq9RrvVdkDG7M1ofvF1Hl2kQgBpThaDqNSvh",
+	"R4xIQhQODCX1BdpI21RSWEmKNu3p7oHHjllC/pLCiFpua7U/W9JUiwV1UHKgzgK0bNVXZZPeTcgw069f",
+	"n3cOUTqRF8ZDflZXST0HFVslYpHYgNJgivxOFw99hbAk2TkWSP6C+ji4RRFF/tGgdsooqZ1IAQrwlIZE",
+	"IH+rsY1OmUAnLIwGEWDsjqKYKEeBnsMIa1ghFYg2z8O2kQVDOHWKGatvzckt4VVDIrLjmKOewD7NlR9Q",
+	"kzSwJ1mgknZZVMGYEUfciPdjyEn314sF5nqVrfebtefTXqXiVSLZtjLRmSomrYqzWBWblRSLLfz6IINQ",
+	"G7ju8oWsaEY/ovLgzVdxKM+XtQ5VwRQpl+YhCyS8A01vLdSYS7c8j+JV+EjmuH3JEP44jrb98EenTLxi",
+	"Kf2zU6cDNqWSLjxMn5bEkkPkyCTGQZGrEBpanj6U4KkmXxqKVqVvVQtgszmByqgVkLPsr2E0UECB+u8p",
+	"6U/8NQWP4o/TWEQTnIgN8FGEWGBfw9ID5oAvZ+RDQDYElchxqONv9BI1xIijd2k4VFAEktLqG6iiv/sK",
+	"sU0dQl0JAECdejQhNe0VySogjInAciCo2vnl6BUYjxQM9xoE2UwzryHQaNlI5voDl2OoqG5/JpQ/Uf6j",
+	"hYCsc4FnHP7pFUl5j/ZJwMaEo/PTQ+OrPDx6BYFIHOY0iBIu0EASyTLsu+YWmsdhVWE5apGqZlvlTprQ",
+	"d7XCCgcuUW5MdqePAHjdPNREJ9FLJ9CzrZoY4AT1yYypwrMRoAkGqaS/A6DOMw0QtxgvvYVU0D7MWa2L",
+	"nDNL0BvSP8+2er1cVbInl+vFIYH9zNzWPAJvKaCjyZltN3afoUn0gcQ8Qy2BI6eZlXXmyrUrue2WDLVI",
+	"w/pMyu9VSi7F6mqFGtgVDPLLjKea2XB9V/76ptM/tVoBdB/TZWRfKxUZ/tokLeMBCuEUW5g7junIuJKg",
+	"2I2JCc8gIlG7DBBoyAi38H4KFVooE1FAzHMWhxBKsYcs4B+D9pMJjxqGKItG0IhCbj0pUzaqjq4MfKEL",
+	"XZqTThaHZlSr2GAedgo5+VAlKDrFpbCSbHVWT+aTMg0UAbarRSBVg58I+/UIZB1Y468KrJP38GcLKv/r",
+	"GkH+go4edY7mUwuXUTvbN1pK8PYzU7iVJANF3oqO7zLSlwe8MUrqSCVGr6/DDV5ftzP6dcTwXgGtQEp8",
+	"qvqawjH6k6Y7eipZXn4BaLcPZj+WkdH5LMCHiKhZXDP8Pahep8idFQuW1x8zUWEgmmZG8TnSWcQ0N7Kd",
+	"Q7Q3d3t0Rer5lZMU951OvlIG4V4pSsaXJhF+I7D/mQTWAqldSFvzyJBSe+flyNAsfdmAqhYunkolryq4",
+	"KQ2lTCjAGZNQUjFQnCOqy3YJ8kHXynFoy/wVL49dWmBivDSV2L+aN0f3sMhw5xRhfMIowj/i8v2Jz7M8",
+	"gY7En5XcX3KmdQDeolN9nNU1kmwTktDusiQljqoaRSbLEKJ5KtGap7PFehRsNZ7tSq5bGEdjDDUXLVwe",
+	"HZEi5QYopFQokDiPGBNxYcUSftG5jgQZ84cPOHQmt3aMPxypT6DisjZg4CTBs0UXwFlDs0rKoPWX9CPJ",
+	"Q1SIauH5bi1IBSliBy3zCwLqV17uxZzV/JgaxFosUEigNi5LxVoLtGGscUEeggeT7y7BBssAkhyJtwwn",
+	"KeI2/NGD7iPKnAOTp7KjKDSatBy91bFTlQ8CRpSYI9dFjdouNUbCtcXBmuakP+CQ6jpVAD2EOTiflAl6",
+	"vhCM64N6HmySnbCJa1v97UFtG78gtd3gWVhrks3BFt7u7wTPQuOdmmAxyn1TkZFBc6HQK7Mvpim8+bDD",
+	"ajkkkUIk/sPhiP5CTpsOGMF4dqgWX343C2zRze8qH3MeZs4GgznN1eRuKQu5uY5ZKpVKcqXFvCx4piK6",
+	"b8ksC9tOpL4IyqTzoq6AZCJrS9Jv5xNrSlQ1F/2aMtGjGgJ79SBrVZfma+fcHBS6+WI9zZk5Gwy+KWH/",
+	"I8KZ1TGyrrBFFZykkEV+3H1T3h+sSHCr5X014AcFc9Z8Usjj8kG8x2SDgETuv09uVMHRKkuQz8REDuAm",
+	"TWJfxWSor3wFyz/GNIUqgiKZrRk3gZZn5jJKPY3HT4CqZpXDtFvAIaKWf8C9aQaFy5Qyy0sk0j2V0RkD",
+	"DQXNVVe91W0pImh5zye6buItmf1Js1Qau6ikmudKdFWtxeeT1f+pOSwdd93+XWAIpn81nLFscIF6Zp1i",
+	"T95AcDZGVCGcz93B/8AsyG+s7t9jnxE4EW71SJ0vv4jlzYnCDxe56QAZd0TiDN9Ghczo6tcZiszcie5R",
+	"FcqTf2jdCEhYKOEvvg141qMqAb7Z0KXCayknBXnZQ3wktWOg+VLJbiFwsASYKuTlHo0MfESOelCdmgI0",
+	"cjwRQNcogTdyKhGvoWigPFbu9CKOYsZ1omYOfmAMTjlfg97kWEAG72uwA8UFBUM6939VOX+O5yxy1VCW",
+	"LXaOprAqh9LD/9qS/36hm38TRb/Qx2lfnqZSWu5qFHRP629LT+E3cv6NnK/oPtKoJ48l6AbBcQm4jdFo",
+	"8tq8mIYeSinkfy0vheup8lw9GglDoNbXXelvfV1lwptMNSiIW7X9oSrfCvBy+5KGQs7fWgmmZdN3gJFV",
+	"hpvOqMvqvmQaTlVdNkijwLRoG4R3PETZFF6wQvp7VGE7c1/Bs6lJFcXlfFq6mhokC2bJe55df0EnFvao",
+	"k5BYBA8upEkWsg8hFBOw9Et2BOxQYtFyqWUyVYuzyUnybxZrbXnztKT1DGBUVZUA21alhXqV887pwdHp",
+	"oSmq3O4enZ32Kve+jkmbj2HTQWZ7xSrURonMN92JTQsyVKYMsyadQEWIo0EJRrZVcieHNS3OS1fTNdWd",
+	"AfMO9EYAzAa1UA0holwQrOOSFXwPEHXDIpXNW7ajy/jM1e2BkDITYFZHbVXQGq2vmzOyvp4BDcHKlKQg",
+	"trL4EmVon6T9OArQCNMwJirc7iKNTZgyHLzWfKpoXQMqzqFRRMLEHZsYQ7tms6cKzkG0chbMYoQbWHsV",
+	"Ppyd+RZaIQ11b3EOqmpOXbfW4tf2jK87oihmU0D1Nh9n97OF5gN7UPWKRvIce+j01X6NsmSM44jLU5Lt",
+	"pkhSGmChHI4MziDjUR4wVEdHGtf9HQkALUuKkLri01hXO5cL1Gx4jUZDuSgLgUQqNhqgw3lZEJFsYsGK",
+	"w5c6BMl2Uo3tcWzp4ttjsK7k048ZHaKqG4xk4q54GoxMiWwTliTbWAmXHRVg2d29mAdPR4uw09cVkWzl",
+	"YF1OnrB6Q9PPlpOJvFc8yahPuEBjLIKRXiO4ZCrosXaM6TDFQ+JnmQtw1n1C9TAyutxy8ppRltbsduhf",
+	"dff9L05BLg3z2kIXncOjy+4FEFqrcHzVCWeLFBgbJ+VRsxul9AVVfectybt7FDaqKBGwwaBUdXCHAWSq",
+	"RyGEjJTVdG9ZhcSdeUF7vmdWFW02ehRTAMKW/RZrmVc5ceuCrpWjf2rpaM7hWCbN5a/o2FhzSirKt/fH",
+	"2ecWl+1Whx8MiLXDl7nvsh1idMzuSIwD8ojq3vmbcEsfft3ci0qr0kkTNiEbOjG8tLr2Y62H+WQeYxO8",
+	"0Lv81cBXi82voJk2n1AzNd0vrffpViGEEANu1fjMHQMRN8Cs5Y4GIALqMj2J6qpj0Ve7L+rNUB6CMjGz",
+	"4lXGhHN5JVuV/REJbtGMpQmKaJ99sMEj4VdHPgQH4Ip5Pllg/Pxad5aqS61F8q98TfAeneIZqmqbmeSy",
+	"ZZP01yBjUJSA9+f1BoyoO9KpK3mM3rdCrH+xQqygv1ubvAB5HppI7gyDSxPJQDbwJALupb8oNQ6AR063",
+	"5NlmS+cCaTxVQMAXupDdkAlBaJ6ww+volCHXJapIiaHsZsD33qcSkEhthoXyhqnwkAWzrit+w7M44jAC",
+	"MJKEWTqBC3PkhGxJqW2SFT2Wr6jIrTVndFncyPzo5hGjvuO5F1fjUXiW+1GnaKkM4LwLEzRZ0kM0JrU+",
+	"Vni5pAbSZrauqNo965576OLVPnq2ufWihS5/aNeaHnqGACuYe2irAZSc0ZCvIcxVuDCjIVL2ojo6Uyj1",
+	"4Jj1bEPTMMWJAphNZjq8Un+k6JkSCPIEj6QQE4pmGr4ph2XUQAna5pPjKGv9Aezh2v2L6SxPRos4TyHg",
+	"JV8xy+R1/+v9/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -62,7 +62,6 @@ var sentinels = []struct {
 	{auth.ErrNotApplicable, http.StatusConflict, "NOT_APPLICABLE", "not applicable to this kind of account"},
 	{auth.ErrPayloadTooLarge, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "the request body is too large"},
 	{auth.ErrUnsupportedMedia, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "the content is not a PNG, JPEG, GIF or WebP image"},
-	{auth.ErrNotImplemented, http.StatusNotImplemented, "NOT_IMPLEMENTED", "not implemented in this version"},
 	{auth.ErrOverloaded, http.StatusServiceUnavailable, "OVERLOADED", "the server is busy; retry shortly"},
 	{auth.ErrUnavailable, http.StatusServiceUnavailable, "UNAVAILABLE", "the service is unavailable"},
 }

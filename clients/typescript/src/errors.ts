@@ -64,7 +64,6 @@ const statusCodes: Partial<Record<number, ErrorCode>> = {
   413: "PAYLOAD_TOO_LARGE",
   415: "UNSUPPORTED_MEDIA_TYPE",
   429: "RATE_LIMITED",
-  501: "NOT_IMPLEMENTED",
   502: "UNAVAILABLE",
   503: "UNAVAILABLE",
   504: "UNAVAILABLE",
