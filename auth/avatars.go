@@ -6,15 +6,37 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/auth/avatar"
 )
+
+// imageWait is how long an upload waits for a free image slot before it
+// is answered ErrOverloaded.
+const imageWait = 2 * time.Second
+
+// processImage runs avatar.Process in one of a bounded number of slots:
+// decoding a 4096×4096 image takes around 100 MiB, so a flood of uploads
+// must queue, not exhaust memory.
+func (s *Service) processImage(ctx context.Context, data []byte) ([]byte, string, error) {
+	timer := time.NewTimer(s.imageWait)
+	defer timer.Stop()
+	select {
+	case s.imageSlots <- struct{}{}:
+		defer func() { <-s.imageSlots }()
+	case <-timer.C:
+		return nil, "", ErrOverloaded
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+	return avatar.Process(data)
+}
 
 // SetAvatar re-encodes an uploaded image (dropping its metadata) and makes
 // it the user's avatar. ErrUnsupportedMedia when it is not a supported
 // image, ErrInvalidImage when it cannot be decoded or is too large.
 func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) error {
-	out, contentType, err := avatar.Process(data)
+	out, contentType, err := s.processImage(ctx, data)
 	switch {
 	case errors.Is(err, avatar.ErrUnsupported):
 		return fmt.Errorf("%w: %w", ErrUnsupportedMedia, err)

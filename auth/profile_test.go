@@ -238,3 +238,25 @@ func TestBirthDateTodayAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestAvatarSlots: uploads beyond the image slots wait, then get
+// ErrOverloaded, and a freed slot serves the next one.
+func TestAvatarSlots(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newTestService(t)
+	u, _, _ := register(t, s, "Ada")
+	s.imageWait = 10 * time.Millisecond
+	for range cap(s.imageSlots) {
+		s.imageSlots <- struct{}{} // every slot busy
+	}
+	if err := s.SetAvatar(ctx, u.ID, pngBytes(t, 8, 8)); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("SetAvatar with every slot busy = %v, want ErrOverloaded", err)
+	}
+	if me, _ := s.Me(ctx, u.ID); me.HasAvatar {
+		t.Error("an overloaded upload was stored")
+	}
+	<-s.imageSlots
+	if err := s.SetAvatar(ctx, u.ID, pngBytes(t, 8, 8)); err != nil {
+		t.Fatalf("SetAvatar with a free slot = %v", err)
+	}
+}

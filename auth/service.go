@@ -102,6 +102,9 @@ type Service struct {
 	sealer *sealer
 	keys   keyRing
 	hasher *password.Hasher
+	// imageSlots bound the avatar images decoded at once (one per CPU).
+	imageSlots chan struct{}
+	imageWait  time.Duration
 }
 
 // NewService validates cfg, prepares the master-key cipher and loads the
@@ -125,7 +128,8 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher}
+	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher,
+		imageSlots: make(chan struct{}, runtime.NumCPU()), imageWait: imageWait}
 	if s.hasher == nil {
 		h, err := password.NewHasher(password.DefaultParams, 2*runtime.NumCPU(), 2*time.Second)
 		if err != nil {

@@ -514,7 +514,7 @@ export interface paths {
          *
          *     The image is judged by its content, not by the header, and stored
          *     re-encoded without metadata (EXIF is dropped), so what was uploaded
-         *     is never served back byte for byte: JPEG stays JPEG, everything else
+         *     is never served back as sent: JPEG stays JPEG, everything else
          *     becomes PNG, and a GIF keeps its first frame.
          *
          *     Failures:
@@ -524,6 +524,8 @@ export interface paths {
          *     * `415 UNSUPPORTED_MEDIA_TYPE`: not a PNG, JPEG, GIF or WebP image.
          *     * `400 INVALID_REQUEST`: the image cannot be decoded, either side is
          *       over 4096 pixels, or the form has no `file` part.
+         *     * `503 OVERLOADED`: too many images are being decoded at once (one
+         *       per CPU; others wait up to 2 s); retry after `Retry-After`.
          */
         post: operations["uploadAvatar"];
         /**
