@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -123,6 +124,15 @@ func (h *harness) start(tweak func(*auth.Config)) {
 
 // stack builds an auth.Service and an Echo application on h.db.
 func (h *harness) stack(tweak func(*auth.Config)) http.Handler {
+	_, handler := h.build(tweak)
+	return handler
+}
+
+// build makes the service and the Echo application on h.db as cmd/latchkey
+// does, with tweak (when not nil) changing the auth config and trusted as
+// server.Config.TrustedProxies. Requests may pick their peer address with
+// from.
+func (h *harness) build(tweak func(*auth.Config), trusted ...*net.IPNet) (*auth.Service, http.Handler) {
 	h.t.Helper()
 	cfg := auth.Config{
 		Issuer:            "http://localhost:8080",
@@ -141,13 +151,20 @@ func (h *harness) stack(tweak func(*auth.Config)) http.Handler {
 	}
 	e, err := server.New(svc, server.Config{
 		AvatarMaxBytes: avatarMax,
+		TrustedProxies: trusted,
 		Spec:           latchkey.OpenAPIYAML,
 		Logger:         slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		h.t.Fatalf("server.New: %v", err)
 	}
-	return e
+	return svc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if addr := r.Header.Get(remoteAddrHeader); addr != "" {
+			r.RemoteAddr = addr
+			r.Header.Del(remoteAddrHeader)
+		}
+		e.ServeHTTP(w, r)
+	})
 }
 
 // variant is a second stack on the same database with another config.

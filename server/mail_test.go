@@ -11,12 +11,10 @@ import (
 	"testing"
 	"time"
 
-	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
 	"github.com/latchkey-dev/latchkey/mail"
 	"github.com/latchkey-dev/latchkey/mail/mailtest"
 	"github.com/latchkey-dev/latchkey/ratelimit"
-	"github.com/latchkey-dev/latchkey/server"
 	"github.com/latchkey-dev/latchkey/store"
 )
 
@@ -62,35 +60,17 @@ func (h *harness) withMail(srv *mailtest.Server, tweak func(*auth.Config)) *mail
 // build (re)makes the service, the Echo app and the outbox on h.db.
 func (m *mailStack) build(h *harness) {
 	h.t.Helper()
-	cfg := auth.Config{
-		Issuer:                    publicURL,
-		AccessTokenTTL:            15 * time.Minute,
-		RefreshTokenTTL:           720 * time.Hour,
-		RefreshReuseGrace:         10 * time.Second,
-		RegistrationOpen:          true,
-		MasterKey:                 append([]byte(nil), h.key...),
-		EmailConfirmationRequired: true,
-		Hasher:                    newHasher(h.t, cheapParams, 4, time.Second),
-	}
-	if m.tweak != nil {
-		m.tweak(&cfg)
-	}
-	svc, err := auth.NewService(context.Background(), h.db, cfg, auth.WithClock(h.clock.Now))
-	if err != nil {
-		h.t.Fatalf("auth.NewService: %v", err)
-	}
-	e, err := server.New(svc, server.Config{AvatarMaxBytes: avatarMax, Spec: latchkey.OpenAPIYAML, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		h.t.Fatalf("server.New: %v", err)
-	}
+	hasher := newHasher(h.t, cheapParams, 4, time.Second)
 	c := *h
-	c.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if addr := r.Header.Get(remoteAddrHeader); addr != "" {
-			r.RemoteAddr = addr
-			r.Header.Del(remoteAddrHeader)
+	svc, handler := h.build(func(cfg *auth.Config) {
+		cfg.Issuer = publicURL
+		cfg.EmailConfirmationRequired = true
+		cfg.Hasher = hasher
+		if m.tweak != nil {
+			m.tweak(cfg)
 		}
-		e.ServeHTTP(w, r)
 	})
+	c.h = handler
 	m.harness, m.svc = &c, svc
 	m.outbox = svc.Outbox(m.mailer, auth.OutboxConfig{MinBackoff: time.Minute, SendTimeout: 5 * time.Second})
 }

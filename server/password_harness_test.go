@@ -57,39 +57,13 @@ func newHasher(t testing.TB, p password.Params, concurrency int, maxWait time.Du
 func (h *harness) passwords(tweak func(*auth.Config), trusted ...*net.IPNet) *harness {
 	h.t.Helper()
 	hasher := newHasher(h.t, cheapParams, 4, time.Second)
-	cfg := auth.Config{
-		Issuer:            "http://localhost:8080",
-		AccessTokenTTL:    15 * time.Minute,
-		RefreshTokenTTL:   720 * time.Hour,
-		RefreshReuseGrace: 10 * time.Second,
-		RegistrationOpen:  true,
-		MasterKey:         append([]byte(nil), h.key...),
-		Hasher:            hasher,
-	}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	svc, err := auth.NewService(context.Background(), h.db, cfg, auth.WithClock(h.clock.Now))
-	if err != nil {
-		h.t.Fatalf("auth.NewService: %v", err)
-	}
-	e, err := server.New(svc, server.Config{
-		AvatarMaxBytes: avatarMax,
-		TrustedProxies: trusted,
-		Spec:           latchkey.OpenAPIYAML,
-		Logger:         slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		h.t.Fatalf("server.New: %v", err)
-	}
 	c := *h
-	c.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if addr := r.Header.Get(remoteAddrHeader); addr != "" {
-			r.RemoteAddr = addr
-			r.Header.Del(remoteAddrHeader)
+	_, c.h = h.build(func(cfg *auth.Config) {
+		cfg.Hasher = hasher
+		if tweak != nil {
+			tweak(cfg)
 		}
-		e.ServeHTTP(w, r)
-	})
+	}, trusted...)
 	return &c
 }
 
