@@ -125,6 +125,7 @@ func (f *fakeStore) ResetPassword(_ context.Context, t *MailToken, passwordHash 
 		return ErrNotFound
 	}
 	u.PasswordHash, u.EmailConfirmed, u.UpdatedAt = passwordHash, true, now
+	u.PasswordVersion++
 	f.users[u.ID] = u
 	for _, s := range f.sessions {
 		if s.UserID == u.ID && s.Live(now) {

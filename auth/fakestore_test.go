@@ -129,30 +129,67 @@ func (f *fakeStore) UserByUsername(_ context.Context, username string) (*User, e
 	return nil, ErrNotFound
 }
 
-func (f *fakeStore) UpdateUser(_ context.Context, u *User) error {
+func (f *fakeStore) UpdateProfile(_ context.Context, userID string, p UserPatch, now time.Time) (*User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	old, ok := f.users[u.ID]
+	u, ok := f.users[userID]
 	if !ok {
+		return nil, ErrNotFound
+	}
+	if p.Name != nil {
+		u.Name = *p.Name
+	}
+	if p.Locale != nil {
+		u.Locale = *p.Locale
+	}
+	if p.Timezone != nil {
+		u.Timezone = *p.Timezone
+	}
+	for dst, f := range map[**string]Field[string]{&u.Username: p.Username, &u.Bio: p.Bio, &u.Location: p.Location, &u.BirthDate: p.BirthDate} {
+		if f.Set {
+			*dst = f.Value
+		}
+	}
+	if err := f.checkUnique(&u); err != nil {
+		return nil, err
+	}
+	u.UpdatedAt = now
+	f.users[userID] = u
+	return &u, nil
+}
+
+func (f *fakeStore) UpgradePasswordHash(_ context.Context, userID, old, next string, now time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[userID]
+	if !ok || u.PasswordHash != old {
 		return ErrNotFound
 	}
-	if err := f.checkUnique(u); err != nil {
-		return err
-	}
-	n := *u
-	n.HasAvatar, n.CreatedAt = old.HasAvatar, old.CreatedAt
-	n.TwoFactorEnabled, n.TOTPKeyEnc, n.TOTPPendingEnc, n.TOTPLastStep = old.TwoFactorEnabled, old.TOTPKeyEnc, old.TOTPPendingEnc, old.TOTPLastStep
-	f.users[u.ID] = n
+	u.PasswordHash, u.UpdatedAt = next, now
+	f.users[userID] = u
 	return nil
 }
 
-// UpdateCredentials is UpdateUser plus RevokeUserSessions; the fake's
-// single mutex is not held across the two, which no test relies on.
-func (f *fakeStore) UpdateCredentials(ctx context.Context, u *User, exceptID string, now time.Time) error {
-	if err := f.UpdateUser(ctx, u); err != nil {
-		return err
+func (f *fakeStore) ChangePassword(_ context.Context, userID string, version int64, hash, exceptID string, now time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[userID]
+	if !ok || u.PasswordVersion != version {
+		return ErrNotFound
 	}
-	return f.RevokeUserSessions(ctx, u.ID, exceptID, now)
+	u.PasswordHash, u.PasswordVersion, u.UpdatedAt = hash, version+1, now
+	f.users[userID] = u
+	f.revokeUser(userID, exceptID, now)
+	f.deleteTokens(userID, TokenEmailChange, TokenReset)
+	return nil
+}
+
+func (f *fakeStore) EndAllSessions(_ context.Context, userID string, now time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revokeUser(userID, "", now)
+	f.deleteTokens(userID, TokenEmailChange)
+	return nil
 }
 
 func (f *fakeStore) DeleteUser(_ context.Context, id string) error {
@@ -234,12 +271,17 @@ func (f *fakeStore) RevokeSession(_ context.Context, userID, sessionID string, n
 func (f *fakeStore) RevokeUserSessions(_ context.Context, userID, exceptID string, now time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.revokeUser(userID, exceptID, now)
+	return nil
+}
+
+// revokeUser revokes the user's live sessions but exceptID; f.mu held.
+func (f *fakeStore) revokeUser(userID, exceptID string, now time.Time) {
 	for id, s := range f.sessions {
 		if s.UserID == userID && id != exceptID && s.Live(now) {
 			f.revoke(s, now)
 		}
 	}
-	return nil
 }
 
 func (f *fakeStore) RevokeSessionByRefreshHash(_ context.Context, hash []byte, now time.Time) error {

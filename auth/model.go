@@ -43,13 +43,17 @@ type User struct {
 	SecretEnc  []byte
 	// PasswordHash is the PHC string of a password account's password.
 	PasswordHash string
+	// PasswordVersion counts the changes of the password (a change or a
+	// reset; a rehash of the same password does not count). A password
+	// change applies only to the version whose password it checked.
+	PasswordVersion int64
 
 	// TOTPKeyEnc is the TOTP key of two-factor authentication, sealed under
 	// the master key; set while TwoFactorEnabled. TOTPPendingEnc is a key
 	// enrolled but not confirmed yet. TOTPLastStep is the last time step
 	// whose code was accepted (0: none); no step up to it is accepted again.
 	// The two-factor store methods maintain these three and
-	// TwoFactorEnabled together; UpdateUser does not write the three.
+	// TwoFactorEnabled together; no other method writes them.
 	TOTPKeyEnc     []byte
 	TOTPPendingEnc []byte
 	TOTPLastStep   int64

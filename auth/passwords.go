@@ -195,8 +195,13 @@ func (s *Service) verifyPassword(ctx context.Context, u *User, pw string) (bool,
 		if err != nil {
 			return false, err
 		}
-		u.PasswordHash, u.UpdatedAt = hash, s.now()
-		if err := s.st.UpdateUser(ctx, u); err != nil {
+		// Only if the hash is still the one just checked: a reset or a
+		// change committed meanwhile must not be undone.
+		err = s.st.UpgradePasswordHash(ctx, u.ID, u.PasswordHash, hash, s.now())
+		switch {
+		case err == nil:
+			u.PasswordHash = hash
+		case !errors.Is(err, ErrNotFound):
 			return false, fmt.Errorf("upgrade password hash: %w", err)
 		}
 	}
@@ -204,7 +209,8 @@ func (s *Service) verifyPassword(ctx context.Context, u *User, pw string) (bool,
 }
 
 // ChangePassword re-checks the current password, applies the password
-// rules to the new one, stores it and revokes every other session.
+// rules to the new one, stores it, revokes every other session and voids
+// pending email changes and reset links.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
 	u, err := s.st.UserByID(ctx, p.UserID)
 	if err != nil {
@@ -224,9 +230,13 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	u.PasswordHash, u.UpdatedAt = hash, now
-	return s.st.UpdateCredentials(ctx, u, p.SessionID, now)
+	// Only if the password is still the one just checked: a reset (or
+	// another change) committed meanwhile wins, and this one is refused.
+	err = s.st.ChangePassword(ctx, u.ID, u.PasswordVersion, hash, p.SessionID, s.now())
+	if errors.Is(err, ErrNotFound) {
+		return ErrInvalidCredentials
+	}
+	return err
 }
 
 // reauthenticate checks a signed-in user's password; failures count toward

@@ -54,44 +54,34 @@ func (s *Service) Me(ctx context.Context, userID string) (*User, error) {
 // reported in one ValidationError; a taken username is ErrUsernameTaken.
 // Bio and location are trimmed, and empty clears them.
 func (s *Service) UpdateMe(ctx context.Context, userID string, p UserPatch) (*User, error) {
-	u, err := s.st.UserByID(ctx, userID)
-	if err != nil {
-		return nil, err
-	}
 	now := s.now()
 	var v validator
 	if p.Name != nil {
-		u.Name = v.name("name", *p.Name)
+		p.Name = new(v.name("name", *p.Name))
 	}
-	patchOptional(&u.Username, p.Username, func(x string) *string { return v.username("username", x) })
-	patchOptional(&u.Bio, p.Bio, func(x string) *string { return v.text("bio", x, maxBio, true) })
-	patchOptional(&u.Location, p.Location, func(x string) *string { return v.text("location", x, maxLocation, false) })
-	patchOptional(&u.BirthDate, p.BirthDate, func(x string) *string { return v.birthDate("birth_date", x, now) })
+	checkOptional(&p.Username, func(x string) *string { return v.username("username", x) })
+	checkOptional(&p.Bio, func(x string) *string { return v.text("bio", x, maxBio, true) })
+	checkOptional(&p.Location, func(x string) *string { return v.text("location", x, maxLocation, false) })
+	checkOptional(&p.BirthDate, func(x string) *string { return v.birthDate("birth_date", x, now) })
 	if p.Locale != nil {
-		u.Locale = v.locale("locale", *p.Locale)
+		p.Locale = new(v.locale("locale", *p.Locale))
 	}
 	if p.Timezone != nil {
-		u.Timezone = v.timezone("timezone", *p.Timezone)
+		p.Timezone = new(v.timezone("timezone", *p.Timezone))
 	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	u.UpdatedAt = now
-	if err := s.st.UpdateUser(ctx, u); err != nil {
-		return nil, err
-	}
-	return u, nil
+	// Only the fields given are written: a concurrent change of any other
+	// column (a password reset, another field's edit) stands.
+	return s.st.UpdateProfile(ctx, userID, p, now)
 }
 
-// patchOptional applies f to *dst: unset keeps it, null clears it, and a
-// value is replaced by what check makes of it.
-func patchOptional(dst **string, f Field[string], check func(string) *string) {
-	switch {
-	case !f.Set:
-	case f.Value == nil:
-		*dst = nil
-	default:
-		*dst = check(*f.Value)
+// checkOptional replaces a field's value by what check makes of it; unset
+// and null are kept as they are.
+func checkOptional(f *Field[string], check func(string) *string) {
+	if f.Set && f.Value != nil {
+		f.Value = check(*f.Value)
 	}
 }
 

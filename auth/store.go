@@ -31,14 +31,25 @@ type Store interface {
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	// UserByUsername finds a user by username, case-insensitively.
 	UserByUsername(ctx context.Context, username string) (*User, error)
-	// UpdateUser writes every profile and credential field of u (not
-	// HasAvatar, CreatedAt or the two-factor state, which have methods of
-	// their own) and sets UpdatedAt.
-	UpdateUser(ctx context.Context, u *User) error
-	// UpdateCredentials writes u as UpdateUser does and, in the same
-	// transaction, revokes every live session of the user except exceptID
-	// (which may be empty).
-	UpdateCredentials(ctx context.Context, u *User, exceptID string, now time.Time) error
+	// Writes own their columns: no method saves back a whole user read
+	// earlier, so a concurrent change (a reset, a rehash, an admin's
+	// flag) is never undone.
+	//
+	// UpdateProfile writes the profile fields p sets (name, username,
+	// bio, location, birth date, locale, timezone) and UpdatedAt = now,
+	// nothing else, and returns the user as stored after. ErrNotFound for
+	// no such user; ErrUsernameTaken.
+	UpdateProfile(ctx context.Context, userID string, p UserPatch, now time.Time) (*User, error)
+	// UpgradePasswordHash replaces the password hash old by next (the
+	// same password, new parameters) only if the stored hash is still
+	// old; ErrNotFound otherwise (the password changed meanwhile).
+	UpgradePasswordHash(ctx context.Context, userID, old, next string, now time.Time) error
+	// ChangePassword sets the password hash, only if the password is
+	// still at version (then version+1), and in the same transaction
+	// revokes every live session of the user except exceptID (which may
+	// be empty) and deletes the user's email-change and reset tokens.
+	// ErrNotFound when the user is gone or the password changed since.
+	ChangePassword(ctx context.Context, userID string, version int64, hash, exceptID string, now time.Time) error
 	// DeleteUser removes the user and, in the same transaction, its
 	// sessions, refresh tokens and avatar.
 	DeleteUser(ctx context.Context, id string) error
@@ -56,6 +67,9 @@ type Store interface {
 	// RevokeUserSessions revokes every live session of the user except
 	// exceptID (which may be empty).
 	RevokeUserSessions(ctx context.Context, userID, exceptID string, now time.Time) error
+	// EndAllSessions revokes every live session of the user and, in the
+	// same transaction, deletes the user's email-change tokens.
+	EndAllSessions(ctx context.Context, userID string, now time.Time) error
 	// RevokeSessionByRefreshHash revokes the session that the refresh token
 	// with this hash belongs to (rotated or not). ErrNotFound when no token
 	// has that hash.

@@ -271,7 +271,8 @@ const (
 )
 
 // Logout revokes the caller's session ("" or "current"), every other
-// session of the user ("others"), or all of them ("all").
+// session of the user ("others"), or all of them ("all", which also voids
+// a pending email change).
 func (s *Service) Logout(ctx context.Context, p Principal, scope string) error {
 	now := s.now()
 	switch scope {
@@ -284,7 +285,9 @@ func (s *Service) Logout(ctx context.Context, p Principal, scope string) error {
 	case LogoutOthers:
 		return s.st.RevokeUserSessions(ctx, p.UserID, p.SessionID, now)
 	case LogoutAll:
-		return s.st.RevokeUserSessions(ctx, p.UserID, "", now)
+		// Everywhere: a pending email change dies with the sessions, as
+		// it may be an intruder's.
+		return s.st.EndAllSessions(ctx, p.UserID, now)
 	default:
 		return Invalid("scope", `must be "current", "others" or "all"`)
 	}

@@ -167,21 +167,19 @@ func (h *harness) storedUser(email string) *auth.User {
 	return u
 }
 
-// updateStored changes a user's row through the store.
-func (h *harness) updateStored(email string, change func(*auth.User)) {
+// execSQL runs a statement on h's database with a connection of its own
+// ($1… placeholders), for setting up what no API operation does.
+func (h *harness) execSQL(query string, args ...any) {
 	h.t.Helper()
-	u := h.storedUser(email)
-	change(u)
-	u.UpdatedAt = time.Time{}
-	if err := h.db.UpdateUser(context.Background(), u); err != nil {
-		h.t.Fatalf("UpdateUser: %v", err)
+	db := h.rawDB()
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		h.t.Fatalf("%s: %v", query, err)
 	}
 }
 
-// countUsers counts the rows of the users table whose email equals email
-// regardless of case, with SQL of its own (the store has no such query), so
-// that a duplicate row would show.
-func (h *harness) countUsers(email string) int {
+// rawDB opens h's database with database/sql, outside the store.
+func (h *harness) rawDB() *sql.DB {
 	h.t.Helper()
 	driver, dsn := "sqlite", strings.TrimPrefix(h.dsn, "sqlite:")
 	if strings.HasPrefix(h.dsn, "postgres") {
@@ -198,6 +196,15 @@ func (h *harness) countUsers(email string) int {
 	if err != nil {
 		h.t.Fatalf("sql.Open: %v", err)
 	}
+	return db
+}
+
+// countUsers counts the rows of the users table whose email equals email
+// regardless of case, with SQL of its own (the store has no such query), so
+// that a duplicate row would show.
+func (h *harness) countUsers(email string) int {
+	h.t.Helper()
+	db := h.rawDB()
 	defer db.Close()
 	var n int
 	if err := db.QueryRow("SELECT count(*) FROM users WHERE lower(email) = lower($1)", email).Scan(&n); err != nil {

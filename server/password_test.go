@@ -308,7 +308,7 @@ func TestSignInPassword(t *testing.T) {
 		})
 		h.run("POST /auth/403 disabled account, only with the right password", func(h *harness) {
 			h.registerPassword(map[string]any{"email": "disabled@example.com", "password": goodPw, "username": "disabled_one"})
-			h.updateStored("disabled@example.com", func(u *auth.User) { u.Disabled = true })
+			h.execSQL("UPDATE users SET disabled = true WHERE email = $1", "disabled@example.com")
 			h.want(h.signInPw("disabled@example.com", goodPw), http.StatusForbidden, "ACCOUNT_DISABLED")
 			h.want(h.signInPw("Disabled_One", goodPw), http.StatusForbidden, "ACCOUNT_DISABLED")
 			h.want(h.signInPw("disabled@example.com", wrongPw), http.StatusUnauthorized, "INVALID_CREDENTIALS")
@@ -364,7 +364,7 @@ func TestPasswordRehash(t *testing.T) {
 			if err != nil {
 				h.t.Fatal(err)
 			}
-			h.updateStored(a.Email, func(u *auth.User) { u.PasswordHash = string(hash) })
+			h.execSQL("UPDATE users SET password_hash = $1 WHERE email = $2", string(hash), a.Email)
 			cur.want(cur.signInPw(a.Email, wrongPw), http.StatusUnauthorized, "INVALID_CREDENTIALS")
 			if got := h.storedUser(a.Email).PasswordHash; got != string(hash) {
 				h.t.Fatalf("a failed sign-in changed the hash to %q", got)

@@ -211,7 +211,10 @@ func (db *DB) ResetPassword(ctx context.Context, t *auth.MailToken, passwordHash
 		}
 		res := tx.Model(&userRow{}).
 			Where("id = ? AND lower(email) = lower(?)", t.UserID, t.Email).
-			Updates(map[string]any{"password_hash": passwordHash, "email_confirmed": true, "updated_at": ts(now)})
+			Updates(map[string]any{
+				"password_hash": passwordHash, "password_version": gorm.Expr("password_version + 1"),
+				"email_confirmed": true, "updated_at": ts(now),
+			})
 		if res.Error != nil {
 			return res.Error
 		}

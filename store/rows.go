@@ -27,9 +27,10 @@ type userRow struct {
 	SecretHash       nullBytes `gorm:"column:secret_hash"`
 	SecretEnc        nullBytes `gorm:"column:secret_enc"`
 	PasswordHash     *string   `gorm:"column:password_hash"`
+	PasswordVersion  int64     `gorm:"column:password_version"`
 	CreatedAt        timestamp `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt        timestamp `gorm:"column:updated_at;autoUpdateTime:false"`
-	// Two-factor (store/twofactor.go); not written by UpdateUser.
+	// Two-factor (store/twofactor.go).
 	TOTPKeyEnc     nullBytes `gorm:"column:totp_key_enc"`
 	TOTPPendingEnc nullBytes `gorm:"column:totp_pending_enc"`
 	TOTPLastStep   int64     `gorm:"column:totp_last_step"`
@@ -101,6 +102,7 @@ func toUserRow(u *auth.User) userRow {
 		SecretHash:       nullBytes(u.SecretHash),
 		SecretEnc:        nullBytes(u.SecretEnc),
 		PasswordHash:     nullString(u.PasswordHash),
+		PasswordVersion:  u.PasswordVersion,
 		CreatedAt:        ts(u.CreatedAt),
 		UpdatedAt:        ts(u.UpdatedAt),
 		TOTPKeyEnc:       nullBytes(u.TOTPKeyEnc),
@@ -131,6 +133,7 @@ func (r *userRow) toAuth() *auth.User {
 		SecretHash:       []byte(r.SecretHash),
 		SecretEnc:        []byte(r.SecretEnc),
 		PasswordHash:     deref(r.PasswordHash),
+		PasswordVersion:  r.PasswordVersion,
 		TOTPKeyEnc:       []byte(r.TOTPKeyEnc),
 		TOTPPendingEnc:   []byte(r.TOTPPendingEnc),
 		TOTPLastStep:     r.TOTPLastStep,

@@ -124,7 +124,7 @@ func equalUsers(t *testing.T, got, want *auth.User) {
 		got.Admin != want.Admin, got.Disabled != want.Disabled,
 		!got.CreatedAt.Equal(want.CreatedAt), !got.UpdatedAt.Equal(want.UpdatedAt),
 		!bytes.Equal(got.SecretHash, want.SecretHash), !bytes.Equal(got.SecretEnc, want.SecretEnc),
-		got.PasswordHash != want.PasswordHash:
+		got.PasswordHash != want.PasswordHash, got.PasswordVersion != want.PasswordVersion:
 		t.Fatalf("user mismatch:\n got %+v\nwant %+v", got, want)
 	}
 	if got.CreatedAt.Location() != time.UTC || got.UpdatedAt.Location() != time.UTC {
@@ -306,62 +306,63 @@ func TestCreateUserDuplicates(t *testing.T) {
 			t.Errorf("%d users, want 2", n)
 		}
 
-		// The same rules hold on update.
+		// The same rule holds on update.
 		other, _, _ := mustCreateUser(t, db, "other@example.com", "other")
-		u := *other
-		u.Email = ptr("Dup@Example.com")
-		wantErr(t, "UpdateUser(taken email)", db.UpdateUser(ctx, &u), auth.ErrEmailTaken)
-		u = *other
-		u.Username = ptr("DUPONT")
-		wantErr(t, "UpdateUser(taken username)", db.UpdateUser(ctx, &u), auth.ErrUsernameTaken)
+		_, err := db.UpdateProfile(ctx, other.ID, auth.UserPatch{Username: auth.Field[string]{Set: true, Value: ptr("DUPONT")}}, at(time.Hour))
+		wantErr(t, "UpdateProfile(taken username)", err, auth.ErrUsernameTaken)
 		got, err := db.UserByID(ctx, other.ID)
 		noErr(t, "UserByID", err)
 		equalUsers(t, got, other)
 	})
 }
 
-func TestUpdateUser(t *testing.T) {
+// TestUpdateProfile: only the fields a patch sets are written, so a
+// concurrent change of any other column stands.
+func TestUpdateProfile(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		u, _, _ := mustCreateUser(t, db, "upd@example.com", "upd")
-		u.Bio = ptr("bio")
-		noErr(t, "UpdateUser", db.UpdateUser(ctx, u))
+		set := func(v string) auth.Field[string] { return auth.Field[string]{Set: true, Value: &v} }
 
-		changed := *u
-		changed.Name = "New Name"
-		changed.Username = nil
-		changed.Email = ptr("new@example.com")
-		changed.EmailConfirmed = true
-		changed.Bio = nil
-		changed.Locale = "fr-FR"
-		changed.Timezone = "Europe/Paris"
-		changed.Location = ptr("Paris")
-		changed.BirthDate = ptr("2000-01-01")
-		changed.Admin = true
-		changed.Disabled = true
-		changed.PasswordHash = "$argon2id$new"
-		changed.UpdatedAt = at(90 * time.Minute)
-		// Not written by UpdateUser (two-factor has its own methods):
-		changed.TwoFactorEnabled = true
-		changed.HasAvatar = true
-		changed.CreatedAt = at(time.Hour)
-		noErr(t, "UpdateUser", db.UpdateUser(ctx, &changed))
-
-		got, err := db.UserByID(ctx, u.ID)
-		noErr(t, "UserByID", err)
-		want := changed
-		want.HasAvatar, want.TwoFactorEnabled, want.CreatedAt = false, false, u.CreatedAt
+		got, err := db.UpdateProfile(ctx, u.ID, auth.UserPatch{
+			Name: ptr("New Name"), Username: auth.Field[string]{Set: true}, Bio: set("bio"),
+			Locale: ptr("fr-FR"), Timezone: ptr("Europe/Paris"), Location: set("Paris"), BirthDate: set("2000-01-01"),
+		}, at(90*time.Minute))
+		noErr(t, "UpdateProfile", err)
+		want := *u
+		want.Name, want.Username, want.Bio, want.Locale, want.Timezone = "New Name", nil, ptr("bio"), "fr-FR", "Europe/Paris"
+		want.Location, want.BirthDate, want.UpdatedAt = ptr("Paris"), ptr("2000-01-01"), at(90*time.Minute)
 		equalUsers(t, got, &want)
 
-		// A zero UpdatedAt is filled in.
-		changed.UpdatedAt = time.Time{}
-		noErr(t, "UpdateUser(zero UpdatedAt)", db.UpdateUser(ctx, &changed))
-		if changed.UpdatedAt.IsZero() {
-			t.Error("UpdatedAt left zero")
-		}
+		// Columns other requests own, changed meanwhile, are not put back;
+		// unset fields are kept.
+		noErr(t, "ChangePassword", db.ChangePassword(ctx, u.ID, 0, "$argon2id$changed", "", at(91*time.Minute)))
+		got, err = db.UpdateProfile(ctx, u.ID, auth.UserPatch{Bio: auth.Field[string]{Set: true}}, at(92*time.Minute))
+		noErr(t, "UpdateProfile(clear bio)", err)
+		want.Bio, want.PasswordHash, want.PasswordVersion, want.UpdatedAt = nil, "$argon2id$changed", 1, at(92*time.Minute)
+		equalUsers(t, got, &want)
+		stored, err := db.UserByID(ctx, u.ID)
+		noErr(t, "UserByID", err)
+		equalUsers(t, stored, &want)
 
-		missing := passwordUser("missing@example.com", "")
-		wantErr(t, "UpdateUser(unknown)", db.UpdateUser(ctx, missing), auth.ErrNotFound)
+		_, err = db.UpdateProfile(ctx, uuid.NewString(), auth.UserPatch{Name: ptr("x")}, base)
+		wantErr(t, "UpdateProfile(unknown)", err, auth.ErrNotFound)
+	})
+}
+
+// TestUpgradePasswordHash: a rehash applies only over the hash it checked.
+func TestUpgradePasswordHash(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, _, _ := mustCreateUser(t, db, "rehash@example.com", "rehash")
+		noErr(t, "UpgradePasswordHash", db.UpgradePasswordHash(ctx, u.ID, u.PasswordHash, "$argon2id$upgraded", at(time.Minute)))
+		wantErr(t, "UpgradePasswordHash(stale)", db.UpgradePasswordHash(ctx, u.ID, u.PasswordHash, "$argon2id$stale", at(2*time.Minute)), auth.ErrNotFound)
+		got, err := db.UserByID(ctx, u.ID)
+		noErr(t, "UserByID", err)
+		if got.PasswordHash != "$argon2id$upgraded" || got.PasswordVersion != 0 {
+			t.Errorf("hash %q version %d", got.PasswordHash, got.PasswordVersion)
+		}
+		wantErr(t, "UpgradePasswordHash(unknown)", db.UpgradePasswordHash(ctx, uuid.NewString(), "a", "b", base), auth.ErrNotFound)
 	})
 }
 
@@ -859,17 +860,15 @@ func TestAvatars(t *testing.T) {
 			t.Fatalf("%d avatar rows, want 1", n)
 		}
 
-		// UpdateUser does not touch HasAvatar.
-		user, err := db.UserByID(ctx, u.ID)
-		noErr(t, "UserByID", err)
-		user.HasAvatar = false
-		noErr(t, "UpdateUser", db.UpdateUser(ctx, user))
+		// UpdateProfile does not touch HasAvatar.
+		_, err = db.UpdateProfile(ctx, u.ID, auth.UserPatch{Name: ptr("Renamed")}, at(3*time.Second))
+		noErr(t, "UpdateProfile", err)
 		checkAvatar(b)
 
 		noErr(t, "DeleteAvatar", db.DeleteAvatar(ctx, u.ID))
 		_, err = db.AvatarByUserID(ctx, u.ID)
 		wantErr(t, "AvatarByUserID(deleted)", err, auth.ErrNotFound)
-		user, err = db.UserByID(ctx, u.ID)
+		user, err := db.UserByID(ctx, u.ID)
 		noErr(t, "UserByID", err)
 		if user.HasAvatar {
 			t.Fatal("HasAvatar = true after DeleteAvatar")
@@ -884,7 +883,7 @@ func TestAvatars(t *testing.T) {
 	})
 }
 
-func TestUpdateCredentials(t *testing.T) {
+func TestChangePassword(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		u, first, _ := mustCreateUser(t, db, "cred@example.com", "cred")
@@ -898,6 +897,10 @@ func TestUpdateCredentials(t *testing.T) {
 		}
 		noErr(t, "RevokeSession", db.RevokeSession(ctx, u.ID, revoked.ID, at(6*time.Minute)))
 		revoked.RevokedAt = ptr(at(6 * time.Minute))
+		for _, k := range []auth.TokenKind{auth.TokenEmailChange, auth.TokenReset, auth.TokenConfirm} {
+			noErr(t, "QueueMail", db.QueueMail(ctx, mailToken(t, k, u, "cred@example.com", time.Hour)))
+			noErr(t, "QueueMail(other)", db.QueueMail(ctx, mailToken(t, k, other, "taken@example.com", time.Hour)))
+		}
 
 		// sessionsAre checks every session of both users against want
 		// (revocation times; nil: not revoked).
@@ -915,51 +918,82 @@ func TestUpdateCredentials(t *testing.T) {
 			first: nil, keep: nil, live: nil, revoked: revoked.RevokedAt, expired: nil, otherS: nil,
 		}
 
-		// A failed update revokes nothing and changes nothing.
-		fails := []struct {
-			name string
-			edit func(*auth.User)
-			want error
-		}{
-			{"username taken", func(c *auth.User) { c.Username = ptr("TAKEN") }, auth.ErrUsernameTaken},
-			{"email taken", func(c *auth.User) { c.Email = ptr("taken@example.com") }, auth.ErrEmailTaken},
-			{"unknown user", func(c *auth.User) { c.ID = uuid.NewString() }, auth.ErrNotFound},
-		}
-		for _, f := range fails {
-			changed := *u
-			changed.PasswordHash, changed.UpdatedAt = "$argon2id$failed", at(7*time.Minute)
-			f.edit(&changed)
-			wantErr(t, "UpdateCredentials("+f.name+")", db.UpdateCredentials(ctx, &changed, keep.ID, at(7*time.Minute)), f.want)
-			got, err := db.UserByID(ctx, u.ID)
-			noErr(t, "UserByID", err)
-			equalUsers(t, got, u)
-			sessionsAre("after "+f.name, untouched)
-		}
-
-		// Success: the user is written and every other live session of the
-		// user revoked; earlier revocations, expired sessions and other
-		// users' sessions are left alone.
-		now := at(10 * time.Minute)
-		changed := *u
-		changed.PasswordHash, changed.UpdatedAt = "$argon2id$v=19$m=64,t=1,p=1$bmV3$bmV3", now
-		changed.Username = ptr("Cred2")
-		noErr(t, "UpdateCredentials", db.UpdateCredentials(ctx, &changed, keep.ID, now))
+		// A stale version or an unknown user changes and revokes nothing.
+		wantErr(t, "ChangePassword(stale version)", db.ChangePassword(ctx, u.ID, 1, "$argon2id$failed", keep.ID, at(7*time.Minute)), auth.ErrNotFound)
+		wantErr(t, "ChangePassword(unknown)", db.ChangePassword(ctx, uuid.NewString(), 0, "$argon2id$failed", "", at(7*time.Minute)), auth.ErrNotFound)
 		got, err := db.UserByID(ctx, u.ID)
 		noErr(t, "UserByID", err)
-		equalUsers(t, got, &changed)
+		equalUsers(t, got, u)
+		sessionsAre("after the failures", untouched)
+		if n := tokenCount(t, db, u.ID, auth.TokenEmailChange); n != 1 {
+			t.Errorf("%d email-change tokens after the failures, want 1", n)
+		}
+
+		// Success: the hash and the version are written, every other live
+		// session of the user revoked, its email-change and reset tokens
+		// voided; earlier revocations, expired sessions, the confirmation
+		// token and other users' sessions and tokens are left alone.
+		now := at(10 * time.Minute)
+		noErr(t, "ChangePassword", db.ChangePassword(ctx, u.ID, 0, "$argon2id$new", keep.ID, now))
+		got, err = db.UserByID(ctx, u.ID)
+		noErr(t, "UserByID", err)
+		want := *u
+		want.PasswordHash, want.PasswordVersion, want.UpdatedAt = "$argon2id$new", 1, now
+		equalUsers(t, got, &want)
 		sessionsAre("after the change", map[*auth.Session]*time.Time{
 			first: &now, keep: nil, live: &now, revoked: revoked.RevokedAt, expired: nil, otherS: nil,
 		})
+		for k, n := range map[auth.TokenKind]int64{auth.TokenEmailChange: 0, auth.TokenReset: 0, auth.TokenConfirm: 1} {
+			if got := tokenCount(t, db, u.ID, k); got != n {
+				t.Errorf("%d %s tokens after the change, want %d", got, k, n)
+			}
+			if got := tokenCount(t, db, other.ID, k); got != 1 {
+				t.Errorf("the other user has %d %s tokens, want 1", got, k)
+			}
+		}
 		got, err = db.UserByID(ctx, other.ID)
 		noErr(t, "UserByID(other)", err)
 		equalUsers(t, got, other)
 
-		// No exception: every live session goes, the caller's too.
+		// The old version is stale now; no exception revokes the caller's
+		// session too.
+		wantErr(t, "ChangePassword(old version)", db.ChangePassword(ctx, u.ID, 0, "$argon2id$again", "", now), auth.ErrNotFound)
 		later := at(11 * time.Minute)
-		changed.UpdatedAt = later
-		noErr(t, "UpdateCredentials(no exception)", db.UpdateCredentials(ctx, &changed, "", later))
+		noErr(t, "ChangePassword(no exception)", db.ChangePassword(ctx, u.ID, 1, "$argon2id$newer", "", later))
 		sessionsAre("after the change without exception", map[*auth.Session]*time.Time{
 			first: &now, keep: &later, live: &now, revoked: revoked.RevokedAt, expired: nil, otherS: nil,
 		})
+	})
+}
+
+// TestEndAllSessions: logout everywhere revokes every live session and
+// voids the pending email change, nothing else.
+func TestEndAllSessions(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, first, _ := mustCreateUser(t, db, "all@example.com", "all")
+		other, otherS, _ := mustCreateUser(t, db, "other@example.com", "other")
+		for _, k := range []auth.TokenKind{auth.TokenEmailChange, auth.TokenReset} {
+			noErr(t, "QueueMail", db.QueueMail(ctx, mailToken(t, k, u, "all@example.com", time.Hour)))
+		}
+		noErr(t, "QueueMail(other)", db.QueueMail(ctx, mailToken(t, auth.TokenEmailChange, other, "x@example.com", time.Hour)))
+		now := at(time.Minute)
+		noErr(t, "EndAllSessions", db.EndAllSessions(ctx, u.ID, now))
+		if s, _ := db.SessionByID(ctx, first.ID); !eqTimePtr(s.RevokedAt, &now) {
+			t.Errorf("session RevokedAt = %v", s.RevokedAt)
+		}
+		if s, _ := db.SessionByID(ctx, otherS.ID); s.RevokedAt != nil {
+			t.Errorf("the other user's session was revoked")
+		}
+		if n := tokenCount(t, db, u.ID, auth.TokenEmailChange); n != 0 {
+			t.Errorf("%d email-change tokens left", n)
+		}
+		if n := tokenCount(t, db, u.ID, auth.TokenReset); n != 1 {
+			t.Errorf("%d reset tokens, want 1", n)
+		}
+		if n := tokenCount(t, db, other.ID, auth.TokenEmailChange); n != 1 {
+			t.Errorf("the other user's email change was voided")
+		}
+		noErr(t, "EndAllSessions(not a uuid)", db.EndAllSessions(ctx, "nope", now))
 	})
 }

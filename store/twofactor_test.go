@@ -95,13 +95,11 @@ func TestTwoFactorEnrolment(t *testing.T) {
 		wantErr(t, "SetPendingTwoFactor(enabled)",
 			db.SetPendingTwoFactor(ctx, u.ID, first, base), auth.ErrAlreadyEnabled)
 
-		// UpdateUser with a copy that predates two-factor leaves the
-		// two-factor columns alone.
-		u.Name = "Renamed"
-		noErr(t, "UpdateUser", db.UpdateUser(ctx, u))
-		got, _ = db.UserByID(ctx, u.ID)
-		if got.Name != "Renamed" || !bytes.Equal(got.TOTPKeyEnc, second) || got.TOTPLastStep != confirmStep {
-			t.Errorf("UpdateUser changed the two-factor columns: %+v", got)
+		// A profile update leaves the two-factor columns alone.
+		got, err = db.UpdateProfile(ctx, u.ID, auth.UserPatch{Name: ptr("Renamed")}, base)
+		noErr(t, "UpdateProfile", err)
+		if got.Name != "Renamed" || !got.TwoFactorEnabled || !bytes.Equal(got.TOTPKeyEnc, second) || got.TOTPLastStep != confirmStep {
+			t.Errorf("UpdateProfile changed the two-factor columns: %+v", got)
 		}
 	})
 }

@@ -61,59 +61,118 @@ func (db *DB) findUser(ctx context.Context, op, cond string, arg any) (*auth.Use
 	return row.toAuth(), nil
 }
 
-// UpdateUser writes every profile and credential field of u (not HasAvatar,
-// not CreatedAt) and UpdatedAt. A zero u.UpdatedAt is set to the current
-// time first.
-func (db *DB) UpdateUser(ctx context.Context, u *auth.User) error {
-	return updateUser(db.gorm.WithContext(ctx), u)
-}
+// Writes own their columns: each method below sets only the columns its
+// operation changes, so a concurrent request's change is never put back
+// (no whole-row save of a user read earlier exists).
 
-// UpdateCredentials writes u as UpdateUser does and revokes every live
-// session of the user but exceptID, in one transaction: a new password and
-// the end of the old sessions happen together or not at all.
-func (db *DB) UpdateCredentials(ctx context.Context, u *auth.User, exceptID string, now time.Time) error {
-	return db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := updateUser(tx, u); err != nil {
-			return err
+// UpdateProfile writes the profile fields p sets, and UpdatedAt, and
+// returns the user as stored after, in one transaction.
+func (db *DB) UpdateProfile(ctx context.Context, userID string, p auth.UserPatch, now time.Time) (*auth.User, error) {
+	id, err := parseID(userID)
+	if err != nil {
+		return nil, err
+	}
+	values := map[string]any{"updated_at": ts(now)}
+	if p.Name != nil {
+		values["name"] = *p.Name
+	}
+	if p.Locale != nil {
+		values["locale"] = *p.Locale
+	}
+	if p.Timezone != nil {
+		values["timezone"] = *p.Timezone
+	}
+	for col, f := range map[string]auth.Field[string]{
+		"username": p.Username, "bio": p.Bio, "location": p.Location, "birth_date": p.BirthDate,
+	} {
+		if f.Set {
+			values[col] = f.Value
 		}
-		return revokeUserSessions(tx, u.ID, exceptID, now)
+	}
+	var row userRow
+	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&userRow{}).Where("id = ?", id).Updates(values)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrNotFound
+		}
+		return tx.Where("id = ?", id).Take(&row).Error
 	})
+	if err != nil {
+		return nil, translate("update profile", err)
+	}
+	return row.toAuth(), nil
 }
 
-func updateUser(g *gorm.DB, u *auth.User) error {
-	id, err := parseID(u.ID)
+// UpgradePasswordHash replaces the user's password hash old by next (the
+// same password under new parameters) only if it is still old; see
+// auth.Store.
+func (db *DB) UpgradePasswordHash(ctx context.Context, userID, old, next string, now time.Time) error {
+	id, err := parseID(userID)
 	if err != nil {
 		return err
 	}
-	if u.UpdatedAt.IsZero() {
-		u.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
-	}
-	r := toUserRow(u)
-	res := g.Model(&userRow{}).Where("id = ?", id).Updates(map[string]any{
-		"account_type":    r.AccountType,
-		"name":            r.Name,
-		"username":        r.Username,
-		"email":           r.Email,
-		"email_confirmed": r.EmailConfirmed,
-		"bio":             r.Bio,
-		"locale":          r.Locale,
-		"timezone":        r.Timezone,
-		"location":        r.Location,
-		"birth_date":      r.BirthDate,
-		"admin":           r.Admin,
-		"disabled":        r.Disabled,
-		"secret_hash":     r.SecretHash,
-		"secret_enc":      r.SecretEnc,
-		"password_hash":   r.PasswordHash,
-		"updated_at":      r.UpdatedAt,
-	})
+	res := db.gorm.WithContext(ctx).Model(&userRow{}).
+		Where("id = ? AND password_hash = ?", id, old).
+		Updates(map[string]any{"password_hash": next, "updated_at": ts(now)})
 	if res.Error != nil {
-		return translate("update user", res.Error)
+		return translate("upgrade password hash", res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return auth.ErrNotFound
 	}
 	return nil
+}
+
+// ChangePassword sets a new password hash if the password is still at
+// version, revokes every live session of the user but exceptID and voids
+// the user's pending email changes and reset links, in one transaction;
+// see auth.Store.
+func (db *DB) ChangePassword(ctx context.Context, userID string, version int64, hash, exceptID string, now time.Time) error {
+	id, err := parseID(userID)
+	if err != nil {
+		return err
+	}
+	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&userRow{}).Where("id = ? AND password_version = ?", id, version).
+			Updates(map[string]any{
+				"password_hash":    hash,
+				"password_version": gorm.Expr("password_version + 1"),
+				"updated_at":       ts(now),
+			})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrNotFound
+		}
+		if err := revokeUserSessions(tx, id, exceptID, now); err != nil {
+			return err
+		}
+		// A pending change of address may be an intruder's; a reset link
+		// would replace the password just chosen.
+		return deleteMailTokens(tx, id, auth.TokenEmailChange, auth.TokenReset)
+	})
+	return translate("change password", err)
+}
+
+// EndAllSessions revokes every live session of the user and voids the
+// user's pending email changes, in one transaction (logout with scope
+// all).
+func (db *DB) EndAllSessions(ctx context.Context, userID string, now time.Time) error {
+	id, err := parseID(userID)
+	if err != nil {
+		return nil // no such user, so nothing to end
+	}
+	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := revokeUserSessions(tx, id, "", now); err != nil {
+			return err
+		}
+		return deleteMailTokens(tx, id, auth.TokenEmailChange)
+	})
+	return translate("end all sessions", err)
 }
 
 // DeleteUser removes the user; its sessions, refresh tokens and avatar go
