@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -31,6 +32,17 @@ const (
 	kindSecret  = "secret"
 	kindRefresh = "refresh"
 )
+
+// purposeRecoveryKey is the HKDF info of the key under which recovery
+// codes are hashed (HMAC-SHA-256): a key of its own, derived from the
+// master key, used for nothing else.
+const purposeRecoveryKey = "latchkey recovery-code hmac v1"
+
+// deriveKey derives a 32-byte key for purpose from the master key
+// (HKDF-SHA-256, no salt: the master key is uniformly random).
+func deriveKey(master []byte, purpose string) ([]byte, error) {
+	return hkdf.Key(sha256.New, master, nil, purpose, 32)
+}
 
 // errSealed is returned when a sealed value does not open: wrong key,
 // wrong purpose or owner, or tampered data.

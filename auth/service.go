@@ -100,6 +100,8 @@ type Service struct {
 	clock  func() time.Time
 	rand   io.Reader
 	sealer *sealer
+	// recoveryKey hashes recovery codes (HMAC), derived from the master key.
+	recoveryKey []byte
 	keys   keyRing
 	hasher *password.Hasher
 	// imageSlots bound the avatar images decoded at once (one per CPU).
@@ -144,9 +146,18 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	if s.sealer, err = newSealer(cfg.MasterKey, s.rand); err != nil {
 		return nil, err
 	}
+	if s.recoveryKey, err = deriveKey(cfg.MasterKey, purposeRecoveryKey); err != nil {
+		return nil, err
+	}
 	s.cfg.MasterKey = nil // the cipher holds it; do not keep a second copy
 	if err := s.initKeys(ctx); err != nil {
 		return nil, err
+	}
+	// Recovery codes stored by earlier releases as plain SHA-256 are
+	// rewritten keyed, so that the database no longer holds them in a
+	// form open to brute force.
+	if _, err := st.RekeyRecoveryCodes(ctx, s.rekeyRecovery); err != nil {
+		return nil, fmt.Errorf("rekey recovery codes: %w", err)
 	}
 	return s, nil
 }

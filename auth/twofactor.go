@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +84,10 @@ type TwoFactorStore interface {
 	// two-factor is off. Of concurrent calls, at most one succeeds for one
 	// challenge, and at most one for one step or recovery code of a user.
 	CompleteTwoFactorChallenge(ctx context.Context, hash []byte, use CodeUse, s *Session, rt *RefreshToken, now time.Time) error
+	// RekeyRecoveryCodes rewrites every recovery code still stored as its
+	// plain SHA-256 (legacy) as rekey(that hash), marked keyed, and
+	// returns how many it rewrote. Concurrent calls rewrite each code once.
+	RekeyRecoveryCodes(ctx context.Context, rekey func(legacy []byte) []byte) (int, error)
 }
 
 // CodeUse is a second factor being spent: a TOTP time step, or (when
@@ -90,9 +96,12 @@ type CodeUse struct {
 	// Step is the matched TOTP time step; it must be later than the
 	// user's TOTPLastStep and becomes it.
 	Step int64
-	// RecoveryHash is the hash of a recovery code of the user, deleted when
-	// spent.
-	RecoveryHash []byte
+	// RecoveryHash is the keyed hash of a recovery code of the user,
+	// deleted when spent. LegacyRecoveryHash is the same code's plain
+	// SHA-256, as releases before keyed hashing stored it: it matches
+	// only a code still stored that way (not yet rewritten).
+	RecoveryHash       []byte
+	LegacyRecoveryHash []byte
 }
 
 // TwoFactorChallenge is the pending second step of a sign-in whose first
@@ -412,7 +421,8 @@ func (s *Service) codeUse(u *User, code string, now time.Time) (use CodeUse, ok 
 	if !ok {
 		return CodeUse{}, false, nil
 	}
-	return CodeUse{RecoveryHash: recoveryHash(u.ID, rc)}, true, nil
+	legacy := legacyRecoveryHash(u.ID, rc)
+	return CodeUse{RecoveryHash: s.rekeyRecovery(legacy), LegacyRecoveryHash: legacy}, true, nil
 }
 
 // compactCode removes the spaces people type into codes ("492 039").
@@ -439,7 +449,7 @@ func (s *Service) newRecoveryCodes(userID string) ([]string, [][]byte, error) {
 		}
 		codes[i] = b.String()
 		plain, _ := normalizeRecoveryCode(codes[i])
-		hashes[i] = recoveryHash(userID, plain)
+		hashes[i] = s.rekeyRecovery(legacyRecoveryHash(userID, plain))
 	}
 	return codes, hashes, nil
 }
@@ -469,10 +479,22 @@ func normalizeRecoveryCode(s string) (string, bool) {
 	return b.String(), true
 }
 
-// recoveryHash is the stored form of a normalised recovery code: bound to
-// its user, so equal codes of two users never share a hash.
-func recoveryHash(userID, code string) []byte {
+// legacyRecoveryHash is the SHA-256 of a normalised recovery code, bound
+// to its user so that equal codes of two users never share a hash. It was
+// the stored form before keyed hashing; now it is what the key is applied
+// to, so that stored legacy codes can be rewritten without knowing them.
+func legacyRecoveryHash(userID, code string) []byte {
 	return tokenHash(kindRecovery, userID+":"+code)
+}
+
+// rekeyRecovery is the stored form of a recovery code: HMAC-SHA-256 of
+// its legacy hash under the recovery key, derived from the master key. A
+// code has only 50 bits, which a stolen database's plain hashes would
+// give up to brute force; without the master key these cannot be tested.
+func (s *Service) rekeyRecovery(legacy []byte) []byte {
+	m := hmac.New(sha256.New, s.recoveryKey)
+	m.Write(legacy)
+	return m.Sum(nil)
 }
 
 // accountLimitKeys are the keys under which the sign-in limits count an

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"slices"
@@ -236,5 +238,89 @@ func TestRaceRecoveryLostUpdates(t *testing.T) {
 				m.t.Fatalf("rehash round %d: the upgrade was undone: %q", round, got)
 			}
 		}
+	})
+}
+
+// legacyRecoveryHash is how releases before keyed hashing stored a
+// recovery code: SHA-256 over "recovery:", the user id, ":" and the code
+// as typed into the hash (lower case, no dash).
+func legacyRecoveryHash(userID, code string) []byte {
+	sum := sha256.Sum256([]byte("recovery:" + userID + ":" + strings.ReplaceAll(strings.ToLower(code), "-", "")))
+	return sum[:]
+}
+
+// recoveryHashes returns the stored hashes of a user's recovery codes.
+func (h *harness) recoveryHashes(userID string) [][]byte {
+	h.t.Helper()
+	db := h.rawDB()
+	defer db.Close()
+	rows, err := db.Query("SELECT hash FROM recovery_codes WHERE user_id = $1", userID)
+	if err != nil {
+		h.t.Fatalf("reading recovery codes: %v", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// TestRecoveryCodesKeyed: recovery codes (50 bits) are stored under a key
+// derived from the master key, so a stolen database cannot be searched
+// for them; codes stored by earlier releases as plain SHA-256 keep
+// working and are rewritten keyed when the service starts.
+func TestRecoveryCodesKeyed(t *testing.T) {
+	eachDB(t, func(h *harness) {
+		a := h.twoFactorAccount("keyed")
+		stored := h.recoveryHashes(a.ID)
+		if len(stored) != len(a.Recovery) {
+			h.t.Fatalf("%d stored codes, want %d", len(stored), len(a.Recovery))
+		}
+		for _, c := range a.Recovery {
+			for _, s := range stored {
+				if bytes.Equal(s, legacyRecoveryHash(a.ID, c)) {
+					h.t.Fatalf("recovery code %s is stored as its plain SHA-256", c)
+				}
+			}
+		}
+		h.wantTokens(h.answer(h.challenge(map[string]any{"secret": a.Secret}), a.Recovery[0]))
+		h.want(h.answer(h.challenge(map[string]any{"secret": a.Secret}), a.Recovery[0]), http.StatusUnauthorized, "INVALID_CODE")
+
+		// Codes stored the old way, as by an instance of an earlier
+		// release on the same database.
+		b := h.twoFactorAccount("legacy")
+		h.execSQL("DELETE FROM recovery_codes WHERE user_id = $1", b.ID)
+		created := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
+		for _, c := range b.Recovery {
+			h.execSQL("INSERT INTO recovery_codes (user_id, hash, created_at) VALUES ($1, $2, $3)", b.ID, legacyRecoveryHash(b.ID, c), created)
+		}
+		h.wantTokens(h.answer(h.challenge(map[string]any{"secret": b.Secret}), b.Recovery[0]))
+		h.want(h.answer(h.challenge(map[string]any{"secret": b.Secret}), b.Recovery[0]), http.StatusUnauthorized, "INVALID_CODE")
+
+		// A start rewrites them keyed; they still work, once.
+		h.restart()
+		stored = h.recoveryHashes(b.ID)
+		if len(stored) != len(b.Recovery)-1 {
+			h.t.Fatalf("%d stored codes after the restart, want %d", len(stored), len(b.Recovery)-1)
+		}
+		for _, c := range b.Recovery {
+			for _, s := range stored {
+				if bytes.Equal(s, legacyRecoveryHash(b.ID, c)) {
+					h.t.Fatalf("recovery code %s still stored as its plain SHA-256 after a restart", c)
+				}
+			}
+		}
+		h.want(h.answer(h.challenge(map[string]any{"secret": b.Secret}), b.Recovery[0]), http.StatusUnauthorized, "INVALID_CODE")
+		h.wantTokens(h.answer(h.challenge(map[string]any{"secret": b.Secret}), b.Recovery[1]))
+		h.want(h.answer(h.challenge(map[string]any{"secret": b.Secret}), b.Recovery[1]), http.StatusUnauthorized, "INVALID_CODE")
+		h.wantTokens(h.answer(h.challenge(map[string]any{"secret": a.Secret}), a.Recovery[1]))
 	})
 }

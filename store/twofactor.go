@@ -26,6 +26,9 @@ type recoveryCodeRow struct {
 	UserID    string    `gorm:"column:user_id;primaryKey"`
 	Hash      []byte    `gorm:"column:hash;primaryKey"`
 	CreatedAt timestamp `gorm:"column:created_at;autoCreateTime:false"`
+	// Keyed is false for a code stored by an earlier release as its plain
+	// SHA-256 (migration 0004), until RekeyRecoveryCodes rewrites it.
+	Keyed bool `gorm:"column:keyed"`
 }
 
 func (recoveryCodeRow) TableName() string { return "recovery_codes" }
@@ -139,7 +142,7 @@ func replaceRecoveryCodes(tx *gorm.DB, userID string, hashes [][]byte, now time.
 	}
 	rows := make([]recoveryCodeRow, len(hashes))
 	for i, h := range hashes {
-		rows[i] = recoveryCodeRow{UserID: userID, Hash: h, CreatedAt: ts(now)}
+		rows[i] = recoveryCodeRow{UserID: userID, Hash: h, CreatedAt: ts(now), Keyed: true}
 	}
 	return tx.Create(&rows).Error
 }
@@ -196,7 +199,12 @@ func spendCode(tx *gorm.DB, userID string, use auth.CodeUse) error {
 	if len(use.RecoveryHash) == 0 {
 		return nil
 	}
-	res = tx.Where("user_id = ? AND hash = ?", userID, use.RecoveryHash).Delete(&recoveryCodeRow{})
+	q = tx.Where("user_id = ? AND hash = ? AND keyed", userID, use.RecoveryHash)
+	if len(use.LegacyRecoveryHash) > 0 {
+		q = tx.Where("user_id = ? AND ((hash = ? AND keyed) OR (hash = ? AND NOT keyed))",
+			userID, use.RecoveryHash, use.LegacyRecoveryHash)
+	}
+	res = q.Delete(&recoveryCodeRow{})
 	if res.Error != nil {
 		return res.Error
 	}
@@ -204,6 +212,33 @@ func spendCode(tx *gorm.DB, userID string, use auth.CodeUse) error {
 		return auth.ErrInvalidCode
 	}
 	return nil
+}
+
+// RekeyRecoveryCodes rewrites the legacy (plain SHA-256) recovery codes
+// keyed: see auth.TwoFactorStore. Each row is rewritten by a conditional
+// UPDATE on its old hash and NOT keyed, so of concurrent callers (two
+// instances starting) one rewrites it and the others match nothing.
+func (db *DB) RekeyRecoveryCodes(ctx context.Context, rekey func([]byte) []byte) (int, error) {
+	var n int
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []recoveryCodeRow
+		if err := tx.Select("user_id", "hash").Where("NOT keyed").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			res := tx.Model(&recoveryCodeRow{}).Where("user_id = ? AND hash = ? AND NOT keyed", r.UserID, r.Hash).
+				Updates(map[string]any{"hash": rekey(r.Hash), "keyed": true})
+			if res.Error != nil {
+				return res.Error
+			}
+			n += int(res.RowsAffected)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, translate("rekey recovery codes", err)
+	}
+	return n, nil
 }
 
 // twoFactorState explains why a conditional update of the user's row
