@@ -102,8 +102,8 @@ type Service struct {
 	sealer *sealer
 	// recoveryKey hashes recovery codes (HMAC), derived from the master key.
 	recoveryKey []byte
-	keys   keyRing
-	hasher *password.Hasher
+	keys        keyRing
+	hasher      *password.Hasher
 	// imageSlots bound the avatar images decoded at once (one per CPU).
 	imageSlots chan struct{}
 	imageWait  time.Duration
