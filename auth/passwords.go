@@ -8,6 +8,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/latchkey-dev/latchkey/auth/password"
 )
 
@@ -141,9 +144,10 @@ func defaultName(email string, username *string) string {
 // get the same answer; failures count toward the limits, which apply even
 // to a right password.
 func (s *Service) signInPassword(ctx context.Context, c Credentials, meta ClientMeta) (*User, error) {
+	email, _ := NormalizeEmail(c.Email)
 	key := "username:" + strings.ToLower(c.Username)
 	if c.Email != "" {
-		key = "email:" + normalizeEmail(c.Email)
+		key = "email:" + email
 	}
 	if err := s.checkLimits(ctx, key, meta); err != nil {
 		return nil, err
@@ -153,7 +157,7 @@ func (s *Service) signInPassword(ctx context.Context, c Credentials, meta Client
 		err error
 	)
 	if c.Email != "" {
-		u, err = s.st.UserByEmail(ctx, normalizeEmail(c.Email))
+		u, err = s.st.UserByEmail(ctx, email)
 	} else {
 		u, err = s.st.UserByUsername(ctx, c.Username)
 	}
@@ -320,24 +324,39 @@ func (s *Service) countRegistration(ctx context.Context, meta ClientMeta) error 
 	return take(ctx, counter{s.cfg.Limits.Register, clientKey(meta)})
 }
 
-// normalizeEmail is the form emails are stored and looked up in: trimmed
-// and lower-cased.
-func normalizeEmail(s string) string {
-	return strings.ToLower(strings.TrimSpace(s))
+// NormalizeEmail is the one form in which an address is stored, compared
+// and looked up: trimmed; NFC; the local part lower case; the domain
+// mapped by IDNA (UTS #46, lookup profile) to its ASCII form, so that the
+// Unicode, Punycode and NFD spellings of one mailbox are one address
+// ("x@exämple.com" → "x@xn--exmple-cua.com"). ok is false when s is not
+// an address whose domain IDNA accepts; the string returned is then still
+// the best normal form (trimmed, NFC, lower case), for look-ups that must
+// answer "no such account" rather than "invalid".
+func NormalizeEmail(s string) (email string, ok bool) {
+	s = norm.NFC.String(strings.TrimSpace(s))
+	local, domain, found := strings.Cut(s, "@")
+	lower := norm.NFC.String(strings.ToLower(s))
+	if !found || local == "" || domain == "" || strings.Contains(domain, "@") {
+		return lower, false
+	}
+	ascii, err := idna.Lookup.ToASCII(domain)
+	if err != nil || ascii == "" || strings.HasPrefix(ascii, ".") || strings.HasSuffix(ascii, ".") ||
+		strings.Contains(ascii, "..") || !strings.Contains(ascii, ".") {
+		return lower, false
+	}
+	return norm.NFC.String(strings.ToLower(local)) + "@" + strings.ToLower(ascii), true
 }
 
-// email checks an email address and returns it normalised.
+// email checks an email address and returns it normalised (NormalizeEmail).
 func (v *validator) email(field, s string) string {
-	s = normalizeEmail(s)
-	local, domain, ok := strings.Cut(s, "@")
+	email, ok := NormalizeEmail(s)
 	switch {
-	case s == "":
+	case strings.TrimSpace(s) == "":
 		v.add(field, "is required")
-	case len(s) > maxEmail || !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
-		!strings.Contains(domain, ".") || strings.ContainsFunc(s, unicode.IsSpace) || hasControl(s, false):
+	case !ok || len(email) > maxEmail || strings.ContainsFunc(email, unicode.IsSpace) || hasControl(email, false):
 		v.add(field, "must be a valid email address")
 	}
-	return s
+	return email
 }
 
 func deref[T any](p *T) T {

@@ -1015,3 +1015,30 @@ func TestDeleteMePassword(t *testing.T) {
 		t.Errorf("other user's session hurt: %v", err)
 	}
 }
+
+func TestNormalizeEmail(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"Ada@Example.COM", "ada@example.com", true},
+		{" ada@example.com ", "ada@example.com", true},
+		{"x@ex\u00e4mple.com", "x@xn--exmple-cua.com", true},
+		{"x@exa\u0308mple.com", "x@xn--exmple-cua.com", true},
+		{"X@EX\u00c4MPLE.COM", "x@xn--exmple-cua.com", true},
+		{"x@xn--exmple-cua.com", "x@xn--exmple-cua.com", true},
+		{"Jo\u0308rg@example.com", "j\u00f6rg@example.com", true}, // the local part NFC too
+		{"x@bu\u0308cher.example", "x@xn--bcher-kva.example", true},
+		{"x@exa_mple.com", "x@exa_mple.com", false},
+		{"x@example..com", "x@example..com", false},
+		{"x@example", "x@example", false},
+		{"x@xn--a.com", "x@xn--a.com", false},
+		{"no-at-sign", "no-at-sign", false},
+		{"a@b@example.com", "a@b@example.com", false},
+	} {
+		got, ok := NormalizeEmail(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

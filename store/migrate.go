@@ -35,8 +35,14 @@ type migration struct {
 // instances may migrate at once: on PostgreSQL they take turns under an
 // advisory lock (per schema); on SQLite each transaction holds the write
 // lock from its start and re-checks whether its migration is still pending.
+//
+// Then it brings stored addresses to auth.NormalizeEmail's form (IDNA and
+// NFC, release 0004 on), which SQL cannot compute: see normalizeEmails.
 func (db *DB) Migrate(ctx context.Context) error {
-	return db.migrate(ctx, migrationFS, path.Join("migrations", db.dialect))
+	if err := db.migrate(ctx, migrationFS, path.Join("migrations", db.dialect)); err != nil {
+		return err
+	}
+	return db.normalizeEmails(ctx)
 }
 
 func (db *DB) migrate(ctx context.Context, fsys fs.FS, dir string) error {

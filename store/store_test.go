@@ -997,3 +997,42 @@ func TestEndAllSessions(t *testing.T) {
 		noErr(t, "EndAllSessions(not a uuid)", db.EndAllSessions(ctx, "nope", now))
 	})
 }
+
+// TestMigrateNormalizesEmails: addresses stored before IDNA and NFC
+// normalisation are rewritten by Migrate, with their pending tokens; an
+// address whose normal form is taken is left alone.
+func TestMigrateNormalizesEmails(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		old, _, _ := mustCreateUser(t, db, "x@exa\u0308mple.com", "")
+		noErr(t, "QueueMail", db.QueueMail(ctx, mailToken(t, auth.TokenReset, old, "x@exa\u0308mple.com", time.Hour)))
+		kept, _, _ := mustCreateUser(t, db, "y@ex\u00e4mple.com", "")
+		taken, _, _ := mustCreateUser(t, db, "y@xn--exmple-cua.com", "")
+		ascii, _, _ := mustCreateUser(t, db, "plain@example.com", "")
+		noErr(t, "Migrate", db.Migrate(ctx))
+		noErr(t, "Migrate(again)", db.Migrate(ctx))
+
+		got, err := db.UserByEmail(ctx, "x@xn--exmple-cua.com")
+		noErr(t, "UserByEmail(normalised)", err)
+		if got.ID != old.ID {
+			t.Errorf("found %s, want %s", got.ID, old.ID)
+		}
+		if n := countRows(t, db, "mail_tokens", "user_id = ? AND email = ?", old.ID, "x@xn--exmple-cua.com"); n != 1 {
+			t.Errorf("%d tokens with the normalised address, want 1", n)
+		}
+		for _, u := range []*auth.User{kept, taken, ascii} {
+			got, err := db.UserByID(ctx, u.ID)
+			noErr(t, "UserByID", err)
+			if deref(got.Email) != deref(u.Email) {
+				t.Errorf("address %q changed to %q", deref(u.Email), deref(got.Email))
+			}
+		}
+	})
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -188,6 +189,48 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	}
 	if res.RowsAffected == 0 {
 		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// normalizeEmails rewrites every stored address that is not in
+// auth.NormalizeEmail's form (written by a release before IDNA and NFC
+// normalisation: a Unicode or NFD domain), together with the address of
+// its user's pending mailed tokens, so that look-ups by the normal form
+// find it. Only addresses with a character outside printable ASCII can
+// differ, so only those are read; running it again is a no-op. An address
+// whose normal form another account already has is left as it is and
+// logged: the two accounts were one mailbox, and an operator must decide.
+func (db *DB) normalizeEmails(ctx context.Context) error {
+	nonASCII := "email GLOB '*[^ -~]*'"
+	if db.dialect == DialectPostgres {
+		nonASCII = "email ~ '[^ -~]'"
+	}
+	var rows []userRow
+	if err := db.gorm.WithContext(ctx).Select("id", "email").Where(nonASCII).Find(&rows).Error; err != nil {
+		return translate("normalize emails", err)
+	}
+	for _, r := range rows {
+		old := deref(r.Email)
+		email, ok := auth.NormalizeEmail(old)
+		if !ok || email == old {
+			continue
+		}
+		err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Model(&userRow{}).Where("id = ? AND email = ?", r.ID, old).Update("email", email).Error; err != nil {
+				return err
+			}
+			return tx.Model(&mailTokenRow{}).Where("user_id = ? AND email = ?", r.ID, old).Update("email", email).Error
+		})
+		switch err := translate("normalize email", err); {
+		case errors.Is(err, auth.ErrEmailTaken):
+			db.logger.WarnContext(ctx, "an account's address cannot be normalised: another account has its normal form",
+				"user_id", r.ID)
+		case err != nil:
+			return err
+		default:
+			db.logger.InfoContext(ctx, "normalised an account's address (IDNA, NFC)", "user_id", r.ID)
+		}
 	}
 	return nil
 }
