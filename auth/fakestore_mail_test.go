@@ -219,6 +219,7 @@ func (f *fakeStore) PruneMail(_ context.Context, now, doneBefore time.Time) erro
 			delete(f.outbox, id)
 		}
 	}
+	f.requests = slices.DeleteFunc(f.requests, func(r MailRequest) bool { return r.CreatedAt.Before(doneBefore) })
 	return nil
 }
 
@@ -250,4 +251,29 @@ func (f *fakeStore) tokens(userID string) []MailToken {
 		}
 	}
 	return out
+}
+
+func (f *fakeStore) QueueMailRequest(_ context.Context, r *MailRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, *r)
+	return nil
+}
+
+func (f *fakeStore) MailRequests(_ context.Context, limit int) ([]MailRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.requests[:min(limit, len(f.requests))]), nil
+}
+
+func (f *fakeStore) CompleteMailRequest(_ context.Context, id string, t *MailToken, mails ...*OutboxMail) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.requests, func(r MailRequest) bool { return r.ID == id })
+	if i < 0 {
+		return ErrNotFound
+	}
+	f.requests = slices.Delete(f.requests, i, i+1)
+	f.queueMail(t, mails...)
+	return nil
 }

@@ -27,6 +27,7 @@ type fakeStore struct {
 	// Mail (fakestore_mail_test.go).
 	mailTokens map[string]MailToken  // by string(Hash)
 	outbox     map[string]fakeOutbox // by ID
+	requests   []MailRequest         // oldest first
 
 	keyLoads int   // SigningKeys calls
 	pingErr  error // returned by Ping

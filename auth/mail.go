@@ -100,8 +100,27 @@ type OutboxMail struct {
 	Claim       string    // the current claim, set by ClaimMail
 }
 
+// MailRequest is a request for a mail to an address, not yet resolved to
+// an account: the request path stores only this, whether or not the
+// address has an account, and the outbox worker resolves it. Kind is
+// TokenConfirm (resend the confirmation) or TokenReset.
+type MailRequest struct {
+	ID        string
+	Kind      TokenKind
+	Email     string // normalised
+	CreatedAt time.Time
+}
+
 // MailStore is the persistence of mailed tokens and the outbox.
 type MailStore interface {
+	// QueueMailRequest stores a request for the outbox worker.
+	QueueMailRequest(ctx context.Context, r *MailRequest) error
+	// MailRequests returns up to limit stored requests, oldest first.
+	MailRequests(ctx context.Context, limit int) ([]MailRequest, error)
+	// CompleteMailRequest deletes the request id and, in the same
+	// transaction, stores t (when not nil) and mails as QueueMail does.
+	// ErrNotFound when the request is gone (another worker completed it).
+	CompleteMailRequest(ctx context.Context, id string, t *MailToken, mails ...*OutboxMail) error
 	// CreatePendingUser inserts a user who must confirm the address first,
 	// with no session, together with the confirmation token t and its mail
 	// m, in one transaction. Errors as CreateUser.
@@ -144,8 +163,8 @@ type MailStore interface {
 	// ReleaseMail hands a claimed mail back, due at now, without counting
 	// an attempt.
 	ReleaseMail(ctx context.Context, id, claim string, now time.Time) error
-	// PruneMail deletes the tokens expired at now and the mails sent or
-	// given up before doneBefore.
+	// PruneMail deletes the tokens expired at now, the mails sent or
+	// given up before doneBefore and the requests made before it.
 	PruneMail(ctx context.Context, now, doneBefore time.Time) error
 }
 
@@ -299,23 +318,22 @@ func mailAddress(field, email string) (string, error) {
 // nothing about whether there is one: only an invalid address or a rate
 // limit is an error.
 func (s *Service) ResendConfirmation(ctx context.Context, email string, meta ClientMeta) error {
-	return s.mailAccount(ctx, email, meta, TokenConfirm, s.cfg.ConfirmTokenTTL, MailConfirm,
-		func(u *User) bool { return !u.EmailConfirmed })
+	return s.requestMail(ctx, email, meta, TokenConfirm)
 }
 
 // RequestPasswordReset mails a reset link to the password account with
 // this address, confirmed or not, voiding the earlier ones. Like
 // ResendConfirmation it never says whether there is one.
 func (s *Service) RequestPasswordReset(ctx context.Context, email string, meta ClientMeta) error {
-	return s.mailAccount(ctx, email, meta, TokenReset, s.cfg.ResetTokenTTL, MailPasswordReset,
-		func(*User) bool { return true })
+	return s.requestMail(ctx, email, meta, TokenReset)
 }
 
-// mailAccount queues a mail of kind mk carrying a new token of kind tk to
-// the enabled password account with this address, when wanted says so.
-// The request counts against the mail limits whether or not there is such
-// an account, and the answer does not tell.
-func (s *Service) mailAccount(ctx context.Context, email string, meta ClientMeta, tk TokenKind, ttl time.Duration, mk MailKind, wanted func(*User) bool) error {
+// requestMail counts a request for a mail of kind tk to this address
+// against the mail limits and stores it for the outbox worker, which
+// resolves it (resolveMailRequest). The request path does the same work,
+// one insert, whether or not the address has an account, so that neither
+// the answer nor its timing tells.
+func (s *Service) requestMail(ctx context.Context, email string, meta ClientMeta, tk TokenKind) error {
 	email, err := mailAddress("email", email)
 	if err != nil {
 		return err
@@ -323,26 +341,52 @@ func (s *Service) mailAccount(ctx context.Context, email string, meta ClientMeta
 	if err := s.limitMail(ctx, email, meta); err != nil {
 		return err
 	}
-	u, err := s.st.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		return nil
+	id, err := s.newID()
+	if err != nil {
+		return err
+	}
+	if err := s.st.QueueMailRequest(ctx, &MailRequest{ID: id, Kind: tk, Email: email, CreatedAt: s.now()}); err != nil {
+		return fmt.Errorf("queue mail request: %w", err)
+	}
+	return nil
+}
+
+// resolveMailRequest turns a stored request into its mail: a new token of
+// its kind for the enabled password account with the address (for a
+// confirmation, only while unconfirmed), voiding the earlier ones, and
+// the mail carrying it; or nothing when there is no such account. Either
+// way the request is deleted, in the transaction that queues the mail.
+func (s *Service) resolveMailRequest(ctx context.Context, r *MailRequest) error {
+	var (
+		mk     MailKind
+		ttl    time.Duration
+		wanted func(*User) bool
+	)
+	switch r.Kind {
+	case TokenConfirm:
+		mk, ttl, wanted = MailConfirm, s.cfg.ConfirmTokenTTL, func(u *User) bool { return !u.EmailConfirmed }
+	case TokenReset:
+		mk, ttl, wanted = MailPasswordReset, s.cfg.ResetTokenTTL, func(*User) bool { return true }
+	default:
+		return s.st.CompleteMailRequest(ctx, r.ID, nil) // unknown: drop it
+	}
+	u, err := s.st.UserByEmail(ctx, r.Email)
+	if errors.Is(err, ErrNotFound) || (err == nil && (u.AccountType != AccountPassword || u.Disabled || !wanted(u))) {
+		return s.st.CompleteMailRequest(ctx, r.ID, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("find user: %w", err)
 	}
-	if u.AccountType != AccountPassword || u.Disabled || !wanted(u) {
-		return nil
-	}
 	now := s.now()
-	t, token, err := s.newMailToken(tk, u.ID, email, ttl, now)
+	t, token, err := s.newMailToken(r.Kind, u.ID, r.Email, ttl, now)
 	if err != nil {
 		return err
 	}
-	m, err := s.newMail(mk, u, email, mailPayload{Token: token}, now)
+	m, err := s.newMail(mk, u, r.Email, mailPayload{Token: token}, now)
 	if err != nil {
 		return err
 	}
-	return s.st.QueueMail(ctx, t, m)
+	return s.st.CompleteMailRequest(ctx, r.ID, t, m)
 }
 
 // ResetPasswordInput is a new password set with a reset token.
@@ -593,10 +637,38 @@ func (o *Outbox) Run(ctx context.Context) {
 	}
 }
 
-// SendDue claims the mails that are due and tries each once; it returns
-// how many it claimed. When ctx ends it stops after the current mail and
-// hands the others back.
+// SendDue resolves the stored mail requests, then claims the mails that
+// are due (those just queued included) and tries each once; it returns
+// how many requests and mails it handled. When ctx ends it stops after
+// the current mail and hands the others back.
 func (o *Outbox) SendDue(ctx context.Context) (int, error) {
+	resolved, err := o.resolveRequests(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := o.sendDue(ctx)
+	return max(resolved, n), err
+}
+
+// resolveRequests resolves up to Batch stored mail requests.
+func (o *Outbox) resolveRequests(ctx context.Context) (int, error) {
+	reqs, err := o.s.st.MailRequests(ctx, o.cfg.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("mail requests: %w", err)
+	}
+	for i := range reqs {
+		if ctx.Err() != nil {
+			break
+		}
+		err := o.s.resolveMailRequest(ctx, &reqs[i])
+		if err != nil && !errors.Is(err, ErrNotFound) { // ErrNotFound: another worker did it
+			o.cfg.Logger.ErrorContext(ctx, "outbox: resolving a mail request failed; will retry", "request_id", reqs[i].ID, "error", err)
+		}
+	}
+	return len(reqs), nil
+}
+
+func (o *Outbox) sendDue(ctx context.Context) (int, error) {
 	now := o.s.now()
 	claim, err := o.s.newID()
 	if err != nil {

@@ -655,6 +655,9 @@ func TestPruneMail(t *testing.T) {
 	if err := e.s.RequestPasswordReset(ctx, adaEmail, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.outbox.resolveRequests(ctx); err != nil { // queue the reset mail, do not send it
+		t.Fatal(err)
+	}
 	e.clk.advance(2 * time.Hour) // the reset token has expired, the confirmation not
 	now := e.clk.now()
 	if err := e.st.PruneMail(ctx, now, now.Add(-time.Hour)); err != nil {

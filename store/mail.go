@@ -42,6 +42,61 @@ type outboxRow struct {
 
 func (outboxRow) TableName() string { return "mail_outbox" }
 
+// mailRequestRow is a request for a mail not yet resolved to an account
+// (migration 0004).
+type mailRequestRow struct {
+	ID        string    `gorm:"column:id;primaryKey"`
+	Kind      string    `gorm:"column:kind"`
+	Email     string    `gorm:"column:email"`
+	CreatedAt timestamp `gorm:"column:created_at;autoCreateTime:false"`
+}
+
+func (mailRequestRow) TableName() string { return "mail_requests" }
+
+// QueueMailRequest stores a mail request: one insert, whatever the
+// address.
+func (db *DB) QueueMailRequest(ctx context.Context, r *auth.MailRequest) error {
+	row := mailRequestRow{ID: r.ID, Kind: string(r.Kind), Email: r.Email, CreatedAt: ts(r.CreatedAt)}
+	return translate("queue mail request", db.gorm.WithContext(ctx).Create(&row).Error)
+}
+
+// MailRequests returns up to limit stored requests, oldest first.
+func (db *DB) MailRequests(ctx context.Context, limit int) ([]auth.MailRequest, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []mailRequestRow
+	if err := db.gorm.WithContext(ctx).Order("created_at, id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, translate("mail requests", err)
+	}
+	out := make([]auth.MailRequest, len(rows))
+	for i, r := range rows {
+		out[i] = auth.MailRequest{ID: r.ID, Kind: auth.TokenKind(r.Kind), Email: r.Email, CreatedAt: r.CreatedAt.Time()}
+	}
+	return out, nil
+}
+
+// CompleteMailRequest deletes the request and queues what it resolved
+// to, in one transaction; of concurrent completions of one request, one
+// commits and the others get ErrNotFound.
+func (db *DB) CompleteMailRequest(ctx context.Context, id string, t *auth.MailToken, mails ...*auth.OutboxMail) error {
+	id, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Where("id = ?", id).Delete(&mailRequestRow{})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrNotFound
+		}
+		return queueMail(tx, t, mails...)
+	})
+	return translate("complete mail request", err)
+}
+
 func toMailTokenRow(t *auth.MailToken) mailTokenRow {
 	return mailTokenRow{
 		Hash:      t.Hash,
@@ -339,10 +394,14 @@ func (db *DB) ReleaseMail(ctx context.Context, id, claim string, now time.Time) 
 	})
 }
 
-// PruneMail deletes expired tokens and mails finished before doneBefore.
+// PruneMail deletes expired tokens, mails finished before doneBefore and
+// requests made before it (never resolved).
 func (db *DB) PruneMail(ctx context.Context, now, doneBefore time.Time) error {
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Where("expires_at <= ?", ts(now)).Delete(&mailTokenRow{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("created_at < ?", ts(doneBefore)).Delete(&mailRequestRow{}).Error; err != nil {
 			return err
 		}
 		return tx.Where("sent_at < ? OR failed_at < ?", ts(doneBefore), ts(doneBefore)).Delete(&outboxRow{}).Error
