@@ -39,7 +39,10 @@ export interface paths {
          *     * `name`: 1–64 characters. For a password account it defaults to the
          *       username, else the local part of the email.
          *     * `username`: 3–30 of `A–Z a–z 0–9 _ . -`; unique regardless of case.
-         *     * `email`: unique regardless of case; stored in lower case.
+         *     * `email`: one account per mailbox: stored in the normal form of
+         *       `User.email` (NFC, lower case, IDNA ASCII domain), and unique in
+         *       it, so the Unicode, Punycode and NFD spellings of a domain are one
+         *       address. A domain IDNA refuses is `400 INVALID_REQUEST`.
          *     * `password`: 8–128 characters (Unicode, NFC-normalised, never
          *       truncated), no composition rules. It is rejected when it is among
          *       the 10,000 most common passwords, or equals the username or the
@@ -216,7 +219,10 @@ export interface paths {
          *     * **With a bearer access token**, and optionally a body
          *       `{"scope": …}`: `current` (the default) ends the caller's session,
          *       `others` every other session of the account, `all` every session
-         *       including the caller's. An unknown scope is `400 INVALID_REQUEST`.
+         *       including the caller's; `all` also voids, in the same transaction,
+         *       a pending email change (`PUT /me/email`) whose link is not used
+         *       yet, since it may be an intruder's. An unknown scope is `400
+         *       INVALID_REQUEST`.
          *       A bearer token of an already revoked session is `401
          *       UNAUTHENTICATED`.
          *     * **Without a bearer token**, with `{"refresh_token": …}`: the same,
@@ -284,7 +290,10 @@ export interface paths {
          *     with this address, voiding the earlier confirmation links. The
          *     answer is `202` with `code: ACCEPTED` **always** — also when no such
          *     account exists or it is already confirmed — so that it reveals
-         *     nothing about which addresses are registered.
+         *     nothing about which addresses are registered. The request does the
+         *     same work either way (it is stored and resolved to an account by
+         *     the mail worker, off the request path), so its timing does not tell
+         *     either. The address is compared in its normal form (see `User.email`).
          *
          *     Failures: `400 INVALID_REQUEST` (not an email address),
          *     `429 RATE_LIMITED`.
@@ -311,7 +320,10 @@ export interface paths {
          *     address — confirmed or not — voiding the earlier reset links. The
          *     link is valid 1 hour by default. The answer is `202` with
          *     `code: ACCEPTED` **always**, whether or not the address is
-         *     registered.
+         *     registered, after the same work either way: the request is stored
+         *     and resolved to an account by the mail worker, off the request
+         *     path, so its timing does not tell either. The address is compared
+         *     in its normal form (see `User.email`).
          *
          *     Failures: `400 INVALID_REQUEST` (not an email address),
          *     `429 RATE_LIMITED`.
@@ -417,7 +429,13 @@ export interface paths {
          * Change the password
          * @description Changes the password of a password account, after checking the
          *     current one. Every **other** session is revoked; the caller's stays
-         *     signed in.
+         *     signed in. In the same transaction every unused email-change link
+         *     (`PUT /me/email`) and reset link of the account is voided: one may
+         *     be in the hands of whoever made the change necessary.
+         *
+         *     The change applies only if the password is still the one checked:
+         *     when a reset (or another change) commits meanwhile, that one stands
+         *     and this request answers `401 INVALID_CREDENTIALS`.
          *
          *     The new password follows the registration rules (8–128 characters,
          *     not a common password, not containing the username or the email's
@@ -450,6 +468,12 @@ export interface paths {
          *     confirmation mail goes to the new address and a notice to the old
          *     one; the change applies when the mailed token is sent to
          *     `POST /auth/confirm`. Until then the account keeps its old address.
+         *     A password change, a password reset or `logout` with scope `all`
+         *     before then voids the link (`400 INVALID_TOKEN`).
+         *
+         *     The new address is normalised as `User.email` says before it is
+         *     compared: another spelling of the account's own address is `400
+         *     INVALID_REQUEST`, of another account's `409 EMAIL_TAKEN`.
          *
          *     Failures: `400 INVALID_REQUEST`, `401 INVALID_CREDENTIALS` (wrong
          *     password), `409 EMAIL_TAKEN` (the new address belongs to another
@@ -639,7 +663,9 @@ export interface paths {
          *     holds 10 single-use recovery codes, shown this once: each can stand
          *     in for a TOTP code (when signing in or disabling two-factor) if the
          *     authenticator is lost. The time step of the confirming code can not
-         *     be used again to sign in.
+         *     be used again to sign in. The recovery codes are stored only as
+         *     HMAC-SHA-256 under a key derived from the master key, so a copy of
+         *     the database alone does not give them up.
          *
          *     Failures: `401 INVALID_CODE`, `409 ALREADY_ENABLED`,
          *     `409 NOT_APPLICABLE` (no pending enrolment), `429 RATE_LIMITED`.
@@ -668,7 +694,7 @@ export interface components {
             name?: string;
             /**
              * Format: email
-             * @description Required for a password account; unique regardless of case.
+             * @description Required for a password account; unique in its normal form (see `User.email`).
              * @example ada@example.com
              */
             email?: string;
@@ -743,7 +769,8 @@ export interface components {
         };
         /**
          * @description Which sessions to end (default `current`): `current` the caller's,
-         *     `others` every other session of the account, `all` every session.
+         *     `others` every other session of the account, `all` every session
+         *     (and a pending email change).
          * @example current
          * @enum {string}
          */
@@ -903,7 +930,13 @@ export interface components {
             username: string | null;
             /**
              * Format: email
-             * @description Lower case; `null` for a secret account.
+             * @description `null` for a secret account. Stored and returned in one normal
+             *     form: Unicode NFC, lower case, and the domain in its ASCII
+             *     (Punycode) form by IDNA (UTS #46, lookup profile). So
+             *     `x@exämple.com`, its NFD spelling and `x@xn--exmple-cua.com` are
+             *     one address, shown as `x@xn--exmple-cua.com`; every look-up by
+             *     email (sign-in, reset, resend, change, uniqueness) uses the same
+             *     form.
              * @example ada@example.com
              */
             email: string | null;
