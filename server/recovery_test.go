@@ -99,12 +99,12 @@ var otherParams = password.Params{Memory: 128, Time: 1, Threads: 1, SaltLen: 16,
 // throughout, some PATCH /me or rehash has read the row before the
 // recovery commits and writes after it (waiting on PostgreSQL's row lock
 // or SQLite's write lock) in most rounds. Measured on the code before
-// column-owned writes: 47 of 48 reset and change rounds and 36 of 48
-// rehash rounds lost a write (both databases, 24 rounds each). Even at a
-// pessimistic one round in two, 16 rounds all pass with probability
-// 2^-16 ≈ 1.5e-5: the old bug is caught almost surely. A correct store
-// passes every round whatever the interleaving.
-const raceRounds = 16
+// column-owned writes (24 rounds of each kind on each database): 47 of 48
+// reset and change rounds and 36 of 48 rehash rounds lost a write. Taking
+// no more than 2 in 3 per round, 10 rounds all pass with probability at
+// most 3^-10 ≈ 1.7e-5 per kind and database: the old bug is caught almost
+// surely. A correct store passes every round whatever the interleaving.
+const raceRounds = 10
 
 // racers run steps in goroutines until stopped; each step's status must
 // be one of ok.
