@@ -130,12 +130,13 @@ func (s *Service) completeSignIn(ctx context.Context, u *User, meta ClientMeta) 
 // signInSecret finds the account of a secret. A secret has no identifier
 // apart from itself, so only the client address is limited.
 func (s *Service) signInSecret(ctx context.Context, secret string, meta ClientMeta) (*User, error) {
-	if err := s.checkLimits(ctx, "", meta); err != nil {
+	res, err := s.reserveSignIn(ctx, "", meta)
+	if err != nil {
 		return nil, err
 	}
 	u, err := s.userBySecret(ctx, secret)
-	if errors.Is(err, ErrInvalidCredentials) {
-		return nil, s.failure(ctx, "", meta)
+	if !errors.Is(err, ErrInvalidCredentials) {
+		res.refund(ctx)
 	}
 	return u, err
 }
@@ -179,7 +180,7 @@ func (s *Service) userBySecret(ctx context.Context, secret string) (*User, error
 
 // DeleteMe deletes the account with its sessions, tokens and avatar,
 // after checking its credential again.
-func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentials) error {
+func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentials, meta ClientMeta) error {
 	u, err := s.st.UserByID(ctx, userID)
 	if err != nil {
 		return err
@@ -190,7 +191,7 @@ func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentia
 			return ErrInvalidCredentials
 		}
 	default:
-		if err := s.reauthenticate(ctx, u, c.Password); err != nil {
+		if err := s.reauthenticate(ctx, u, c.Password, meta); err != nil {
 			return err
 		}
 	}

@@ -193,7 +193,7 @@ func TestDeleteMe(t *testing.T) {
 	other, otherSecret, otherTok := register(t, s, "Bob")
 
 	for _, c := range []DeleteCredentials{{}, {Secret: otherSecret}, {Secret: secret + "x"}, {Password: secret}} {
-		if err := s.DeleteMe(ctx, u.ID, c); !errors.Is(err, ErrInvalidCredentials) {
+		if err := s.DeleteMe(ctx, u.ID, c, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
 			t.Errorf("DeleteMe(%+v) = %v, want ErrInvalidCredentials", c, err)
 		}
 	}
@@ -201,7 +201,7 @@ func TestDeleteMe(t *testing.T) {
 		t.Fatal("user deleted with wrong credentials")
 	}
 
-	if err := s.DeleteMe(ctx, u.ID, DeleteCredentials{Secret: secret}); err != nil {
+	if err := s.DeleteMe(ctx, u.ID, DeleteCredentials{Secret: secret}, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Me(ctx, u.ID); !errors.Is(err, ErrNotFound) {
@@ -234,7 +234,7 @@ func TestPasswordAccountNotApplicable(t *testing.T) {
 	if _, err := s.Secret(ctx, "p1"); !errors.Is(err, ErrNotApplicable) {
 		t.Errorf("Secret = %v, want ErrNotApplicable", err)
 	}
-	if err := s.DeleteMe(ctx, "p1", DeleteCredentials{Password: "whatever"}); !errors.Is(err, ErrInvalidCredentials) {
+	if err := s.DeleteMe(ctx, "p1", DeleteCredentials{Password: "whatever"}, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("DeleteMe = %v, want ErrInvalidCredentials", err)
 	}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -24,12 +25,13 @@ func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 // implemented by package ratelimit, in memory or in Redis (shared by every
 // instance).
 type Limiter interface {
-	// Check reports how long key must wait: zero when it may go on, more
-	// when it has reached its maximum in the current window. It records
-	// nothing.
-	Check(ctx context.Context, key string) (retryAfter time.Duration, err error)
-	// Hit records one event for key.
-	Hit(ctx context.Context, key string) error
+	// Take reserves one event for key, atomically: zero when it was
+	// recorded, or how long key must wait, with nothing recorded, when it
+	// has reached its maximum in the current window.
+	Take(ctx context.Context, key string) (retryAfter time.Duration, err error)
+	// Refund gives back one event Take recorded for key (an attempt that
+	// proved not to count, such as a right password).
+	Refund(ctx context.Context, key string) error
 }
 
 // counter is one limiter and the key it counts; a nil limiter counts
@@ -39,50 +41,66 @@ type counter struct {
 	key string
 }
 
-// wait refuses, with the longest wait, when any counter has used up its
-// allowance. It records nothing.
-func wait(ctx context.Context, cs ...counter) error {
-	var longest time.Duration
+// reservation is the events reserve recorded, to give back with refund.
+type reservation []counter
+
+// reserve takes one event on every counter, all or none: when one refuses
+// (or fails), the events already taken are given back and the error is a
+// *RateLimitError with that counter's wait. Limits count before the work
+// they guard, so parallel requests cannot pass a limit together.
+func reserve(ctx context.Context, cs ...counter) (reservation, error) {
+	var taken reservation
 	for _, c := range cs {
 		if c.l == nil {
 			continue
 		}
-		w, err := c.l.Check(ctx, c.key)
-		if err != nil {
-			return fmt.Errorf("rate limit: %w", err)
+		w, err := c.l.Take(ctx, c.key)
+		if err == nil && w <= 0 {
+			taken = append(taken, c)
+			continue
 		}
-		longest = max(longest, w)
+		taken.refund(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("rate limit: %w", err)
+		}
+		return nil, &RateLimitError{RetryAfter: w}
 	}
-	if longest > 0 {
-		return &RateLimitError{RetryAfter: longest}
-	}
-	return nil
+	return taken, nil
 }
 
-// count records one event on every counter.
-func count(ctx context.Context, cs ...counter) error {
-	for _, c := range cs {
-		if c.l == nil {
-			continue
-		}
-		if err := c.l.Hit(ctx, c.key); err != nil {
-			return fmt.Errorf("rate limit: %w", err)
-		}
+// refundTimeout bounds giving events back.
+const refundTimeout = 2 * time.Second
+
+// refund gives back the reserved events, also after the caller has gone
+// (the answer was decided). A refund that fails leaves the event counted:
+// the limits fail closed.
+func (r reservation) refund(ctx context.Context) {
+	if len(r) == 0 {
+		return
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
+	for _, c := range r {
+		_ = c.l.Refund(ctx, c.key)
+	}
 }
 
 // take counts an event that every counter must allow: refused when any
 // has used up its allowance, else recorded on all.
 func take(ctx context.Context, cs ...counter) error {
-	if err := wait(ctx, cs...); err != nil {
-		return err
-	}
-	return count(ctx, cs...)
+	_, err := reserve(ctx, cs...)
+	return err
 }
 
 // clientKey is the limit key of a client address, in canonical form so
-// that one address has one counter however it was written.
+// that one address has one counter however it was written. IPv6 clients
+// are counted per /64, the block one subscriber usually holds whole (so
+// stepping through its addresses does not reset the count); IPv4 (also
+// IPv4-mapped IPv6) per address.
 func clientKey(meta ClientMeta) string {
-	return "ip:" + cleanIP(meta.IP)
+	ip := cleanIP(meta.IP)
+	if addr, err := netip.ParseAddr(ip); err == nil && addr.Is6() && !addr.Is4In6() {
+		return "ip6:" + netip.PrefixFrom(addr.WithZone(""), 64).Masked().String()
+	}
+	return "ip:" + ip
 }

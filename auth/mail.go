@@ -505,7 +505,7 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 	if err != nil {
 		return err
 	}
-	if err := s.reauthenticate(ctx, u, pw); err != nil {
+	if err := s.reauthenticate(ctx, u, pw, meta); err != nil {
 		return err
 	}
 	if email == deref(u.Email) {

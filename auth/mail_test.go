@@ -408,10 +408,10 @@ func TestMailLimits(t *testing.T) {
 	if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Minute {
 		t.Fatalf("fourth mail from one client: %v", err)
 	}
-	if calls := addr.take(); !slices.Contains(calls, "hit email:nobody@example.com") {
+	if calls := addr.take(); !slices.Contains(calls, "take email:nobody@example.com") {
 		t.Errorf("address limiter calls %v", calls)
 	}
-	if calls := client.take(); !slices.Contains(calls, "hit ip:198.51.100.4") {
+	if calls := client.take(); !slices.Contains(calls, "take ip:198.51.100.4") {
 		t.Errorf("client limiter calls %v", calls)
 	}
 }

@@ -25,6 +25,7 @@ type Limits struct {
 	Register     Limiter // registrations per client address
 	MailAddress  Limiter // mails requested per email address
 	MailClient   Limiter // mails requested per client address
+	AvatarUpload Limiter // avatar uploads per account
 }
 
 // RegisterPasswordInput is a new password account. Optional fields are nil
@@ -140,18 +141,13 @@ func defaultName(email string, username *string) string {
 }
 
 // signInPassword is SignIn's path for an email or username with a
-// password. Unknown identifiers cost the same hash as wrong passwords and
-// get the same answer; failures count toward the limits, which apply even
-// to a right password.
+// password. Unknown identifiers cost the same look-up and hash as wrong
+// passwords and get the same answer. The attempt is counted before the
+// password is verified and given back when it is right, so parallel
+// guesses cannot pass the limits together; the limits apply even to a
+// right password.
 func (s *Service) signInPassword(ctx context.Context, c Credentials, meta ClientMeta) (*User, error) {
 	email, _ := NormalizeEmail(c.Email)
-	key := "username:" + strings.ToLower(c.Username)
-	if c.Email != "" {
-		key = "email:" + email
-	}
-	if err := s.checkLimits(ctx, key, meta); err != nil {
-		return nil, err
-	}
 	var (
 		u   *User
 		err error
@@ -164,21 +160,48 @@ func (s *Service) signInPassword(ctx context.Context, c Credentials, meta Client
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	pw := password.Normalize(c.Password)
-	if u == nil || u.AccountType != AccountPassword {
-		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
-			return nil, hashError(err)
-		}
-		return nil, s.failure(ctx, key, meta)
-	}
-	ok, err := s.verifyPassword(ctx, u, pw)
+	res, err := s.reserveSignIn(ctx, signInKey(c, email, u), meta)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, s.failure(ctx, key, meta)
+	pw := password.Normalize(c.Password)
+	if u == nil || u.AccountType != AccountPassword {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			res.refund(ctx) // nothing was verified
+			return nil, hashError(err)
+		}
+		return nil, ErrInvalidCredentials
 	}
+	ok, err := s.verifyPassword(ctx, u, pw)
+	if err != nil {
+		res.refund(ctx)
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	res.refund(ctx)
 	return u, nil
+}
+
+// signInKey is the sign-in limits' key of an identifier: its account's
+// (accountKey) when it names one, so an email and a username of one
+// account share one counter; else the normalised identifier (email is
+// c.Email normalised).
+func signInKey(c Credentials, email string, u *User) string {
+	switch {
+	case u != nil:
+		return accountKey(u)
+	case c.Email != "":
+		return "email:" + email
+	}
+	return "username:" + strings.ToLower(c.Username)
+}
+
+// accountKey is the key under which the sign-in limits count the failures
+// of an existing account, whichever identifier or credential was used.
+func accountKey(u *User) string {
+	return "user:" + u.ID
 }
 
 // verifyPassword checks pw against u's hash and, when it is right but was
@@ -215,7 +238,7 @@ func (s *Service) verifyPassword(ctx context.Context, u *User, pw string) (bool,
 // ChangePassword re-checks the current password, applies the password
 // rules to the new one, stores it, revokes every other session and voids
 // pending email changes and reset links.
-func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string) error {
+func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next string, meta ClientMeta) error {
 	u, err := s.st.UserByID(ctx, p.UserID)
 	if err != nil {
 		return err
@@ -223,7 +246,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if u.AccountType != AccountPassword {
 		return ErrNotApplicable
 	}
-	if err := s.reauthenticate(ctx, u, current); err != nil {
+	if err := s.reauthenticate(ctx, u, current, meta); err != nil {
 		return err
 	}
 	pw := password.Normalize(next)
@@ -243,21 +266,24 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	return err
 }
 
-// reauthenticate checks a signed-in user's password; failures count toward
-// the account's sign-in limit, so a stolen access token cannot be used to
-// guess the password faster than sign-in allows.
-func (s *Service) reauthenticate(ctx context.Context, u *User, pw string) error {
-	key := "email:" + deref(u.Email)
-	if err := s.checkLimits(ctx, key, ClientMeta{}); err != nil {
+// reauthenticate checks a signed-in user's password. The check counts
+// toward the account's and the client address's sign-in limits like a
+// sign-in, so a stolen access token cannot be used to guess the password
+// faster than sign-in allows.
+func (s *Service) reauthenticate(ctx context.Context, u *User, pw string, meta ClientMeta) error {
+	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	if err != nil {
 		return err
 	}
 	ok, err := s.verifyPassword(ctx, u, password.Normalize(pw))
 	if err != nil {
+		res.refund(ctx)
 		return err
 	}
 	if !ok {
-		return s.failure(ctx, key, ClientMeta{})
+		return ErrInvalidCredentials
 	}
+	res.refund(ctx)
 	return nil
 }
 
@@ -288,24 +314,12 @@ func hashError(err error) error {
 	return err
 }
 
-// checkLimits refuses a sign-in whose account key (when not empty) or
-// client address has used up its failures.
-func (s *Service) checkLimits(ctx context.Context, key string, meta ClientMeta) error {
-	return wait(ctx, s.loginCounters(key, meta)...)
-}
-
-// failure records a failed sign-in against the account key (when not
-// empty) and the client address, and returns ErrInvalidCredentials.
-func (s *Service) failure(ctx context.Context, key string, meta ClientMeta) error {
-	if err := count(ctx, s.loginCounters(key, meta)...); err != nil {
-		return err
-	}
-	return ErrInvalidCredentials
-}
-
-// loginCounters are what a sign-in attempt counts against: the account
-// key, when not empty, and the client address, when known.
-func (s *Service) loginCounters(key string, meta ClientMeta) []counter {
+// reserveSignIn counts one failed sign-in against the account key and the
+// client address before a credential is verified (either may be empty: not
+// counted): refused with a *RateLimitError when either has used up its
+// failures. Refund the reservation when the credential proves right (or
+// was not verified).
+func (s *Service) reserveSignIn(ctx context.Context, key string, meta ClientMeta) (reservation, error) {
 	var cs []counter
 	if key != "" {
 		cs = append(cs, counter{s.cfg.Limits.LoginAccount, key})
@@ -313,7 +327,7 @@ func (s *Service) loginCounters(key string, meta ClientMeta) []counter {
 	if meta.IP != "" {
 		cs = append(cs, counter{s.cfg.Limits.LoginClient, clientKey(meta)})
 	}
-	return cs
+	return reserve(ctx, cs...)
 }
 
 // countRegistration limits registrations per client address.

@@ -72,14 +72,15 @@ func storedHash(t *testing.T, st *fakeStore, id string) string {
 	return u.PasswordHash
 }
 
-// fakeLimiter counts hits per key and refuses a key that has max of them;
-// it records every call as "check KEY" or "hit KEY".
+// fakeLimiter counts takes per key and refuses a key that has max of
+// them; it records every call as "take KEY" (recorded), "refused KEY" or
+// "refund KEY".
 type fakeLimiter struct {
 	mu         sync.Mutex
 	max        int
 	retryAfter time.Duration
-	checkErr   error
-	hitErr     error
+	takeErr    error
+	refundErr  error
 	counts     map[string]int
 	calls      []string
 }
@@ -88,27 +89,32 @@ func newFakeLimiter(max int, retryAfter time.Duration) *fakeLimiter {
 	return &fakeLimiter{max: max, retryAfter: retryAfter, counts: map[string]int{}}
 }
 
-func (l *fakeLimiter) Check(_ context.Context, key string) (time.Duration, error) {
+func (l *fakeLimiter) Take(_ context.Context, key string) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.calls = append(l.calls, "check "+key)
-	if l.checkErr != nil {
-		return 0, l.checkErr
+	if l.takeErr != nil {
+		l.calls = append(l.calls, "failed "+key)
+		return 0, l.takeErr
 	}
 	if l.counts[key] >= l.max {
+		l.calls = append(l.calls, "refused "+key)
 		return l.retryAfter, nil
 	}
+	l.calls = append(l.calls, "take "+key)
+	l.counts[key]++
 	return 0, nil
 }
 
-func (l *fakeLimiter) Hit(_ context.Context, key string) error {
+func (l *fakeLimiter) Refund(_ context.Context, key string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.calls = append(l.calls, "hit "+key)
-	if l.hitErr != nil {
-		return l.hitErr
+	l.calls = append(l.calls, "refund "+key)
+	if l.refundErr != nil {
+		return l.refundErr
 	}
-	l.counts[key]++
+	if l.counts[key] > 0 {
+		l.counts[key]--
+	}
 	return nil
 }
 
@@ -532,6 +538,16 @@ func TestSignInLimitKeys(t *testing.T) {
 	const addr = "192.0.2.9"
 	meta := ClientMeta{IP: addr}
 
+	ada, err := s.st.UserByEmail(ctx, adaEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every attempt is taken before the credential is checked and given
+	// back when it was right; an account has one key whichever identifier
+	// named it.
+	adaKey, ip := "user:"+ada.ID, "ip:"+addr
+	failed := func(key string) []string { return []string{"take " + key} }
+	passed := func(key string) []string { return []string{"take " + key, "refund " + key} }
 	tests := []struct {
 		name                    string
 		c                       Credentials
@@ -540,23 +556,23 @@ func TestSignInLimitKeys(t *testing.T) {
 		wantAccount, wantClient []string
 	}{
 		{"wrong password by email", Credentials{Email: " ADA.Lovelace@Example.com ", Password: "wrong password"}, meta, false,
-			[]string{"check email:" + adaEmail, "hit email:" + adaEmail}, []string{"check ip:" + addr, "hit ip:" + addr}},
+			failed(adaKey), failed(ip)},
 		{"wrong password by username", Credentials{Username: "ADA_l", Password: "wrong password"}, meta, false,
-			[]string{"check username:ada_l", "hit username:ada_l"}, []string{"check ip:" + addr, "hit ip:" + addr}},
+			failed(adaKey), failed(ip)},
 		{"unknown email", Credentials{Email: "Nobody@example.com", Password: "wrong password"}, meta, false,
-			[]string{"check email:nobody@example.com", "hit email:nobody@example.com"}, []string{"check ip:" + addr, "hit ip:" + addr}},
+			failed("email:nobody@example.com"), failed(ip)},
 		{"unknown username", Credentials{Username: "Nobody", Password: "wrong password"}, meta, false,
-			[]string{"check username:nobody", "hit username:nobody"}, []string{"check ip:" + addr, "hit ip:" + addr}},
+			failed("username:nobody"), failed(ip)},
 		{"no address", Credentials{Email: adaEmail, Password: "wrong password"}, ClientMeta{}, false,
-			[]string{"check email:" + adaEmail, "hit email:" + adaEmail}, nil},
+			failed(adaKey), nil},
 		{"right password by email", Credentials{Email: adaEmail, Password: adaPassword}, meta, true,
-			[]string{"check email:" + adaEmail}, []string{"check ip:" + addr}},
+			passed(adaKey), passed(ip)},
 		{"right password by username", Credentials{Username: adaUsername, Password: adaPassword}, meta, true,
-			[]string{"check username:ada_l"}, []string{"check ip:" + addr}},
+			passed(adaKey), passed(ip)},
 		{"wrong secret", Credentials{Secret: secret + "x"}, meta, false,
-			nil, []string{"check ip:" + addr, "hit ip:" + addr}},
+			nil, failed(ip)},
 		{"right secret", Credentials{Secret: secret}, meta, true,
-			nil, []string{"check ip:" + addr}},
+			nil, passed(ip)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -581,22 +597,24 @@ func TestSignInLimitKeys(t *testing.T) {
 
 func TestSignInBlocked(t *testing.T) {
 	const addr = "192.0.2.9"
+	// adaKey stands for Ada's account key, known once she is registered.
+	const adaKey = "ada's account"
 	tests := []struct {
 		name      string
 		block     func(l *limiters)
 		c         Credentials
 		wantAfter time.Duration
 	}{
-		{"email key", func(l *limiters) { l.account.fill("email:" + adaEmail) },
+		{"account key by email", func(l *limiters) { l.account.fill(adaKey) },
 			Credentials{Email: "ADA.Lovelace@example.com", Password: adaPassword}, 30 * time.Second},
-		{"username key", func(l *limiters) { l.account.fill("username:ada_l") },
+		{"account key by username", func(l *limiters) { l.account.fill(adaKey) },
 			Credentials{Username: adaUsername, Password: adaPassword}, 30 * time.Second},
 		{"unknown email", func(l *limiters) { l.account.fill("email:nobody@example.com") },
 			Credentials{Email: "nobody@example.com", Password: adaPassword}, 30 * time.Second},
 		{"address", func(l *limiters) { l.client.fill("ip:" + addr) },
 			Credentials{Email: adaEmail, Password: adaPassword}, 90 * time.Second},
-		{"both: the longer wait", func(l *limiters) { l.account.fill("email:" + adaEmail); l.client.fill("ip:" + addr) },
-			Credentials{Email: adaEmail, Password: adaPassword}, 90 * time.Second},
+		{"both: the account's", func(l *limiters) { l.account.fill(adaKey); l.client.fill("ip:" + addr) },
+			Credentials{Email: adaEmail, Password: adaPassword}, 30 * time.Second},
 		{"secret by address", func(l *limiters) { l.client.fill("ip:" + addr) },
 			Credentials{Secret: "filled in below"}, 90 * time.Second},
 	}
@@ -610,6 +628,11 @@ func TestSignInBlocked(t *testing.T) {
 				tt.c.Secret = secret
 			}
 			tt.block(l)
+			if n, ok := l.account.counts[adaKey]; ok {
+				ada, _ := st.UserByEmail(context.Background(), adaEmail)
+				delete(l.account.counts, adaKey)
+				l.account.counts["user:"+ada.ID] = n
+			}
 			sessions := len(st.sessions)
 
 			// A cancelled context makes any hash fail with its error, so
@@ -627,9 +650,19 @@ func TestSignInBlocked(t *testing.T) {
 			if len(st.sessions) != sessions {
 				t.Error("a refused sign-in started a session")
 			}
+			counts := map[string]int{}
 			for _, c := range append(l.account.take(), l.client.take()...) {
-				if strings.HasPrefix(c, "hit ") {
-					t.Errorf("a refused sign-in was counted: %s", c)
+				op, key, _ := strings.Cut(c, " ")
+				switch op {
+				case "take":
+					counts[key]++
+				case "refund":
+					counts[key]--
+				}
+			}
+			for key, n := range counts {
+				if n != 0 {
+					t.Errorf("a refused sign-in was counted on %s", key)
 				}
 			}
 		})
@@ -686,12 +719,11 @@ func TestLimiterErrorsAreReturned(t *testing.T) {
 		fault func(l *limiters)
 		c     *Credentials // nil: RegisterPassword
 	}{
-		{"account Check", func(l *limiters) { l.account.checkErr = boom }, &right},
-		{"client Check", func(l *limiters) { l.client.checkErr = boom }, &right},
-		{"account Hit", func(l *limiters) { l.account.hitErr = boom }, &wrong},
-		{"client Hit", func(l *limiters) { l.client.hitErr = boom }, &wrong},
-		{"register Check", func(l *limiters) { l.register.checkErr = boom }, nil},
-		{"register Hit", func(l *limiters) { l.register.hitErr = boom }, nil},
+		{"account, right password", func(l *limiters) { l.account.takeErr = boom }, &right},
+		{"client, right password", func(l *limiters) { l.client.takeErr = boom }, &right},
+		{"account, wrong password", func(l *limiters) { l.account.takeErr = boom }, &wrong},
+		{"client, wrong password", func(l *limiters) { l.client.takeErr = boom }, &wrong},
+		{"register", func(l *limiters) { l.register.takeErr = boom }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -724,7 +756,7 @@ func TestRegisterPasswordLimit(t *testing.T) {
 	s, st, _ := newPasswordService(t, l.edit)
 	const addr = "192.0.2.5"
 	meta := ClientMeta{IP: addr}
-	want := []string{"check ip:" + addr, "hit ip:" + addr}
+	want := []string{"take ip:" + addr}
 
 	// An invalid attempt counts too.
 	if _, _, err := s.RegisterPassword(ctx, RegisterPasswordInput{Email: "nope", Password: adaPassword}, meta); err == nil {
@@ -745,8 +777,8 @@ func TestRegisterPasswordLimit(t *testing.T) {
 	if !errors.As(err, &rl) || !errors.Is(err, ErrRateLimited) || rl.RetryAfter != time.Hour {
 		t.Fatalf("third registration: %v, want *RateLimitError of 1h", err)
 	}
-	if got := l.register.take(); !slices.Equal(got, want[:1]) {
-		t.Errorf("calls = %q, want %q", got, want[:1])
+	if got := l.register.take(); !slices.Equal(got, []string{"refused ip:" + addr}) {
+		t.Errorf("calls = %q, want %q", got, []string{"refused ip:" + addr})
 	}
 	if len(st.users) != 1 {
 		t.Errorf("%d users, want 1", len(st.users))
@@ -759,7 +791,7 @@ func TestRegisterPasswordLimit(t *testing.T) {
 	if _, _, err := s.RegisterPassword(ctx, RegisterPasswordInput{Email: "cy@example.com", Password: adaPassword}, ClientMeta{}); err != nil {
 		t.Errorf("no address: %v", err)
 	}
-	if got := l.register.take(); !slices.Equal(got, []string{"check ip:192.0.2.6", "hit ip:192.0.2.6"}) {
+	if got := l.register.take(); !slices.Equal(got, []string{"take ip:192.0.2.6"}) {
 		t.Errorf("calls = %q", got)
 	}
 	if got := append(l.account.take(), l.client.take()...); got != nil {
@@ -802,7 +834,7 @@ func TestHasherBusy(t *testing.T) {
 	h := newHasher(t, cheapParams, 1, 0)
 	l := newLimiters()
 	s, st, _ := newPasswordService(t, withHasher(h), l.edit)
-	registerPassword(t, s, adaEmail, "", adaPassword)
+	ada, _ := registerPassword(t, s, adaEmail, "", adaPassword)
 
 	calls := []struct {
 		name string
@@ -849,10 +881,11 @@ func TestHasherBusy(t *testing.T) {
 		if len(st.users) != users {
 			t.Error("a registration went through without a hash")
 		}
-		for _, c := range append(l.account.take(), l.client.take()...) {
-			if strings.HasPrefix(c, "hit ") {
-				t.Errorf("an overloaded sign-in was counted as a failure: %s", c)
-			}
+		if n := l.account.counts; len(n) != 0 && (n["user:"+ada.ID] != 0 || n["email:nobody@example.com"] != 0) {
+			t.Errorf("an overloaded sign-in was counted as a failure: %v", n)
+		}
+		if n := l.client.counts["ip:192.0.2.1"]; n != 0 {
+			t.Errorf("an overloaded sign-in was counted as a failure on the address: %d", n)
 		}
 		return
 	}
@@ -886,7 +919,7 @@ func TestChangePassword(t *testing.T) {
 	}
 	for _, tt := range fails {
 		t.Run(tt.name, func(t *testing.T) {
-			err := s.ChangePassword(ctx, p, tt.current, tt.next)
+			err := s.ChangePassword(ctx, p, tt.current, tt.next, ClientMeta{})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -906,20 +939,18 @@ func TestChangePassword(t *testing.T) {
 		})
 	}
 	// Wrong current passwords count toward the account's sign-in limit;
-	// weak new ones do not.
-	want := []string{
-		"check email:" + adaEmail, "hit email:" + adaEmail,
-		"check email:" + adaEmail, "hit email:" + adaEmail,
-	}
+	// weak new ones do not (the right current password is given back).
+	key := "user:" + u.ID
+	want := []string{"take " + key, "take " + key}
 	for range 5 {
-		want = append(want, "check email:"+adaEmail)
+		want = append(want, "take "+key, "refund "+key)
 	}
 	if got := l.account.take(); !slices.Equal(got, want) {
 		t.Errorf("account limiter calls = %q, want %q", got, want)
 	}
 
 	const next = "a brand new secret"
-	if err := s.ChangePassword(ctx, p, adaPassword, next); err != nil {
+	if err := s.ChangePassword(ctx, p, adaPassword, next, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if h := storedHash(t, st, u.ID); h == hash || !strings.HasPrefix(h, cheapPrefix) {
@@ -954,10 +985,10 @@ func TestChangePasswordLimited(t *testing.T) {
 	l := newLimiters()
 	s, _, _ := newPasswordService(t, l.edit)
 	u, tok := registerPassword(t, s, adaEmail, "", adaPassword)
-	l.account.fill("email:" + adaEmail)
+	l.account.fill("user:" + u.ID)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // any hash would fail with context.Canceled
-	err := s.ChangePassword(ctx, Principal{UserID: u.ID, SessionID: tok.SessionID}, adaPassword, "a brand new secret")
+	err := s.ChangePassword(ctx, Principal{UserID: u.ID, SessionID: tok.SessionID}, adaPassword, "a brand new secret", ClientMeta{})
 	var rl *RateLimitError
 	if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
 		t.Errorf("err = %v, want *RateLimitError of 30s", err)
@@ -969,7 +1000,7 @@ func TestChangePasswordSecretAccount(t *testing.T) {
 	u, secret, tok := register(t, s, "Grace")
 	before, _ := st.UserByID(context.Background(), u.ID)
 	for _, current := range []string{secret, "", "anything at all"} {
-		err := s.ChangePassword(context.Background(), Principal{UserID: u.ID, SessionID: tok.SessionID}, current, "a brand new secret")
+		err := s.ChangePassword(context.Background(), Principal{UserID: u.ID, SessionID: tok.SessionID}, current, "a brand new secret", ClientMeta{})
 		if !errors.Is(err, ErrNotApplicable) {
 			t.Errorf("ChangePassword(%q) = %v, want ErrNotApplicable", current, err)
 		}
@@ -988,18 +1019,18 @@ func TestDeleteMePassword(t *testing.T) {
 	l.account.take()
 
 	for _, c := range []DeleteCredentials{{}, {Password: "not the password"}, {Password: strings.ToUpper(adaPassword)}, {Secret: adaPassword}} {
-		if err := s.DeleteMe(ctx, u.ID, c); !errors.Is(err, ErrInvalidCredentials) {
+		if err := s.DeleteMe(ctx, u.ID, c, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
 			t.Errorf("DeleteMe(%+v) = %v, want ErrInvalidCredentials", c, err)
 		}
 	}
 	if _, err := st.UserByID(ctx, u.ID); err != nil {
 		t.Fatal("user deleted with a wrong password")
 	}
-	if got := l.account.take(); len(got) != 8 || got[1] != "hit email:"+adaEmail {
-		t.Errorf("account limiter calls = %q, want 4 checked and counted failures", got)
+	if got := l.account.take(); !slices.Equal(got, slices.Repeat([]string{"take user:" + u.ID}, 4)) {
+		t.Errorf("account limiter calls = %q, want 4 counted failures", got)
 	}
 
-	if err := s.DeleteMe(ctx, u.ID, DeleteCredentials{Password: adaPassword}); err != nil {
+	if err := s.DeleteMe(ctx, u.ID, DeleteCredentials{Password: adaPassword}, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.UserByID(ctx, u.ID); !errors.Is(err, ErrNotFound) {

@@ -191,7 +191,7 @@ func (s *Service) recheckCredential(ctx context.Context, u *User, c TwoFactorCre
 		case c.Password == "":
 			return Invalid("password", "is required for a password account")
 		}
-		return s.reauthenticate(ctx, u, c.Password)
+		return s.reauthenticate(ctx, u, c.Password, meta)
 	}
 	switch {
 	case c.Password != "":
@@ -199,15 +199,14 @@ func (s *Service) recheckCredential(ctx context.Context, u *User, c TwoFactorCre
 	case c.Secret == "":
 		return Invalid("secret", "is required for a secret account")
 	}
-	if err := s.checkAccountLimits(ctx, u, meta); err != nil {
+	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	if err != nil {
 		return err
 	}
 	if !hashEqual(u.SecretHash, tokenHash(kindSecret, c.Secret)) {
-		if err := s.accountFailure(ctx, u, meta); err != nil {
-			return err
-		}
 		return ErrInvalidCredentials
 	}
+	res.refund(ctx)
 	return nil
 }
 
@@ -239,7 +238,8 @@ func (s *Service) ConfirmTwoFactor(ctx context.Context, userID, code string, met
 	case len(u.TOTPPendingEnc) == 0:
 		return nil, ErrNotApplicable
 	}
-	if err := s.checkAccountLimits(ctx, u, meta); err != nil {
+	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	if err != nil {
 		return nil, err
 	}
 	key, err := s.sealer.open(purposeTOTPKey, u.ID, u.TOTPPendingEnc)
@@ -249,8 +249,9 @@ func (s *Service) ConfirmTwoFactor(ctx context.Context, userID, code string, met
 	now := s.now()
 	step, ok := totp.Match(key, compactCode(code), now, u.TOTPLastStep)
 	if !ok {
-		return nil, s.codeFailure(ctx, u, meta)
+		return nil, ErrInvalidCode
 	}
+	res.refund(ctx)
 	codes, hashes, err := s.newRecoveryCodes(u.ID)
 	if err != nil {
 		return nil, err
@@ -275,7 +276,8 @@ func (s *Service) DisableTwoFactor(ctx context.Context, userID, code string, met
 	if !u.TwoFactorEnabled {
 		return ErrNotApplicable
 	}
-	if err := s.checkAccountLimits(ctx, u, meta); err != nil {
+	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	if err != nil {
 		return err
 	}
 	now := s.now()
@@ -284,14 +286,15 @@ func (s *Service) DisableTwoFactor(ctx context.Context, userID, code string, met
 		return err
 	}
 	if !ok {
-		return s.codeFailure(ctx, u, meta)
+		return ErrInvalidCode
 	}
 	err = s.st.DisableTwoFactor(ctx, u.ID, use, now)
 	switch {
 	case err == nil:
+		res.refund(ctx)
 		return nil
 	case errors.Is(err, ErrInvalidCode):
-		return s.codeFailure(ctx, u, meta)
+		return ErrInvalidCode
 	case errors.Is(err, ErrNotApplicable), errors.Is(err, ErrNotFound):
 		return err
 	}
@@ -353,7 +356,8 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 	case u.Disabled:
 		return nil, ErrAccountDisabled
 	}
-	if err := s.checkAccountLimits(ctx, u, meta); err != nil {
+	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	if err != nil {
 		return nil, err
 	}
 
@@ -362,7 +366,7 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 		return nil, err
 	}
 	if !ok {
-		return nil, s.challengeFailure(ctx, u, hash, meta, now)
+		return nil, s.challengeFailure(ctx, hash, now)
 	}
 	sess, rt, refresh, err := s.newSession(u.ID, ClientMeta{UserAgent: c.UserAgent, IP: c.IP}, now)
 	if err != nil {
@@ -371,12 +375,13 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 	err = s.st.CompleteTwoFactorChallenge(ctx, hash, use, sess, rt, now)
 	switch {
 	case errors.Is(err, ErrInvalidCode):
-		return nil, s.challengeFailure(ctx, u, hash, meta, now)
+		return nil, s.challengeFailure(ctx, hash, now)
 	case errors.Is(err, ErrInvalidToken):
 		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("complete two-factor challenge: %w", err)
 	}
+	res.refund(ctx)
 	tokens, err := s.tokens(u.ID, sess.ID, refresh, sess.ExpiresAt, now)
 	if err != nil {
 		return nil, err
@@ -384,18 +389,15 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 	return &AuthResult{Tokens: tokens}, nil
 }
 
-// challengeFailure records a wrong code on a challenge and toward the
-// sign-in limits. It returns ErrInvalidCode, or ErrInvalidToken when the
-// challenge died meanwhile (a concurrent answer consumed or killed it).
-func (s *Service) challengeFailure(ctx context.Context, u *User, hash []byte, meta ClientMeta, now time.Time) error {
-	// The challenge first: its attempts bound guessing even when the rate
-	// limits are off or fail.
+// challengeFailure records a wrong code on a challenge (the sign-in limits
+// counted it before the code was checked). It returns ErrInvalidCode, or
+// ErrInvalidToken when the challenge died meanwhile (a concurrent answer
+// consumed or killed it).
+func (s *Service) challengeFailure(ctx context.Context, hash []byte, now time.Time) error {
+	// Its attempts bound guessing even when the rate limits are off or fail.
 	failErr := s.st.FailTwoFactorChallenge(ctx, hash, now)
 	if failErr != nil && !errors.Is(failErr, ErrInvalidToken) {
 		return fmt.Errorf("count a wrong two-factor code: %w", failErr)
-	}
-	if err := s.codeFailure(ctx, u, meta); !errors.Is(err, ErrInvalidCode) {
-		return err
 	}
 	if failErr != nil {
 		return ErrInvalidToken
@@ -495,60 +497,4 @@ func (s *Service) rekeyRecovery(legacy []byte) []byte {
 	m := hmac.New(sha256.New, s.recoveryKey)
 	m.Write(legacy)
 	return m.Sum(nil)
-}
-
-// accountLimitKeys are the keys under which the sign-in limits count an
-// account's failures: its email and username as password sign-in counts
-// them or, for a secret account (whose sign-in has no identifier), its id.
-func accountLimitKeys(u *User) []string {
-	var keys []string
-	if u.Email != nil {
-		keys = append(keys, "email:"+*u.Email)
-	}
-	if u.Username != nil {
-		keys = append(keys, "username:"+strings.ToLower(*u.Username))
-	}
-	if len(keys) == 0 {
-		keys = append(keys, "user:"+u.ID)
-	}
-	return keys
-}
-
-// checkAccountLimits refuses a two-factor attempt once the account or the
-// client address has used up its sign-in failures.
-func (s *Service) checkAccountLimits(ctx context.Context, u *User, meta ClientMeta) error {
-	for i, key := range accountLimitKeys(u) {
-		m := ClientMeta{}
-		if i == 0 {
-			m = meta // the address once
-		}
-		if err := s.checkLimits(ctx, key, m); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// accountFailure records a failure against every limit key of the account
-// and, once, the client address.
-func (s *Service) accountFailure(ctx context.Context, u *User, meta ClientMeta) error {
-	for i, key := range accountLimitKeys(u) {
-		m := ClientMeta{}
-		if i == 0 {
-			m = meta
-		}
-		if err := s.failure(ctx, key, m); !errors.Is(err, ErrInvalidCredentials) {
-			return err
-		}
-	}
-	return nil
-}
-
-// codeFailure records a wrong code toward the sign-in limits and returns
-// ErrInvalidCode.
-func (s *Service) codeFailure(ctx context.Context, u *User, meta ClientMeta) error {
-	if err := s.accountFailure(ctx, u, meta); err != nil {
-		return err
-	}
-	return ErrInvalidCode
 }

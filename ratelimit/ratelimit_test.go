@@ -3,20 +3,26 @@ package ratelimit_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/latchkey-dev/latchkey/auth"
 	"github.com/latchkey-dev/latchkey/ratelimit"
+	"github.com/latchkey-dev/latchkey/ratelimit/redistest"
 )
 
 // redisURL is the Redis the tests use, from LATCHKEY_TEST_REDIS_URL. The
@@ -81,32 +87,74 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func check(t *testing.T, l auth.Limiter, key string) time.Duration {
+// take reserves one event and returns the wait (zero: recorded).
+func take(t *testing.T, l auth.Limiter, key string) time.Duration {
 	t.Helper()
-	d, err := l.Check(context.Background(), key)
+	d, err := l.Take(context.Background(), key)
 	if err != nil {
-		t.Fatalf("Check(%q): %v", key, err)
+		t.Fatalf("Take(%q): %v", key, err)
 	}
 	return d
 }
 
-func hit(t *testing.T, l auth.Limiter, key string) {
+func refund(t *testing.T, l auth.Limiter, key string) {
 	t.Helper()
-	if err := l.Hit(context.Background(), key); err != nil {
-		t.Fatalf("Hit(%q): %v", key, err)
+	if err := l.Refund(context.Background(), key); err != nil {
+		t.Fatalf("Refund(%q): %v", key, err)
 	}
 }
 
-// waitOpen polls Check until key may go on again, failing after timeout.
+// fill takes n events for key, each of which must be recorded.
+func fill(t *testing.T, l auth.Limiter, key string, n int) {
+	t.Helper()
+	for i := range n {
+		if d := take(t, l, key); d != 0 {
+			t.Fatalf("take %d of %d: refused for %s", i+1, n, d)
+		}
+	}
+}
+
+// waitOpen polls Take until key may go on again (which records one
+// event), failing after timeout.
 func waitOpen(t *testing.T, l auth.Limiter, key string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for check(t, l, key) != 0 {
+	for take(t, l, key) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("Check(%q) still blocked %s later", key, timeout)
+			t.Fatalf("Take(%q) still refused %s later", key, timeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// parallelTakes runs n Takes of key at once and returns how many were
+// recorded.
+func parallelTakes(t *testing.T, l auth.Limiter, key string, n int) int {
+	t.Helper()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		granted int
+	)
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			d, err := l.Take(context.Background(), key)
+			if err != nil {
+				t.Errorf("Take: %v", err)
+				return
+			}
+			if d == 0 {
+				mu.Lock()
+				granted++
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return granted
 }
 
 func TestLimiter(t *testing.T) {
@@ -115,23 +163,38 @@ func TestLimiter(t *testing.T) {
 			t.Parallel()
 			b := be.open(t)
 
-			t.Run("blocks once max events are recorded", func(t *testing.T) {
+			t.Run("refuses once max events are recorded", func(t *testing.T) {
 				t.Parallel()
 				const window = time.Minute
 				l := b.New(randomPrefix(t), 3, window)
 				key := "Alice@Example.com"
-				for i := range 3 {
-					if d := check(t, l, key); d != 0 {
-						t.Fatalf("after %d hits: Check = %s, want 0", i, d)
-					}
-					hit(t, l, key)
+				fill(t, l, key, 3)
+				if d := take(t, l, key); d <= 0 || d > window || d%time.Second != 0 {
+					t.Fatalf("after 3 events: Take = %s, want whole seconds in (0, %s]", d, window)
 				}
-				if d := check(t, l, key); d <= 0 || d > window || d%time.Second != 0 {
-					t.Fatalf("after 3 hits: Check = %s, want whole seconds in (0, %s]", d, window)
+				// A refused Take records nothing: one refund makes room for
+				// exactly one more.
+				if d := take(t, l, key); d <= 0 {
+					t.Fatalf("second refused Take = %s, want > 0", d)
 				}
-				// Check records nothing: still blocked, and no more so.
-				if d := check(t, l, key); d <= 0 {
-					t.Fatalf("second Check = %s, want > 0", d)
+				refund(t, l, key)
+				fill(t, l, key, 1)
+				if d := take(t, l, key); d <= 0 {
+					t.Fatalf("after a refund and a take: Take = %s, want > 0", d)
+				}
+			})
+
+			t.Run("refunds never go below zero", func(t *testing.T) {
+				t.Parallel()
+				l := b.New(randomPrefix(t), 2, time.Minute)
+				key := "bob@example.com"
+				refund(t, l, key) // nothing to give back
+				fill(t, l, key, 1)
+				refund(t, l, key)
+				refund(t, l, key)
+				fill(t, l, key, 2)
+				if d := take(t, l, key); d == 0 {
+					t.Fatal("3 events recorded with max 2")
 				}
 			})
 
@@ -139,11 +202,9 @@ func TestLimiter(t *testing.T) {
 				t.Parallel()
 				prefix := randomPrefix(t)
 				l := b.New(prefix, 3, time.Minute)
-				for range 3 {
-					hit(t, l, "alice@example.com")
-				}
-				if d := check(t, l, "alice@example.com"); d == 0 {
-					t.Fatal("blocked key: Check = 0")
+				fill(t, l, "alice@example.com", 3)
+				if d := take(t, l, "alice@example.com"); d == 0 {
+					t.Fatal("full key: Take = 0")
 				}
 				cases := []struct {
 					name string
@@ -157,8 +218,8 @@ func TestLimiter(t *testing.T) {
 					{"policy whose prefix ends where the other's key begins", b.New(prefix+":", 3, time.Minute), "alice@example.com"},
 				}
 				for _, c := range cases {
-					if d := check(t, c.l, c.key); d != 0 {
-						t.Errorf("%s: Check = %s, want 0", c.name, d)
+					if d := take(t, c.l, c.key); d != 0 {
+						t.Errorf("%s: Take = %s, want 0", c.name, d)
 					}
 				}
 			})
@@ -168,42 +229,41 @@ func TestLimiter(t *testing.T) {
 				const window = time.Second
 				l := b.New(randomPrefix(t), 1, window)
 				key := "203.0.113.7"
-				hit(t, l, key)
-				if d := check(t, l, key); d != time.Second {
-					t.Fatalf("Check = %s, want %s (a 1 s window rounds up to it)", d, time.Second)
+				fill(t, l, key, 1)
+				if d := take(t, l, key); d != time.Second {
+					t.Fatalf("Take = %s, want %s (a 1 s window rounds up to it)", d, time.Second)
 				}
 				waitOpen(t, l, key, 5*time.Second)
-				// A new window starts with the next event.
-				hit(t, l, key)
-				if d := check(t, l, key); d == 0 {
-					t.Fatal("after a hit in the new window: Check = 0")
+				// That take started a new window.
+				if d := take(t, l, key); d == 0 {
+					t.Fatal("after a take in the new window: Take = 0")
 				}
 			})
 
-			t.Run("concurrent hits are all counted", func(t *testing.T) {
+			// Take is one atomic step: of 50 parallel takes with room for
+			// 10, exactly 10 are recorded. Check-then-increment lets
+			// almost all through at once (50 goroutines released
+			// together); 20 rounds make a race all but certain to show.
+			t.Run("parallel takes never pass the limit", func(t *testing.T) {
+				t.Parallel()
+				for round := range 20 {
+					l := b.New(randomPrefix(t), 10, time.Minute)
+					if got := parallelTakes(t, l, "carol@example.com", 50); got != 10 {
+						t.Fatalf("round %d: %d of 50 parallel takes recorded with max 10", round, got)
+					}
+				}
+			})
+
+			t.Run("parallel takes within the limit are all recorded", func(t *testing.T) {
 				t.Parallel()
 				const n = 50
 				prefix := randomPrefix(t)
 				l := b.New(prefix, n, time.Minute)
-				key := "carol@example.com"
-				var wg sync.WaitGroup
-				errs := make(chan error, n)
-				for range n {
-					wg.Go(func() { errs <- l.Hit(context.Background(), key) })
+				if got := parallelTakes(t, l, "dave@example.com", n); got != n {
+					t.Fatalf("%d of %d parallel takes recorded with max %d", got, n, n)
 				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					if err != nil {
-						t.Fatalf("Hit: %v", err)
-					}
-				}
-				if d := check(t, l, key); d == 0 {
-					t.Errorf("max %d after %d hits: Check = 0, want blocked", n, n)
-				}
-				// The same policy with room for one more: exactly n were counted.
-				if d := check(t, b.New(prefix, n+1, time.Minute), key); d != 0 {
-					t.Errorf("max %d after %d hits: Check = %s, want 0", n+1, n, d)
+				if d := take(t, l, "dave@example.com"); d == 0 {
+					t.Errorf("max %d after %d takes: Take = 0, want refused", n, n)
 				}
 			})
 		})
@@ -217,16 +277,14 @@ func TestRedisInstancesShareCounters(t *testing.T) {
 	la, lb := a.New(prefix, 4, time.Minute), b.New(prefix, 4, time.Minute)
 	key := "dave@example.com"
 
-	hit(t, la, key)
-	hit(t, lb, key)
-	hit(t, la, key)
-	if d := check(t, lb, key); d != 0 {
-		t.Fatalf("3 of 4 hits: Check = %s, want 0", d)
-	}
-	hit(t, lb, key)
+	fill(t, la, key, 1)
+	fill(t, lb, key, 1)
+	fill(t, la, key, 1)
+	refund(t, lb, key) // given back through the other instance
+	fill(t, lb, key, 2)
 	for name, l := range map[string]auth.Limiter{"first instance": la, "second instance": lb} {
-		if d := check(t, l, key); d == 0 {
-			t.Errorf("%s: 4 of 4 hits through two instances: Check = 0, want blocked", name)
+		if d := take(t, l, key); d == 0 {
+			t.Errorf("%s: 4 of 4 events through two instances: Take = 0, want refused", name)
 		}
 	}
 }
@@ -236,7 +294,7 @@ func TestRedisKeysAreHashed(t *testing.T) {
 	b := openRedis(t)
 	prefix := randomPrefix(t)
 	email := "erin." + randomHex(4) + "@example.com"
-	hit(t, b.New(prefix, 3, time.Minute), email)
+	fill(t, b.New(prefix, 3, time.Minute), email, 1)
 
 	opts, err := redis.ParseURL(redisURL(t))
 	if err != nil {
@@ -271,19 +329,19 @@ func TestRedisErrorsAreReturned(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Check(context.Background(), "k"); err == nil {
-		t.Error("Check on a closed backend: nil error")
+	if _, err := l.Take(context.Background(), "k"); err == nil {
+		t.Error("Take on a closed backend: nil error")
 	}
-	if err := l.Hit(context.Background(), "k"); err == nil {
-		t.Error("Hit on a closed backend: nil error")
+	if err := l.Refund(context.Background(), "k"); err == nil {
+		t.Error("Refund on a closed backend: nil error")
 	}
 
 	// A cancelled context ends a call.
 	live := openRedis(t).New(randomPrefix(t), 3, time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := live.Hit(ctx, "k"); !errors.Is(err, context.Canceled) {
-		t.Errorf("Hit with a cancelled context: %v, want context.Canceled", err)
+	if _, err := live.Take(ctx, "k"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Take with a cancelled context: %v, want context.Canceled", err)
 	}
 }
 
@@ -399,24 +457,135 @@ func TestNewRefusesEmptyPolicies(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
-	now := time.Unix(1000, 0)
 	cases := []struct {
 		name   string
-		now    time.Time
-		reset  int64 // the window ends within [reset, reset+1)
+		left   time.Duration
 		window time.Duration
 		want   time.Duration
 	}{
-		{"ends within the next second", now, 1000, time.Minute, time.Second},
-		{"ends in 10 s", now, 1010, time.Minute, 11 * time.Second},
-		{"partial second rounds up", now.Add(300 * time.Millisecond), 1010, time.Minute, 11 * time.Second},
-		{"already past: at least 1 s", now, 990, time.Minute, time.Second},
-		{"never more than the window", now, 1060, time.Minute, time.Minute},
-		{"sub-second window rounds up to 1 s", now, 1000, 200 * time.Millisecond, time.Second},
+		{"under a second", 300 * time.Millisecond, time.Minute, time.Second},
+		{"whole seconds stay", 10 * time.Second, time.Minute, 10 * time.Second},
+		{"partial second rounds up", 10*time.Second + time.Millisecond, time.Minute, 11 * time.Second},
+		{"nothing left: at least 1 s", 0, time.Minute, time.Second},
+		{"never more than the window", 2 * time.Minute, time.Minute, time.Minute},
+		{"sub-second window rounds up to 1 s", 100 * time.Millisecond, 200 * time.Millisecond, time.Second},
 	}
 	for _, c := range cases {
-		if got := ratelimit.RetryAfter(c.now, c.reset, c.window); got != c.want {
+		if got := ratelimit.RetryAfter(c.left, c.window); got != c.want {
 			t.Errorf("%s: RetryAfter = %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// syncBuffer is a log sink several goroutines may write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+// metricValue reads a counter's or gauge's value.
+func metricValue(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	m, ok := c.(prometheus.Metric)
+	if !ok {
+		t.Fatalf("%T is not one metric", c)
+	}
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case out.Counter != nil:
+		return out.Counter.GetValue()
+	case out.Gauge != nil:
+		return out.Gauge.GetValue()
+	}
+	t.Fatalf("%T is neither a counter nor a gauge", c)
+	return 0
+}
+
+// TestRedisOutage stops a private redis-server mid-test (never the shared
+// one) and starts it again: meanwhile the limits hold on this instance's
+// own counters, atomically, the outage is logged once and counted, and
+// the backend returns to Redis once it answers.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	b, err := ratelimit.Redis(context.Background(), srv.URL(), ratelimit.WithLogger(logger), ratelimit.WithRetryInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	collectors := b.Collectors()
+	fallbacks, up := collectors[0], collectors[1]
+	if v := metricValue(t, up); v != 1 {
+		t.Errorf("redis_up = %v before the outage, want 1", v)
+	}
+	l := b.New("outage", 3, time.Minute)
+	fill(t, l, "erin@example.com", 2)
+
+	srv.Stop()
+	// This instance's counters start empty: three more, then refused.
+	fill(t, l, "erin@example.com", 3)
+	if d := take(t, l, "erin@example.com"); d == 0 {
+		t.Error("during the outage: a fourth event recorded with max 3")
+	}
+	// Still atomic: 10 rounds of 50 parallel takes with room for 3.
+	for round := range 10 {
+		if got := parallelTakes(t, b.New("outage-parallel-"+strconv.Itoa(round), 3, time.Minute), "frank@example.com", 50); got != 3 {
+			t.Fatalf("during the outage, round %d: %d of 50 parallel takes recorded with max 3", round, got)
+		}
+	}
+	if n := logs.count("Redis does not answer"); n != 1 {
+		t.Errorf("the outage was logged %d times, want once:\n%s", n, logs.b.String())
+	}
+	if v := metricValue(t, fallbacks); v < 500 {
+		t.Errorf("fallback_total = %v, want at least the 500 calls served during the outage", v)
+	}
+	if v := metricValue(t, up); v != 0 {
+		t.Errorf("redis_up = %v during the outage, want 0", v)
+	}
+
+	srv.Restart()
+	rdb := redis.NewClient(&redis.Options{Addr: strings.TrimSuffix(strings.TrimPrefix(srv.URL(), "redis://"), "/0")})
+	defer rdb.Close()
+	sum := sha256.Sum256([]byte("grace@example.com"))
+	stored := "latchkey:ratelimit:outage:" + hex.EncodeToString(sum[:])
+	// Not a timing assertion: the deadline only stops a backend that never
+	// returns from hanging the test.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		fill(t, l, "grace@example.com", 1)
+		refund(t, l, "grace@example.com")
+		if rdb.Exists(context.Background(), stored).Val() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backend did not return to Redis")
+		}
+	}
+	if n := logs.count("Redis answers again"); n != 1 {
+		t.Errorf("the recovery was logged %d times, want once", n)
+	}
+	if v := metricValue(t, up); v != 1 {
+		t.Errorf("redis_up = %v after the outage, want 1", v)
+	}
+	// Shared again: what this instance takes, Redis counts.
+	fill(t, l, "grace@example.com", 3)
+	if n, _ := rdb.Get(context.Background(), stored).Int(); n != 3 {
+		t.Errorf("Redis counts %d for the key, want 3", n)
 	}
 }

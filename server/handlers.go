@@ -221,7 +221,7 @@ func (h *Handlers) DeleteMe(ctx context.Context, req gen.DeleteMeRequestObject) 
 		return nil, err
 	}
 	in := deref(req.Body)
-	if err := h.svc.DeleteMe(ctx, p.UserID, auth.DeleteCredentials{Secret: deref(in.Secret), Password: deref(in.Password)}); err != nil {
+	if err := h.svc.DeleteMe(ctx, p.UserID, auth.DeleteCredentials{Secret: deref(in.Secret), Password: deref(in.Password)}, clientMeta(ctx)); err != nil {
 		return nil, err
 	}
 	return gen.DeleteMe204Response{}, nil
@@ -360,7 +360,7 @@ func (h *Handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordReq
 		return nil, err
 	}
 	in := deref(req.Body)
-	if err := h.svc.ChangePassword(ctx, p, in.CurrentPassword, in.NewPassword); err != nil {
+	if err := h.svc.ChangePassword(ctx, p, in.CurrentPassword, in.NewPassword, clientMeta(ctx)); err != nil {
 		return nil, err
 	}
 	return gen.ChangePassword204Response{}, nil

@@ -499,7 +499,10 @@ func TestPasswordLimits(t *testing.T) {
 		})
 		h.run("POST /auth/429 unknown identifiers behave the same", func(h *harness) {
 			h = limited(h, time.Minute, 0)
-			h.registerPassword(map[string]any{"email": "known@example.com", "password": goodPw, "username": "known_one"})
+			// Two accounts: an account has one counter whichever identifier
+			// is used, so one account per pair.
+			h.registerPassword(map[string]any{"email": "known@example.com", "password": goodPw})
+			h.registerPassword(map[string]any{"email": "other@example.com", "password": goodPw, "username": "known_one"})
 			for _, pair := range [][2]string{{"known@example.com", "unknown@example.com"}, {"known_one", "unknown_one"}} {
 				var known, unknown []response
 				for i := range n + 2 {

@@ -31,6 +31,8 @@ type Config struct {
 	AvatarMaxBytes int64        // bytes of the image itself
 	TrustedProxies []*net.IPNet // whose X-Forwarded-For is believed
 	Spec           []byte       // openapi.yaml as served at /openapi.yaml
+	// Metrics are more series for /metrics (the rate limits' own).
+	Metrics []prometheus.Collector
 }
 
 // stringFormats turns on kin-openapi's (process-wide) checks of the email
@@ -78,6 +80,7 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(cfg.Metrics...)
 	e.Use(
 		middleware.RequestID(),
 		observe(cfg.Logger, newMetrics(reg)),

@@ -22,6 +22,7 @@ import (
 	_ "time/tzdata" // IANA time zones even on machines without them
 
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
 
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
@@ -99,7 +100,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	if err != nil {
 		return fmt.Errorf("password hashing: %w", err)
 	}
-	limits, closeLimits, err := newLimits(ctx, cfg, logger)
+	limits, limitMetrics, closeLimits, err := newLimits(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -143,6 +144,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		AvatarMaxBytes: cfg.AvatarMaxBytes,
 		TrustedProxies: cfg.TrustedProxies,
 		Spec:           latchkey.OpenAPIYAML,
+		Metrics:        limitMetrics,
 	})
 	if err != nil {
 		return err
@@ -217,18 +219,26 @@ const (
 	mailPerClient  = 30
 )
 
+// Avatar uploads one account may make in a window.
+const (
+	avatarUploads      = 10
+	avatarUploadWindow = 10 * time.Minute
+)
+
 // newLimits builds the rate limits: none when turned off, in Redis when a
-// URL is given (shared by every instance), else in memory.
-func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limits, func(), error) {
+// URL is given (shared by every instance, with this instance's own
+// counters while Redis does not answer), else in memory. It returns the
+// backend's metrics too.
+func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limits, []prometheus.Collector, func(), error) {
 	if cfg.RateLimits == "off" {
 		logger.Warn("rate limits are off (LATCHKEY_RATE_LIMITS=off): use this for load tests only")
-		return auth.Limits{}, func() {}, nil
+		return auth.Limits{}, nil, func() {}, nil
 	}
 	backend := ratelimit.Memory()
 	if cfg.RedisURL != "" {
 		var err error
-		if backend, err = ratelimit.Redis(ctx, cfg.RedisURL); err != nil {
-			return auth.Limits{}, nil, fmt.Errorf("LATCHKEY_REDIS_URL: %w", err)
+		if backend, err = ratelimit.Redis(ctx, cfg.RedisURL, ratelimit.WithLogger(logger)); err != nil {
+			return auth.Limits{}, nil, nil, fmt.Errorf("LATCHKEY_REDIS_URL: %w", err)
 		}
 	}
 	return auth.Limits{
@@ -237,7 +247,8 @@ func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limi
 		Register:     backend.New("register", cfg.RegistrationLimit, time.Hour),
 		MailAddress:  backend.New("mail-address", mailPerAddress, time.Hour),
 		MailClient:   backend.New("mail-client", mailPerClient, time.Hour),
-	}, func() { backend.Close() }, nil
+		AvatarUpload: backend.New("avatar-upload", avatarUploads, avatarUploadWindow),
+	}, backend.Collectors(), func() { backend.Close() }, nil
 }
 
 // localURL is how a person on this machine reaches the listener.
