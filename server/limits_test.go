@@ -242,4 +242,3 @@ func TestSignInLimitsIPv6(t *testing.T) {
 		h.want(h.signInPw("fresh@example.com", wrongPw, from("198.51.100.78:4000")), http.StatusUnauthorized, "INVALID_CREDENTIALS")
 	})
 }
-
