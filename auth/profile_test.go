@@ -239,24 +239,64 @@ func TestBirthDateTodayAnywhere(t *testing.T) {
 	}
 }
 
-// TestAvatarSlots: uploads beyond the image slots wait, then get
-// ErrOverloaded, and a freed slot serves the next one.
-func TestAvatarSlots(t *testing.T) {
+// TestAvatarBudget: uploads are admitted against a memory budget of their
+// estimated decode cost, not a count: beyond it they wait, then get
+// ErrOverloaded, and freed room serves the next one.
+func TestAvatarBudget(t *testing.T) {
 	ctx := context.Background()
-	s, _, _ := newTestService(t)
-	u, _, _ := register(t, s, "Ada")
-	s.imageWait = 10 * time.Millisecond
-	for range cap(s.imageSlots) {
-		s.imageSlots <- struct{}{} // every slot busy
+	img := pngBytes(t, 8, 8)
+	cost, err := avatar.DecodeCost(img)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := s.SetAvatar(ctx, u.ID, pngBytes(t, 8, 8)); !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("SetAvatar with every slot busy = %v, want ErrOverloaded", err)
+	s, _, _ := newTestService(t, func(c *Config) {
+		c.AvatarDecodeBudget = 3 * cost
+		c.AvatarDecodeWait = 10 * time.Millisecond
+	})
+	u, _, _ := register(t, s, "Ada")
+
+	held, err := s.imageBudget.acquire(ctx, 2*cost+1, 0) // room for less than one more
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAvatar(ctx, u.ID, img); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("SetAvatar over the budget = %v, want ErrOverloaded", err)
 	}
 	if me, _ := s.Me(ctx, u.ID); me.HasAvatar {
 		t.Error("an overloaded upload was stored")
 	}
-	<-s.imageSlots
-	if err := s.SetAvatar(ctx, u.ID, pngBytes(t, 8, 8)); err != nil {
-		t.Fatalf("SetAvatar with a free slot = %v", err)
+	// Room freed while an upload waits admits it.
+	s.imageWait = 5 * time.Second
+	go func() { time.Sleep(20 * time.Millisecond); held() }()
+	if err := s.SetAvatar(ctx, u.ID, img); err != nil {
+		t.Fatalf("SetAvatar once room was freed = %v", err)
+	}
+	// Many small decodes fit where one large one did: a budget, not a count.
+	var releases []func()
+	for range 3 {
+		r, err := s.imageBudget.acquire(ctx, cost, 0)
+		if err != nil {
+			t.Fatalf("three decodes of cost %d in a budget of %d: %v", cost, 3*cost, err)
+		}
+		releases = append(releases, r)
+	}
+	if _, err := s.imageBudget.acquire(ctx, 1, time.Millisecond); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("a fourth decode in a full budget = %v, want ErrOverloaded", err)
+	}
+	for _, r := range releases {
+		r()
+		r() // a second release gives nothing back twice
+	}
+	// A cost over the whole budget is admitted alone, and only alone.
+	big, err := s.imageBudget.acquire(ctx, 100*cost, 0)
+	if err != nil {
+		t.Fatalf("a decode larger than the budget, alone: %v", err)
+	}
+	if _, err := s.imageBudget.acquire(ctx, 1, time.Millisecond); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("beside a decode larger than the budget = %v, want ErrOverloaded", err)
+	}
+	big()
+	if s.imageBudget.used != 0 {
+		t.Errorf("budget used = %d after every release, want 0", s.imageBudget.used)
 	}
 }

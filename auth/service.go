@@ -52,6 +52,12 @@ type Config struct {
 	Hasher *password.Hasher
 	// Limits are the rate limits; their nil members do not limit.
 	Limits Limits
+	// AvatarDecodeBudget is the memory, in bytes, that avatar decodes may
+	// use at once, each estimated from its image's header
+	// (DefaultAvatarDecodeBudget when zero); AvatarDecodeWait is how long an
+	// upload waits for room before ErrOverloaded (2 s when zero).
+	AvatarDecodeBudget int64
+	AvatarDecodeWait   time.Duration
 }
 
 func (c *Config) validate() error {
@@ -67,6 +73,9 @@ func (c *Config) validate() error {
 	}
 	if c.RefreshReuseGrace < 0 {
 		errs = append(errs, errors.New("refresh reuse grace must not be negative"))
+	}
+	if c.AvatarDecodeBudget < 0 || c.AvatarDecodeWait < 0 {
+		errs = append(errs, errors.New("avatar decode budget and wait must not be negative"))
 	}
 	if len(c.MasterKey) != masterKeySize {
 		errs = append(errs, fmt.Errorf("master key must be %d bytes, got %d", masterKeySize, len(c.MasterKey)))
@@ -104,9 +113,9 @@ type Service struct {
 	recoveryKey []byte
 	keys        keyRing
 	hasher      *password.Hasher
-	// imageSlots bound the avatar images decoded at once (one per CPU).
-	imageSlots chan struct{}
-	imageWait  time.Duration
+	// imageBudget bounds the memory of the avatar images decoded at once.
+	imageBudget *decodeBudget
+	imageWait   time.Duration
 }
 
 // NewService validates cfg, prepares the master-key cipher and loads the
@@ -127,11 +136,17 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	if cfg.ResetTokenTTL == 0 {
 		cfg.ResetTokenTTL = time.Hour
 	}
+	if cfg.AvatarDecodeBudget == 0 {
+		cfg.AvatarDecodeBudget = DefaultAvatarDecodeBudget
+	}
+	if cfg.AvatarDecodeWait == 0 {
+		cfg.AvatarDecodeWait = imageWait
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher,
-		imageSlots: make(chan struct{}, runtime.NumCPU()), imageWait: imageWait}
+		imageBudget: newDecodeBudget(cfg.AvatarDecodeBudget), imageWait: cfg.AvatarDecodeWait}
 	if s.hasher == nil {
 		h, err := password.NewHasher(password.DefaultParams, 2*runtime.NumCPU(), 2*time.Second)
 		if err != nil {

@@ -21,37 +21,38 @@ import (
 // config is every setting of the binary, parsed once from LATCHKEY_*
 // environment variables and same-named flags (flags win).
 type config struct {
-	Addr              string
-	PublicURL         string
-	DataDir           string
-	DatabaseURL       string
-	MasterKey         string
-	Registration      string
-	Audience          string
-	AccessTokenTTL    time.Duration
-	RefreshTokenTTL   time.Duration
-	RefreshReuseGrace time.Duration
-	AvatarMaxBytes    int64
-	TrustedProxies    []*net.IPNet
-	HashConcurrency   int
-	Argon2Memory      int // KiB
-	Argon2Iterations  int
-	Argon2Parallelism int
-	RateLimits        string
-	LoginMaxFailures  int
-	LoginWindow       time.Duration
-	RegistrationLimit int // per client address per hour
-	RedisURL          string
-	TwoFactorTTL      time.Duration
-	EmailConfirmation string
-	SMTPURL           string
-	MailFrom          string
-	ConfirmTokenTTL   time.Duration
-	ResetTokenTTL     time.Duration
-	ConfirmPath       string
-	ResetPath         string
-	LogFormat         string
-	LogLevel          string
+	Addr               string
+	PublicURL          string
+	DataDir            string
+	DatabaseURL        string
+	MasterKey          string
+	Registration       string
+	Audience           string
+	AccessTokenTTL     time.Duration
+	RefreshTokenTTL    time.Duration
+	RefreshReuseGrace  time.Duration
+	AvatarMaxBytes     int64
+	AvatarDecodeBudget int64
+	TrustedProxies     []*net.IPNet
+	HashConcurrency    int
+	Argon2Memory       int // KiB
+	Argon2Iterations   int
+	Argon2Parallelism  int
+	RateLimits         string
+	LoginMaxFailures   int
+	LoginWindow        time.Duration
+	RegistrationLimit  int // per client address per hour
+	RedisURL           string
+	TwoFactorTTL       time.Duration
+	EmailConfirmation  string
+	SMTPURL            string
+	MailFrom           string
+	ConfirmTokenTTL    time.Duration
+	ResetTokenTTL      time.Duration
+	ConfirmPath        string
+	ResetPath          string
+	LogFormat          string
+	LogLevel           string
 }
 
 // setting describes one configuration value: its flag name, which is also
@@ -170,6 +171,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 				return errors.New("must be a whole number of bytes from 1024 to 33554432")
 			}
 			c.AvatarMaxBytes = n
+			return nil
+		}},
+		{"avatar-decode-budget", "268435456", "memory in bytes that avatar decodes may use at once (each estimated from its image's header); more wait up to 2 s, then 503", func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1<<20 || n > 1<<40 {
+				return errors.New("must be a whole number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)")
+			}
+			c.AvatarDecodeBudget = n
 			return nil
 		}},
 		{"trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed", func(v string) error {

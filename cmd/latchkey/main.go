@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		ResetTokenTTL:             cfg.ResetTokenTTL,
 		Hasher:                    hasher,
 		Limits:                    limits,
+		AvatarDecodeBudget:        cfg.AvatarDecodeBudget,
 	})
 	if err != nil {
 		return err

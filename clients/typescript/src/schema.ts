@@ -548,8 +548,16 @@ export interface paths {
          *     * `415 UNSUPPORTED_MEDIA_TYPE`: not a PNG, JPEG, GIF or WebP image.
          *     * `400 INVALID_REQUEST`: the image cannot be decoded, either side is
          *       over 4096 pixels, or the form has no `file` part.
-         *     * `503 OVERLOADED`: too many images are being decoded at once (one
-         *       per CPU; others wait up to 2 s); retry after `Retry-After`.
+         *     * `429 RATE_LIMITED`: the account has made 10 uploads (successful or
+         *       not) in the last 10 minutes; retry after `Retry-After`.
+         *     * `503 OVERLOADED`: the images being decoded would use more memory
+         *       than the decode budget (`LATCHKEY_AVATAR_DECODE_BUDGET`, 256 MiB by
+         *       default). Each is admitted at its cost estimated from its header
+         *       (width × height × the bytes a pixel takes decoded: 8 for a 16-bit
+         *       PNG, so 128 MiB for a 4096×4096 one); an upload waits up to 2 s for
+         *       room, then gets this answer with `Retry-After`. An image whose cost
+         *       alone exceeds a budget set that small is decoded when nothing else
+         *       is. An overloaded upload does not count toward the 429 limit.
          */
         post: operations["uploadAvatar"];
         /**
@@ -1893,6 +1901,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
