@@ -107,13 +107,17 @@ export interface paths {
          *     * `403 ACCOUNT_DISABLED` for a disabled account.
          *     * `429 RATE_LIMITED` after too many failures for this account
          *       identifier or from this client address; wait `Retry-After`
-         *       seconds. Failed sign-ins are counted per identifier (the email or
-         *       username as given, regardless of case) and per client address;
-         *       once an identifier has had `LATCHKEY_LOGIN_MAX_FAILURES` (default
-         *       10) failures within `LATCHKEY_LOGIN_WINDOW` (default 15 minutes),
-         *       or an address ten times that, every attempt is refused until the
-         *       window ends — even with the right password, and exactly alike for
-         *       identifiers that have no account.
+         *       seconds. Failed sign-ins are counted per account (one counter
+         *       whether the email or the username is given, in any case; an
+         *       identifier without an account is counted as given, normalised)
+         *       and per client address (IPv6 per /64); once an account has had
+         *       `LATCHKEY_LOGIN_MAX_FAILURES` (default 10) failures within
+         *       `LATCHKEY_LOGIN_WINDOW` (default 15 minutes), or an address ten
+         *       times that, every attempt is refused until the window ends — even
+         *       with the right password, and exactly alike for identifiers that
+         *       have no account. Each attempt is counted before the password is
+         *       verified and given back when it is right, so parallel attempts
+         *       cannot pass the limit together.
          *     * `503 OVERLOADED` when too many passwords are being hashed at once
          *       (at most `LATCHKEY_HASH_CONCURRENCY`); retry after `Retry-After`
          *       seconds.
@@ -391,7 +395,9 @@ export interface paths {
          *
          *     Failures: `400 INVALID_REQUEST` (the credential this kind of
          *     account needs is missing), `401 INVALID_CREDENTIALS` (wrong password
-         *     or secret), `429 RATE_LIMITED`.
+         *     or secret; a wrong password counts toward the account's and the
+         *     client address's sign-in limits), `429 RATE_LIMITED` (those limits
+         *     are used up).
          */
         delete: operations["deleteMe"];
         options?: never;
@@ -442,7 +448,8 @@ export interface paths {
          *     local part, ignoring case); a breach is `400 WEAK_PASSWORD`.
          *
          *     Failures: `400 WEAK_PASSWORD`, `401 INVALID_CREDENTIALS` (wrong
-         *     current password; it counts toward the account's sign-in limit),
+         *     current password; it counts toward the account's and the client
+         *     address's sign-in limits),
          *     `409 NOT_APPLICABLE` (a secret account has no password), `429
          *     RATE_LIMITED`.
          */
@@ -1327,9 +1334,10 @@ export interface components {
             };
         };
         /**
-         * @description Temporarily unavailable: `OVERLOADED` (too many password hashes in
-         *     progress; retry after `Retry-After` seconds) or `UNAVAILABLE` (the
-         *     database does not answer).
+         * @description Temporarily unavailable: `OVERLOADED` (too many password hashes, or
+         *     avatar decodes beyond their memory budget, in progress; retry after
+         *     `Retry-After` seconds) or `UNAVAILABLE` (the database does not
+         *     answer).
          */
         ServiceUnavailable: {
             headers: {
