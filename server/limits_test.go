@@ -12,10 +12,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
 	"github.com/latchkey-dev/latchkey/auth/password"
 	"github.com/latchkey-dev/latchkey/ratelimit"
 	"github.com/latchkey-dev/latchkey/ratelimit/redistest"
+	"github.com/latchkey-dev/latchkey/server"
 )
 
 // parallel sends the n requests made by req at once (released together)
@@ -215,6 +217,39 @@ func TestSignInLimitsRedisOutage(t *testing.T) {
 		}
 		if n, _ := rdb.Get(context.Background(), keys[0]).Int(); n != 1 {
 			h.t.Errorf("Redis counts %d failures, want 1", n)
+		}
+	})
+}
+
+// TestRateLimitMetrics: the collectors given in server.Config (cmd/latchkey
+// passes the rate-limit backend's) are served on /metrics, and show an
+// outage of Redis.
+func TestRateLimitMetrics(t *testing.T) {
+	eachDB(t, func(h *harness) {
+		srv := redistest.Start(h.t)
+		b, err := ratelimit.Redis(context.Background(), srv.URL(), ratelimit.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			h.t.Fatalf("ratelimit.Redis: %v", err)
+		}
+		h.t.Cleanup(func() { _ = b.Close() })
+		svc, _ := h.build(func(c *auth.Config) { c.Limits = limitsOn(b, "", 3, time.Hour, 0) })
+		e, err := server.New(svc, server.Config{Spec: latchkey.OpenAPIYAML, Logger: slog.New(slog.DiscardHandler), Metrics: b.Collectors()})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.h = e
+		metrics := func() string {
+			r := h.do("GET", "/metrics", nil)
+			h.want(r, http.StatusOK, "")
+			return string(r.Body)
+		}
+		if m := metrics(); !strings.Contains(m, "latchkey_ratelimit_redis_up 1") || !strings.Contains(m, "latchkey_ratelimit_fallback_total 0") {
+			h.t.Errorf("/metrics before the outage lacks redis_up 1 and fallback_total 0:\n%s", m)
+		}
+		srv.Stop()
+		h.want(h.signInPw("nobody@example.com", wrongPw), http.StatusUnauthorized, "INVALID_CREDENTIALS")
+		if m := metrics(); !strings.Contains(m, "latchkey_ratelimit_redis_up 0") || strings.Contains(m, "latchkey_ratelimit_fallback_total 0") {
+			h.t.Errorf("/metrics during the outage lacks redis_up 0 and a fallback count:\n%s", m)
 		}
 	})
 }
