@@ -20,7 +20,7 @@ const maxEmail = 254
 // Limits are the rate limits the service applies; a nil Limiter does not
 // limit.
 type Limits struct {
-	LoginAccount Limiter // failed sign-ins per account identifier
+	LoginAccount Limiter // failed sign-ins per account (accountKey) or unknown identifier
 	LoginClient  Limiter // failed sign-ins per client address
 	Register     Limiter // registrations per client address
 	MailAddress  Limiter // mails requested per email address

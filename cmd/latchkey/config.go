@@ -200,7 +200,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		{"argon2-iterations", "2", "argon2id iterations", intSetting(&c.Argon2Iterations, 1, 100)},
 		{"argon2-parallelism", "1", "argon2id lanes", intSetting(&c.Argon2Parallelism, 1, 64)},
 		{"rate-limits", "on", "off disables every rate limit (load tests only)", stringSetting(&c.RateLimits, "on", "off")},
-		{"login-max-failures", "10", "failed sign-ins per account identifier within the window before 429 (ten times that per client address)", intSetting(&c.LoginMaxFailures, 1, 1000000)},
+		{"login-max-failures", "10", "failed sign-ins per account (email and username alike) within the window before 429 (ten times that per client address)", intSetting(&c.LoginMaxFailures, 1, 1000000)},
 		{"login-window", "15m", "the window of login-max-failures", durationSetting(&c.LoginWindow)},
 		{"registration-limit", "20", "registrations per client address per hour", intSetting(&c.RegistrationLimit, 1, 1000000)},
 		{"redis-url", "", "redis:// URL to share rate limits between instances (default: per instance, in memory)", func(v string) error {
