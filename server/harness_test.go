@@ -76,6 +76,9 @@ type harness struct {
 	clock *clock
 	db    *store.DB
 	h     http.Handler
+	// serverTweak, when not nil, changes the server.Config of stacks
+	// built from now on (see withServer).
+	serverTweak func(*server.Config)
 }
 
 // eachDB runs fn on a fresh stack per storetest target (SQLite, and
@@ -149,12 +152,16 @@ func (h *harness) build(tweak func(*auth.Config), trusted ...*net.IPNet) (*auth.
 	if err != nil {
 		h.t.Fatalf("auth.NewService: %v", err)
 	}
-	e, err := server.New(svc, server.Config{
+	scfg := server.Config{
 		AvatarMaxBytes: avatarMax,
 		TrustedProxies: trusted,
 		Spec:           latchkey.OpenAPIYAML,
 		Logger:         slog.New(slog.DiscardHandler),
-	})
+	}
+	if h.serverTweak != nil {
+		h.serverTweak(&scfg)
+	}
+	e, err := server.New(svc, scfg)
 	if err != nil {
 		h.t.Fatalf("server.New: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,8 @@ type Config struct {
 	TrustedProxies []*net.IPNet // whose X-Forwarded-For is believed
 	Spec           []byte       // openapi.yaml as served at /openapi.yaml
 	// Metrics are more series for /metrics (the rate limits' own).
-	Metrics []prometheus.Collector
+	Metrics     []prometheus.Collector
+	CORSOrigins []string // from ParseCORSOrigins; empty: no CORS
 }
 
 // stringFormats turns on kin-openapi's (process-wide) checks of the email
@@ -61,6 +63,10 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 			_, err := time.Parse(time.DateOnly, s) // a real date, not just the pattern
 			return err
 		}))
+		openapi3.DefineStringFormatValidator("uuid", openapi3.NewCallbackValidator(func(s string) error {
+			_, err := uuid.Parse(s)
+			return err
+		}))
 	})
 	spec, err := gen.GetSwagger()
 	if err != nil {
@@ -82,8 +88,11 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(cfg.Metrics...)
 	e.Use(
+		keepGoodRequestID,
 		middleware.RequestID(),
 		observe(cfg.Logger, newMetrics(reg)),
+		securityHeaders,
+		cors(cfg.CORSOrigins),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 				cfg.Logger.ErrorContext(c.Request().Context(), "panic", "error", err, "stack", string(stack),
@@ -115,7 +124,8 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", cfg.Spec)
 	})
-	docs := echo.WrapHandler(v5emb.New("Latchkey API", "/openapi.yaml", "/docs/"))
+	swagger := v5emb.New("Latchkey API", "/openapi.yaml", "/docs/")
+	docs := withCSP(swagger, docsCSP(swagger, "/docs/"))
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
 
@@ -135,4 +145,31 @@ func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
 		opts = append(opts, echo.TrustIPRange(n))
 	}
 	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// keepGoodRequestID drops a client's X-Request-Id unless it is short and
+// plain (at most 64 of A-Z a-z 0-9 . _ -), so that RequestID makes a fresh
+// one: an id reaches every log line and the response.
+func keepGoodRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !goodRequestID(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func goodRequestID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

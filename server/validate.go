@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -47,13 +47,18 @@ const multipartOverhead = 16 << 10
 func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
+		normaliseContentType(req)
 		route, pathParams, err := s.router.FindRoute(req)
 		switch {
 		case errors.Is(err, routers.ErrMethodNotAllowed):
+			if allow := s.allowedMethods(req); allow != "" {
+				c.Response().Header().Set(echo.HeaderAllow, allow)
+			}
 			return echo.ErrMethodNotAllowed
 		case err != nil:
 			return echo.ErrNotFound
 		}
+		apiCacheControl(c, route.Operation.OperationID)
 
 		limit := s.cfg.BodyLimit
 		if route.Operation.OperationID == "uploadAvatar" {
@@ -61,6 +66,15 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		body, err := readBody(req, limit)
 		if err != nil {
+			return err
+		}
+		if err := mediaTypeHint(route, req, body); err != nil {
+			return err
+		}
+		if err := formFromBody(req, body); err != nil {
+			return err
+		}
+		if err := unknownQueryFields(route, req); err != nil {
 			return err
 		}
 
@@ -77,16 +91,19 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			},
 		}
 		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
-			return requestError(err, attempt)
+			return requestError(err, attempt, route)
 		}
-		if err := unknownFormFields(route, req, body); err != nil {
+		if err := unknownFormFields(route, req); err != nil {
 			return err
 		}
 		// Hand the handler the validated body (KeepValidatedValue).
 		req.Body = input.Request.Body
-		// A bearer that was presented must be good, even where the
-		// operation also allows anonymous calls (logout by refresh token).
-		if attempt.principal == nil && req.Header.Get(echo.HeaderAuthorization) != "" {
+		// A bearer that was presented must be good where the operation
+		// takes one, even when it also allows anonymous calls (logout by
+		// refresh token). Public operations ignore the header: a client
+		// that sends its (possibly stale) token on every call must still
+		// be able to sign in and refresh.
+		if attempt.principal == nil && takesBearer(route) && req.Header.Get(echo.HeaderAuthorization) != "" {
 			if attempt.err != nil && !errors.Is(attempt.err, auth.ErrUnauthenticated) {
 				return attempt.err
 			}
@@ -99,6 +116,184 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req.WithContext(ctx))
 		return next(c)
 	}
+}
+
+// takesBearer reports whether the operation's security lists bearerAuth.
+func takesBearer(route *routers.Route) bool {
+	security := route.Operation.Security
+	if security == nil && route.Spec != nil {
+		security = &route.Spec.Security
+	}
+	if security == nil {
+		return false
+	}
+	for _, req := range *security {
+		if _, ok := req["bearerAuth"]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedMethods lists the methods the spec has for the request's path,
+// for the Allow header of a 405.
+func (s *Server) allowedMethods(req *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if _, _, err := s.router.FindRoute(probe); err == nil {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		allow = append(allow, http.MethodOptions) // CORS preflights
+	}
+	return strings.Join(allow, ", ")
+}
+
+// normaliseContentType lower-cases the media type of the request's
+// Content-Type (RFC 9110: it is case-insensitive), keeping its parameters
+// as they are, so that every later check, the validator's and the
+// generated binder's prefix matches included, sees one spelling.
+func normaliseContentType(req *http.Request) {
+	ct := req.Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		return
+	}
+	mt, params, found := strings.Cut(ct, ";")
+	norm := strings.ToLower(strings.TrimSpace(mt))
+	if found {
+		norm += ";" + params
+	}
+	if norm != ct {
+		req.Header.Set(echo.HeaderContentType, norm)
+	}
+}
+
+// mediaType is the (lower-case) media type of the request's body.
+func mediaType(req *http.Request) string {
+	mt, _, _ := strings.Cut(req.Header.Get(echo.HeaderContentType), ";")
+	return strings.TrimSpace(mt)
+}
+
+// acceptedMediaTypes lists the media types an operation's body may have.
+func acceptedMediaTypes(route *routers.Route) []string {
+	if route.Operation.RequestBody == nil || route.Operation.RequestBody.Value == nil {
+		return nil
+	}
+	var out []string
+	for mt := range route.Operation.RequestBody.Value.Content {
+		out = append(out, mt)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// unsupportedMedia is the 415 of an operation: it names the media types
+// the operation takes, and adds hint when there is one.
+func unsupportedMedia(route *routers.Route, hint string) error {
+	types := acceptedMediaTypes(route)
+	msg := "this operation takes no request body"
+	if len(types) > 0 {
+		msg = "this operation takes " + orList(types)
+	}
+	if hint != "" {
+		msg += "; " + hint
+	}
+	return &APIError{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE", Message: msg}
+}
+
+// orList joins words as "a, b or c".
+func orList(words []string) string {
+	if len(words) <= 1 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// looksLikeJSON reports whether a body starts like a JSON object or array.
+func looksLikeJSON(body []byte) bool {
+	t := bytes.TrimLeft(body, " \t\r\n")
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
+}
+
+// mediaTypeHint refuses, with a hint, a JSON body sent under another
+// media type (curl -d sends form-urlencoded; fetch sends text/plain) to an
+// operation that takes JSON.
+func mediaTypeHint(route *routers.Route, req *http.Request, body []byte) error {
+	if !looksLikeJSON(body) || route.Operation.RequestBody == nil {
+		return nil
+	}
+	mt := mediaType(req)
+	if mt == echo.MIMEApplicationJSON || route.Operation.RequestBody.Value.Content.Get(echo.MIMEApplicationJSON) == nil {
+		return nil
+	}
+	if mt == "" {
+		return unsupportedMedia(route, "the body looks like JSON but has no Content-Type: send Content-Type: application/json")
+	}
+	return unsupportedMedia(route, "the body looks like JSON but was sent as "+mt+": send Content-Type: application/json")
+}
+
+// formFromBody parses a form-urlencoded body into the request's Form and
+// PostForm, so that everything reading form fields later (the generated
+// binder calls FormParams, which would merge the query string) sees the
+// body's fields only: a credential in a URL is never accepted.
+func formFromBody(req *http.Request, body []byte) error {
+	if mediaType(req) != echo.MIMEApplicationForm {
+		return nil
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return auth.Invalid("body", "is not valid form-urlencoded data")
+	}
+	req.PostForm = form
+	req.Form = form
+	return nil
+}
+
+// unknownQueryFields refuses query parameters the operation does not
+// declare. One that names a body field gets a message saying where it
+// belongs; the request fails whatever else it carries, so a password put
+// in a URL by mistake is never used.
+func unknownQueryFields(route *routers.Route, req *http.Request) error {
+	query := req.URL.Query()
+	if len(query) == 0 {
+		return nil
+	}
+	declared := map[string]bool{}
+	for _, params := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, p := range params {
+			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+				declared[p.Value.Name] = true
+			}
+		}
+	}
+	bodyField := map[string]bool{}
+	if rb := route.Operation.RequestBody; rb != nil && rb.Value != nil {
+		for _, content := range rb.Value.Content {
+			if content.Schema != nil && content.Schema.Value != nil {
+				for name := range content.Schema.Value.Properties {
+					bodyField[name] = true
+				}
+			}
+		}
+	}
+	var fields []auth.FieldError
+	for name := range query {
+		switch {
+		case declared[name]:
+		case bodyField[name]:
+			fields = append(fields, auth.FieldError{Field: name, Message: "belongs in the request body, never in the URL"})
+		default:
+			fields = append(fields, auth.FieldError{Field: name, Message: "is not a known query parameter"})
+		}
+	}
+	if len(fields) > 0 {
+		sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
+		return &auth.ValidationError{Fields: fields}
+	}
+	return nil
 }
 
 // readBody reads the whole body up to limit bytes, refusing a larger one
@@ -124,19 +319,16 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 // unknownFormFields refuses form fields the schema does not name, as the
 // validator already does for JSON members (kin-openapi ignores them in
 // forms).
-func unknownFormFields(route *routers.Route, req *http.Request, body []byte) error {
-	mediaType, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
-	if mediaType != echo.MIMEApplicationForm || route.Operation.RequestBody == nil {
+func unknownFormFields(route *routers.Route, req *http.Request) error {
+	mt := mediaType(req)
+	if mt != echo.MIMEApplicationForm || route.Operation.RequestBody == nil {
 		return nil
 	}
-	content := route.Operation.RequestBody.Value.Content.Get(mediaType)
+	content := route.Operation.RequestBody.Value.Content.Get(mt)
 	if content == nil || content.Schema == nil {
 		return nil
 	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return auth.Invalid("body", "is not valid form-urlencoded data")
-	}
+	form := req.PostForm // parsed from the body by formFromBody
 	var fields []auth.FieldError
 	for name := range form {
 		if _, ok := content.Schema.Value.Properties[name]; !ok {
@@ -172,9 +364,9 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 }
 
 // requestError turns a kin-openapi validation failure into an APIError
-// with one detail per broken rule. Values are never echoed back: they may
-// be passwords.
-func requestError(err error, attempt *authAttempt) error {
+// with one detail per broken rule, each saying the rule in words. Values
+// are never echoed back: they may be passwords.
+func requestError(err error, attempt *authAttempt, route *routers.Route) error {
 	errs := []error{err}
 	var multi openapi3.MultiError
 	if errors.As(err, &multi) {
@@ -195,7 +387,7 @@ func requestError(err error, attempt *authAttempt) error {
 			continue
 		}
 		if reqErr.RequestBody != nil && strings.HasPrefix(reqErr.Reason, "header Content-Type has unexpected value") {
-			return auth.ErrUnsupportedMedia
+			return unsupportedMedia(route, "")
 		}
 		out.Details = append(out.Details, requestErrorDetails(reqErr)...)
 	}
@@ -212,11 +404,22 @@ func requestError(err error, attempt *authAttempt) error {
 
 func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError {
 	field := "body"
+	var paramSchema *openapi3.Schema
 	if reqErr.Parameter != nil {
 		field = reqErr.Parameter.Name
+		if reqErr.Parameter.Schema != nil {
+			paramSchema = reqErr.Parameter.Schema.Value
+		}
 	}
 	if errors.Is(reqErr.Err, openapi3filter.ErrInvalidRequired) {
 		return []auth.FieldError{{Field: field, Message: "is required"}}
+	}
+	var parseErr *openapi3filter.ParseError
+	if errors.As(reqErr.Err, &parseErr) {
+		if reqErr.Parameter == nil {
+			return []auth.FieldError{{Field: field, Message: "is not valid " + mediaTypeWords(reqErr)}}
+		}
+		return []auth.FieldError{{Field: field, Message: typeRule(paramSchema)}}
 	}
 	var schemaErrs []error
 	var multi openapi3.MultiError
@@ -236,7 +439,7 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 		if ptr := se.JSONPointer(); len(ptr) > 0 {
 			f = strings.Join(ptr, ".")
 		}
-		msg := se.Reason
+		msg := schemaRule(se)
 		// kin-openapi reports an unknown member on its parent object:
 		// name the member itself, as for unknown form fields.
 		if name, ok := unsupportedProperty(se); ok {
@@ -248,6 +451,110 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 		out = append(out, auth.FieldError{Field: field, Message: "is not valid"})
 	}
 	return out
+}
+
+// mediaTypeWords names the body's media type for "is not valid …".
+func mediaTypeWords(reqErr *openapi3filter.RequestError) string {
+	if strings.Contains(reqErr.Reason, "form") {
+		return "form-urlencoded data"
+	}
+	return "JSON"
+}
+
+// patternRules say in words what each pattern of the spec means: a
+// regular expression is no message for people.
+var patternRules = map[string]string{
+	`^[A-Za-z0-9_.-]{3,30}$`:              "must be 3 to 30 letters, digits, '_', '.' or '-'",
+	`^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$`: "must be a language tag such as en or fr-CH",
+}
+
+// formatRules say in words what each string format means.
+var formatRules = map[string]string{
+	"email":     "must be a valid email address",
+	"date":      "must be a real date written YYYY-MM-DD",
+	"date-time": "must be a date and time in RFC 3339 form (2006-01-02T15:04:05Z)",
+	"uuid":      "must be a UUID",
+}
+
+// schemaRule says in words which rule of its schema a value broke.
+func schemaRule(se *openapi3.SchemaError) string {
+	sc := se.Schema
+	if sc == nil {
+		return "is not valid"
+	}
+	switch se.SchemaField {
+	case "required":
+		return "is required"
+	case "type", "nullable":
+		if se.Value == nil {
+			return "must not be null"
+		}
+		return typeRule(sc)
+	case "enum":
+		var vals []string
+		for _, v := range sc.Enum {
+			vals = append(vals, fmt.Sprint(v))
+		}
+		return "must be " + orList(vals)
+	case "minLength", "maxLength":
+		switch {
+		case sc.MaxLength != nil && sc.MinLength > 0:
+			return fmt.Sprintf("must be %d to %d characters", sc.MinLength, *sc.MaxLength)
+		case sc.MaxLength != nil:
+			return fmt.Sprintf("must be at most %d characters", *sc.MaxLength)
+		case sc.MinLength == 1:
+			return "must not be empty"
+		default:
+			return fmt.Sprintf("must be at least %d characters", sc.MinLength)
+		}
+	case "minimum", "maximum":
+		switch {
+		case sc.Min != nil && sc.Max != nil:
+			return fmt.Sprintf("must be from %g to %g", *sc.Min, *sc.Max)
+		case sc.Min != nil:
+			return fmt.Sprintf("must be at least %g", *sc.Min)
+		case sc.Max != nil:
+			return fmt.Sprintf("must be at most %g", *sc.Max)
+		}
+	case "pattern":
+		if rule, ok := patternRules[sc.Pattern]; ok {
+			return rule
+		}
+		return "is not in the expected form"
+	case "format":
+		if rule, ok := formatRules[sc.Format]; ok {
+			return rule
+		}
+		return "is not in the expected form"
+	case "oneOf", "anyOf", "allOf":
+		return "does not match any of the accepted forms"
+	}
+	return "is not valid"
+}
+
+// typeRule says which JSON type a schema wants.
+func typeRule(sc *openapi3.Schema) string {
+	if sc == nil || sc.Type == nil {
+		return "is not valid"
+	}
+	switch {
+	case sc.Type.Is(openapi3.TypeString):
+		if rule, ok := formatRules[sc.Format]; ok {
+			return rule
+		}
+		return "must be a string"
+	case sc.Type.Is(openapi3.TypeInteger):
+		return "must be a whole number"
+	case sc.Type.Is(openapi3.TypeNumber):
+		return "must be a number"
+	case sc.Type.Is(openapi3.TypeBoolean):
+		return "must be true or false"
+	case sc.Type.Is(openapi3.TypeArray):
+		return "must be a list"
+	case sc.Type.Is(openapi3.TypeObject):
+		return "must be an object"
+	}
+	return "is not valid"
 }
 
 // unsupportedProperty extracts the member name from kin-openapi's

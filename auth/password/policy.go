@@ -47,11 +47,11 @@ func Normalize(password string) string {
 func Check(password, email, username string) error {
 	password = Normalize(password)
 	if n := utf8.RuneCountInString(password); n < MinLength || n > MaxLength {
-		return &Weakness{Rule: RuleLength, Message: "password must be 8 to 128 characters long"}
+		return &Weakness{Rule: RuleLength, Message: "must be 8 to 128 characters long"}
 	}
 	folded := fold(password)
 	if _, ok := commonPasswords()[folded]; ok {
-		return &Weakness{Rule: RuleCommon, Message: "password is one of the most common passwords"}
+		return &Weakness{Rule: RuleCommon, Message: "is one of the most common passwords"}
 	}
 	for _, part := range []string{localPart(email), username} {
 		part = fold(Normalize(part))
@@ -59,7 +59,7 @@ func Check(password, email, username string) error {
 			continue
 		}
 		if folded == part || (utf8.RuneCountInString(part) >= minContextLen && strings.Contains(folded, part)) {
-			return &Weakness{Rule: RuleContext, Message: "password must not contain the email address or username"}
+			return &Weakness{Rule: RuleContext, Message: "must not contain the email address or username"}
 		}
 	}
 	return nil
