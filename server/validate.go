@@ -252,13 +252,14 @@ func formFromBody(req *http.Request, body []byte) error {
 	return nil
 }
 
-// unknownQueryFields refuses query parameters the operation does not
-// declare. One that names a body field gets a message saying where it
-// belongs; the request fails whatever else it carries, so a password put
-// in a URL by mistake is never used.
+// unknownQueryFields refuses, on an operation with a request body, query
+// parameters it does not declare. One that names a body field gets a
+// message saying where it belongs; the request fails whatever else it
+// carries, so a password put in a URL by mistake is never used. Operations
+// without a body ignore undeclared parameters (a cache buster, say).
 func unknownQueryFields(route *routers.Route, req *http.Request) error {
 	query := req.URL.Query()
-	if len(query) == 0 {
+	if len(query) == 0 || route.Operation.RequestBody == nil {
 		return nil
 	}
 	declared := map[string]bool{}
