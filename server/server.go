@@ -35,6 +35,20 @@ type Config struct {
 	// Metrics are more series for /metrics (the rate limits' own).
 	Metrics     []prometheus.Collector
 	CORSOrigins []string // from ParseCORSOrigins; empty: no CORS
+	// Registry receives the HTTP metrics (nil: a registry of New's own,
+	// with the Go and process collectors).
+	Registry *prometheus.Registry
+	// MetricsElsewhere keeps /metrics off this application: the binary
+	// serves the Registry on its own listener (LATCHKEY_METRICS_ADDR).
+	MetricsElsewhere bool
+}
+
+// NewRegistry is a Prometheus registry with the Go and process collectors,
+// for Config.Registry.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // stringFormats turns on kin-openapi's (process-wide) checks of the email
@@ -84,8 +98,10 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := cfg.Registry
+	if reg == nil {
+		reg = NewRegistry()
+	}
 	reg.MustRegister(cfg.Metrics...)
 	e.Use(
 		keepGoodRequestID,
@@ -112,7 +128,9 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	if !cfg.MetricsElsewhere {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	}
 	e.GET("/.well-known/jwks.json", func(c echo.Context) error {
 		keys, err := svc.JWKS(c.Request().Context())
 		if err != nil {

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/server"
 )
 
 // config is every setting of the binary, parsed once from LATCHKEY_*
@@ -53,6 +55,8 @@ type config struct {
 	ResetPath          string
 	LogFormat          string
 	LogLevel           string
+	CORSOrigins        []string
+	MetricsAddr        string
 }
 
 // setting describes one configuration value: its flag name, which is also
@@ -233,6 +237,23 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		{"reset-token-ttl", "1h", "password reset link lifetime", durationSetting(&c.ResetTokenTTL)},
 		{"confirm-path", "/confirm", "path of confirmation links under the public URL (the token is added as ?token=…)", pathSetting(&c.ConfirmPath)},
 		{"reset-path", "/reset-password", "path of password reset links under the public URL (the token is added as ?token=…)", pathSetting(&c.ResetPath)},
+		{"cors-origins", "", "comma-separated origins (https://app.example.com) whose browser code may call the API, or * (default: no CORS)", func(v string) error {
+			origins, err := server.ParseCORSOrigins(v)
+			if err != nil {
+				return err
+			}
+			c.CORSOrigins = origins
+			return nil
+		}},
+		{"metrics-addr", "", "listen address of /metrics on its own listener, such as 127.0.0.1:9090 (default: /metrics on the public listener)", func(v string) error {
+			if v != "" {
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return errors.New("must be host:port or :port, such as 127.0.0.1:9090")
+				}
+			}
+			c.MetricsAddr = v
+			return nil
+		}},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
 	}
@@ -287,6 +308,11 @@ func (c *config) masterKey() ([]byte, error) {
 	}
 	path := filepath.Join(c.DataDir, "master.key")
 	if data, err := os.ReadFile(path); err == nil {
+		if info, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("reading the master key: %w", err)
+		} else if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			return nil, fmt.Errorf("the master key file %s can be read or written by other users (mode %04o): run chmod 600 %s", path, perm, path)
+		}
 		return decodeMasterKey(string(data))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading the master key: %w", err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
@@ -66,8 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 
 	if !cfg.isPostgres() {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("creating the data dir: %w", err)
+		if err := makeDataDir(cfg.DataDir); err != nil {
+			return err
 		}
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, logger)
@@ -140,15 +141,26 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		stopOutbox()
 		<-outboxDone // a mail being sent is finished (up to 30 s)
 	}()
+	registry := server.NewRegistry()
 	e, err := server.New(svc, server.Config{
-		Logger:         logger,
-		AvatarMaxBytes: cfg.AvatarMaxBytes,
-		TrustedProxies: cfg.TrustedProxies,
-		Spec:           latchkey.OpenAPIYAML,
-		Metrics:        limitMetrics,
+		Logger:           logger,
+		AvatarMaxBytes:   cfg.AvatarMaxBytes,
+		TrustedProxies:   cfg.TrustedProxies,
+		Spec:             latchkey.OpenAPIYAML,
+		Metrics:          limitMetrics,
+		CORSOrigins:      cfg.CORSOrigins,
+		Registry:         registry,
+		MetricsElsewhere: cfg.MetricsAddr != "",
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, registry, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	srv := &http.Server{
 		Handler:           e,
@@ -185,6 +197,46 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// makeDataDir creates the data dir 0700 whatever the umask (an existing
+// one keeps its mode).
+func makeDataDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the data dir: %w", err)
+	}
+	return nil
+}
+
+// serveMetrics serves /metrics alone on addr (LATCHKEY_METRICS_ADDR), so
+// that the public listener need not expose it; the returned function stops
+// it.
+func serveMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("LATCHKEY_METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Info("metrics are served on their own listener", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // newMailer returns the SMTP mailer, or the log mailer when no SMTP URL is

@@ -106,14 +106,22 @@ func TestVersion(t *testing.T) {
 // its base URL, then stops it as SIGTERM would and checks it exits cleanly.
 func serveOnce(t *testing.T, dataDir string, fn func(base string)) {
 	t.Helper()
+	serveWith(t, dataDir, nil, fn)
+}
+
+// serveWith is serveOnce with more settings in extra.
+func serveWith(t *testing.T, dataDir string, extra map[string]string, fn func(base string)) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
+	vars := map[string]string{"LATCHKEY_DATA_DIR": dataDir, "LATCHKEY_ADDR": "127.0.0.1:0", "LATCHKEY_LOG_FORMAT": "json"}
+	for k, v := range extra {
+		vars[k] = v
+	}
 	go func() {
-		done <- run(ctx, []string{"serve"}, env(map[string]string{
-			"LATCHKEY_DATA_DIR": dataDir, "LATCHKEY_ADDR": "127.0.0.1:0", "LATCHKEY_LOG_FORMAT": "json",
-		}), pw, io.Discard)
+		done <- run(ctx, []string{"serve"}, env(vars), pw, io.Discard)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
