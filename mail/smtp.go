@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ type SMTPOptions struct {
 	Timeout time.Duration
 	// HELO is the name given in EHLO (default: this machine's host name).
 	HELO string
+	// DialContext, when set, opens the connections instead of the
+	// system dialer (tests point a remote-looking host at a local server).
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // SMTP sends mails through an SMTP server. It opens one connection per
@@ -47,8 +51,14 @@ var _ auth.Mailer = (*SMTP)(nil)
 
 // NewSMTP returns a mailer for the server at rawURL:
 //
-//	smtp://[user[:password]@]host[:port]   STARTTLS when the server offers it (port 587)
+//	smtp://[user[:password]@]host[:port]   STARTTLS required (port 587)
 //	smtps://[user[:password]@]host[:port]  implicit TLS (port 465)
+//
+// With smtp://, a server that does not offer STARTTLS gets no mail (the
+// send fails and the outbox retries), except on a loopback host
+// (localhost, 127.0.0.0/8, ::1), where STARTTLS is used when offered: a
+// local relay is not on the network. `?starttls=off` opts out of TLS
+// explicitly, for a relay that cannot do it.
 //
 // With user info, the mailer authenticates with the strongest mechanism
 // the server offers; PLAIN and LOGIN only over an encrypted connection.
@@ -63,8 +73,23 @@ func NewSMTP(rawURL string, cfg Config, o SMTPOptions) (*SMTP, error) {
 		return nil, errors.New("mail: malformed SMTP URL")
 	}
 	host := u.Hostname()
-	if host == "" || (u.Scheme != "smtp" && u.Scheme != "smtps") || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return nil, errors.New("mail: SMTP URL must be smtp://[user:pass@]host[:port] or smtps://…")
+	if host == "" || (u.Scheme != "smtp" && u.Scheme != "smtps") || (u.Path != "" && u.Path != "/") {
+		return nil, errors.New("mail: SMTP URL must be smtp://[user:pass@]host[:port][?starttls=off] or smtps://…")
+	}
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, errors.New("mail: malformed SMTP URL query")
+	}
+	startTLSOff := false
+	for k, v := range query {
+		switch {
+		case k == "starttls" && len(v) == 1 && v[0] == "off" && u.Scheme == "smtp":
+			startTLSOff = true
+		case k == "starttls":
+			return nil, errors.New("mail: the only starttls setting is ?starttls=off, on smtp:// (STARTTLS is required otherwise)")
+		default:
+			return nil, fmt.Errorf("mail: unknown SMTP URL parameter %q (the only one is starttls=off)", k)
+		}
 	}
 	port := defaultSMTPPort
 	if u.Scheme == "smtps" {
@@ -90,10 +115,18 @@ func NewSMTP(rawURL string, cfg Config, o SMTPOptions) (*SMTP, error) {
 		gomail.WithTimeout(o.Timeout),
 		gomail.WithTLSConfig(tlsConfig),
 	}
-	if u.Scheme == "smtps" {
+	switch {
+	case u.Scheme == "smtps":
 		opts = append(opts, gomail.WithSSL())
-	} else {
+	case startTLSOff:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+	case isLoopback(host):
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
+	default:
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
+	if o.DialContext != nil {
+		opts = append(opts, gomail.WithDialContextFunc(o.DialContext))
 	}
 	if o.HELO != "" {
 		opts = append(opts, gomail.WithHELO(o.HELO))
@@ -109,6 +142,16 @@ func NewSMTP(rawURL string, cfg Config, o SMTPOptions) (*SMTP, error) {
 	}
 	_, domain, _ := strings.Cut(r.from.Address, "@")
 	return &SMTP{r: r, host: host, opts: opts, domain: domain}, nil
+}
+
+// isLoopback reports whether host names this machine: "localhost" or a
+// loopback address, as written (names are not resolved).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Send renders m and hands it to the server.

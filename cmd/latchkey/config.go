@@ -216,11 +216,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}},
 		{"two-factor-ttl", "5m", "lifetime of a two-factor challenge", durationSetting(&c.TwoFactorTTL)},
 		{"email-confirmation", "off", "required or off", stringSetting(&c.EmailConfirmation, "required", "off")},
-		{"smtp-url", "", "smtp://user:pass@host:port (STARTTLS when offered) or smtps://… (default: mails are written to the log)", func(v string) error {
+		{"smtp-url", "", "smtp://user:pass@host:port (STARTTLS required except to a loopback host; ?starttls=off opts out) or smtps://… (TLS) (default: mails are written to the log)", func(v string) error {
 			if v != "" {
 				u, err := url.Parse(v)
 				if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
-					return errors.New("must be smtp://[user:pass@]host[:port] or smtps://…")
+					return errors.New("must be smtp://[user:pass@]host[:port][?starttls=off] or smtps://…")
 				}
 			}
 			c.SMTPURL = v
