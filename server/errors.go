@@ -139,8 +139,13 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		apiErr, expected := toAPIError(err)
-		if !expected {
+		switch {
+		case !expected:
 			logger.ErrorContext(c.Request().Context(), "request failed",
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"method", c.Request().Method, "route", c.Path(), "error", err)
+		case errors.Is(err, auth.ErrUnavailable):
+			logger.WarnContext(c.Request().Context(), "unavailable: the database cannot be reached",
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 				"method", c.Request().Method, "route", c.Path(), "error", err)
 		}

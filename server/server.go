@@ -4,6 +4,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -123,8 +125,7 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	})
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := svc.Ready(c.Request().Context()); err != nil {
-			cfg.Logger.WarnContext(c.Request().Context(), "database not ready", "error", err)
-			return auth.ErrUnavailable
+			return fmt.Errorf("readiness: %w: %w", auth.ErrUnavailable, err) // logged at warn
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
@@ -147,7 +148,7 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
 
-	api := e.Group("/api", s.validateRequests)
+	api := e.Group("/api", retryReadOnce, s.validateRequests)
 	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody}))
 	return e, nil
 }
@@ -190,4 +191,21 @@ func goodRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// retryReadOnce runs a GET or HEAD a second time when the first attempt
+// found the database unavailable: after a failover or a restart the pool
+// still holds connections the server dropped, and a read is safe to
+// repeat on a fresh one. A second failure is answered 503 UNAVAILABLE.
+func retryReadOnce(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		err := next(c)
+		if (req.Method != http.MethodGet && req.Method != http.MethodHead) || !errors.Is(err, auth.ErrUnavailable) ||
+			c.Response().Committed || req.Context().Err() != nil {
+			return err
+		}
+		c.SetRequest(req)
+		return next(c)
+	}
 }

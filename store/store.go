@@ -81,6 +81,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 		dialect   string
 		maxConns  = pgMaxOpenConns
 		memory    bool
+		pool      *healer // PostgreSQL only
 	)
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
@@ -92,7 +93,8 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 			maxConns = n
 		}
 		dialect = DialectPostgres
-		dialector = postgres.New(postgres.Config{DSN: pgDSN})
+		pool = &healer{}
+		dialector = postgresDialector{Dialector: *postgres.New(postgres.Config{DSN: pgDSN}).(*postgres.Dialector), pool: pool}
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" || strings.HasPrefix(path, "?") {
@@ -131,6 +133,9 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 		sqlDB.SetMaxIdleConns(min(pgMaxIdleConns, maxConns))
 		sqlDB.SetConnMaxLifetime(pgConnMaxLifetime)
 		sqlDB.SetConnMaxIdleTime(pgConnMaxIdleTime)
+		pool.mu.Lock()
+		pool.db, pool.maxIdle = sqlDB, min(pgMaxIdleConns, maxConns)
+		pool.mu.Unlock()
 	case memory:
 		// Every connection to :memory: is a database of its own.
 		sqlDB.SetMaxOpenConns(1)
@@ -213,6 +218,9 @@ func (db *DB) Dialect() string {
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.sql.PingContext(ctx); err != nil {
+		if ctx.Err() == nil { // a failed ping means unreachable, whatever the error says
+			return fmt.Errorf("store: ping: %w: %w", auth.ErrUnavailable, err)
+		}
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil
@@ -227,6 +235,9 @@ type sqliteDialector struct {
 
 // Translate implements gorm.ErrorTranslator.
 func (d sqliteDialector) Translate(err error) error {
+	if isFault(err) {
+		return unavailable(err)
+	}
 	t := d.Dialector.Translate(err)
 	if errors.Is(t, gorm.ErrDuplicatedKey) || errors.Is(t, gorm.ErrForeignKeyViolated) {
 		return fmt.Errorf("%w: %w", t, err)
