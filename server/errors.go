@@ -63,7 +63,7 @@ var sentinels = []struct {
 	{auth.ErrPayloadTooLarge, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "the request body is too large"},
 	{auth.ErrUnsupportedMedia, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "the content is not a PNG, JPEG, GIF or WebP image"},
 	{auth.ErrOverloaded, http.StatusServiceUnavailable, "OVERLOADED", "the server is busy; retry shortly"},
-	{auth.ErrUnavailable, http.StatusServiceUnavailable, "UNAVAILABLE", "the service is unavailable"},
+	{auth.ErrUnavailable, http.StatusServiceUnavailable, "UNAVAILABLE", "the service is temporarily unavailable; retry shortly"},
 }
 
 // statusCodes are the codes for failures Echo itself raises (routing, body
