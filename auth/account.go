@@ -146,15 +146,15 @@ func (c *Credentials) validate() error {
 	password := c.Email != "" || c.Username != "" || c.Password != ""
 	switch {
 	case c.Secret != "" && password:
-		return Invalid("secret", "give either a secret or an email or username with a password, not both")
+		return Invalid("secret", "cannot be combined with an email, username or password")
 	case c.Secret != "":
 		return nil
 	case !password:
-		return Invalid("secret", "a secret, or an email or username with a password, is required")
+		return Invalid("secret", "is required, unless an email or username and a password are given")
 	case c.Email != "" && c.Username != "":
-		return Invalid("username", "give either an email or a username, not both")
+		return Invalid("username", "cannot be combined with an email: give one of them")
 	case c.Email == "" && c.Username == "":
-		return Invalid("email", "an email or a username is required with a password")
+		return Invalid("email", "is required with a password (or give a username instead)")
 	case c.Password == "":
 		return Invalid("password", "is required")
 	}

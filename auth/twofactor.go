@@ -187,7 +187,7 @@ func (s *Service) recheckCredential(ctx context.Context, u *User, c TwoFactorCre
 	if u.AccountType == AccountPassword {
 		switch {
 		case c.Secret != "":
-			return Invalid("secret", "only secret accounts take a secret; give the password")
+			return Invalid("secret", "is for secret accounts: give this account's password instead")
 		case c.Password == "":
 			return Invalid("password", "is required for a password account")
 		}
@@ -195,7 +195,7 @@ func (s *Service) recheckCredential(ctx context.Context, u *User, c TwoFactorCre
 	}
 	switch {
 	case c.Password != "":
-		return Invalid("password", "secret accounts have no password; give the secret")
+		return Invalid("password", "is for password accounts: give this account's secret instead")
 	case c.Secret == "":
 		return Invalid("secret", "is required for a secret account")
 	}
