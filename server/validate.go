@@ -51,10 +51,13 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		route, pathParams, err := s.router.FindRoute(req)
 		switch {
 		case errors.Is(err, routers.ErrMethodNotAllowed):
-			if allow := s.allowedMethods(req); allow != "" {
-				c.Response().Header().Set(echo.HeaderAllow, allow)
+			allow := s.allowedMethods(req)
+			if len(allow) == 0 {
+				return echo.ErrMethodNotAllowed
 			}
-			return echo.ErrMethodNotAllowed
+			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+			return &APIError{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED",
+				Message: req.Method + " is not allowed here; this path takes " + orList(allow)}
 		case err != nil:
 			return echo.ErrNotFound
 		}
@@ -137,7 +140,7 @@ func takesBearer(route *routers.Route) bool {
 
 // allowedMethods lists the methods the spec has for the request's path,
 // for the Allow header of a 405.
-func (s *Server) allowedMethods(req *http.Request) string {
+func (s *Server) allowedMethods(req *http.Request) []string {
 	var allow []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := req.Clone(req.Context())
@@ -146,10 +149,7 @@ func (s *Server) allowedMethods(req *http.Request) string {
 			allow = append(allow, m)
 		}
 	}
-	if len(allow) > 0 {
-		allow = append(allow, http.MethodOptions) // CORS preflights
-	}
-	return strings.Join(allow, ", ")
+	return allow
 }
 
 // normaliseContentType lower-cases the media type of the request's
