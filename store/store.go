@@ -140,6 +140,10 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 		// Every connection to :memory: is a database of its own.
 		sqlDB.SetMaxOpenConns(1)
 	}
+	if dialect == DialectSQLite && !memory {
+		pool := newSerialPool(sqlDB) // see sqlite_writer.go
+		gdb.ConnPool, gdb.Statement.ConnPool = pool, pool
+	}
 
 	db := &DB{gorm: gdb, sql: sqlDB, dialect: dialect, logger: logger}
 	if err := db.Ping(ctx); err != nil {
