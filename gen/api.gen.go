@@ -143,6 +143,81 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for HealthStatus.
+const (
+	HealthStatusOk HealthStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the HealthStatus enum.
+func (e HealthStatus) Valid() bool {
+	switch e {
+	case HealthStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKAlg.
+const (
+	JWKAlgEdDSA JWKAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the JWKAlg enum.
+func (e JWKAlg) Valid() bool {
+	switch e {
+	case JWKAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKCrv.
+const (
+	JWKCrvEd25519 JWKCrv = "Ed25519"
+)
+
+// Valid indicates whether the value is a known member of the JWKCrv enum.
+func (e JWKCrv) Valid() bool {
+	switch e {
+	case JWKCrvEd25519:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKKty.
+const (
+	JWKKtyOKP JWKKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the JWKKty enum.
+func (e JWKKty) Valid() bool {
+	switch e {
+	case JWKKtyOKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKUse.
+const (
+	JWKUseSig JWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the JWKUse enum.
+func (e JWKUse) Valid() bool {
+	switch e {
+	case JWKUseSig:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LogoutScope.
 const (
 	LogoutScopeAll     LogoutScope = "all"
@@ -158,6 +233,21 @@ func (e LogoutScope) Valid() bool {
 	case LogoutScopeCurrent:
 		return true
 	case LogoutScopeOthers:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReadinessStatus.
+const (
+	ReadinessStatusReady ReadinessStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case ReadinessStatusReady:
 		return true
 	default:
 		return false
@@ -306,6 +396,17 @@ type DisableTwoFactorRequest struct {
 	Code TwoFactorCode `json:"code"`
 }
 
+// EmailCredentials defines model for EmailCredentials.
+type EmailCredentials struct {
+	// Email Matched regardless of case.
+	//
+	// Example: ada@example.com
+	Email openapi_types.Email `json:"email"`
+
+	// Password Example: correct horse battery staple
+	Password string `json:"password"`
+}
+
 // EnrollTwoFactorRequest `password` for a password account, `secret` for a secret account.
 type EnrollTwoFactorRequest struct {
 	// Password Example: correct horse battery staple
@@ -347,6 +448,49 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// Health defines model for Health.
+type Health struct {
+	Status HealthStatus `json:"status"`
+}
+
+// HealthStatus defines model for Health.Status.
+type HealthStatus string
+
+// JWK An Ed25519 public key (RFC 8037).
+type JWK struct {
+	Alg JWKAlg `json:"alg"`
+	Crv JWKCrv `json:"crv"`
+
+	// Kid The key id, as in the `kid` header of the tokens it verifies.
+	//
+	// Example: 1bc4
+	Kid string `json:"kid"`
+	Kty JWKKty `json:"kty"`
+	Use JWKUse `json:"use"`
+
+	// X The public key, base64url without padding.
+	//
+	// Example: 11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo
+	X string `json:"x"`
+}
+
+// JWKAlg defines model for JWK.Alg.
+type JWKAlg string
+
+// JWKCrv defines model for JWK.Crv.
+type JWKCrv string
+
+// JWKKty defines model for JWK.Kty.
+type JWKKty string
+
+// JWKUse defines model for JWK.Use.
+type JWKUse string
+
+// JWKS A JSON Web Key Set (RFC 7517).
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
 // Locale A BCP 47 language tag.
 //
 // Example: en-GB
@@ -376,51 +520,35 @@ type LogoutRequest struct {
 // Example: current
 type LogoutScope string
 
-// RecoveryCodes defines model for RecoveryCodes.
-type RecoveryCodes struct {
-	// RecoveryCodes Ten single-use recovery codes, shown this once.
-	//
-	// Example: ["7hq4-2mzx","c9dk-w3pe","4tjn-8rfa","xq2v-6bhs","m5yg-p7ku","3fzc-9nwd","e8rt-5xjq","k2wb-h6mv","9pgs-d4ly","u7an-c3tz"]
-	RecoveryCodes []string `json:"recovery_codes"`
-}
-
-// RefreshTokenRequest defines model for RefreshTokenRequest.
-type RefreshTokenRequest struct {
-	// RefreshToken Example: t36ij5en5cQokmB-MT5F0nw83iTzyG60r2N4Z4e1tTs
-	RefreshToken string `json:"refresh_token"`
-}
-
-// RegisterRequest A secret account: `name` only. A password account: `email` and
-// `password`, plus any of the other fields. See `POST /register` for
-// the rules.
-type RegisterRequest struct {
+// PasswordRegistration A password account, signing in by email (or username) and password.
+type PasswordRegistration struct {
 	// Bio At most 500 characters.
 	//
 	// Example: Poetical scientist.
 	Bio *string `json:"bio,omitempty"`
 
-	// Email Required for a password account; unique in its normal form (see `User.email`).
+	// Email Unique in its normal form (see `User.email`).
 	//
 	// Example: ada@example.com
-	Email *openapi_types.Email `json:"email,omitempty"`
+	Email openapi_types.Email `json:"email"`
 
 	// Locale A BCP 47 language tag.
 	//
 	// Example: en-GB
 	Locale *Locale `json:"locale,omitempty"`
 
-	// Name Display name, 1–64 characters. Required for a secret account.
+	// Name Display name, 1–64 characters; defaults to the username, else the email's local part.
 	//
 	// Example: Ada Lovelace
 	Name *string `json:"name,omitempty"`
 
-	// Password Required for a password account. 8–128 characters, not a common
-	// password, not containing the username or the email's local part;
-	// a breach is `400 WEAK_PASSWORD`.
+	// Password 8–128 characters, not a common password, not containing the
+	// username or the email's local part; a breach is `400
+	// WEAK_PASSWORD`.
 	//
 	//
 	// Example: correct horse battery staple
-	Password *string `json:"password,omitempty"`
+	Password string `json:"password"`
 
 	// PasswordConf Optional confirmation; must equal `password` when sent.
 	//
@@ -436,6 +564,35 @@ type RegisterRequest struct {
 	//
 	// Example: ada_l
 	Username *string `json:"username,omitempty"`
+}
+
+// Readiness defines model for Readiness.
+type Readiness struct {
+	Status ReadinessStatus `json:"status"`
+}
+
+// ReadinessStatus defines model for Readiness.Status.
+type ReadinessStatus string
+
+// RecoveryCodes defines model for RecoveryCodes.
+type RecoveryCodes struct {
+	// RecoveryCodes Ten single-use recovery codes, shown this once.
+	//
+	// Example: ["7hq4-2mzx","c9dk-w3pe","4tjn-8rfa","xq2v-6bhs","m5yg-p7ku","3fzc-9nwd","e8rt-5xjq","k2wb-h6mv","9pgs-d4ly","u7an-c3tz"]
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+// RefreshTokenRequest defines model for RefreshTokenRequest.
+type RefreshTokenRequest struct {
+	// RefreshToken Example: t36ij5en5cQokmB-MT5F0nw83iTzyG60r2N4Z4e1tTs
+	RefreshToken string `json:"refresh_token"`
+}
+
+// RegisterRequest Exactly one of the two kinds of account: a secret account (`name`
+// only) or a password account (`email` and `password`, plus any of
+// the other fields). See `POST /register` for the rules.
+type RegisterRequest struct {
+	union json.RawMessage
 }
 
 // RegisterResult defines model for RegisterResult.
@@ -488,6 +645,27 @@ type Secret struct {
 	Secret string `json:"secret"`
 }
 
+// SecretCredentials defines model for SecretCredentials.
+type SecretCredentials struct {
+	// Secret The account secret of a secret account.
+	//
+	// Example: jYlteToYeQUM17T7sCCXNsvgtc5mpKBUgohsnGwG3IM
+	Secret string `json:"secret"`
+}
+
+// SecretRegistration A secret account; the answer carries its secret.
+type SecretRegistration struct {
+	// Locale A BCP 47 language tag.
+	//
+	// Example: en-GB
+	Locale *Locale `json:"locale,omitempty"`
+
+	// Name Display name, 1–64 characters.
+	//
+	// Example: Ada
+	Name string `json:"name"`
+}
+
 // Session defines model for Session.
 type Session struct {
 	// CreatedAt When the user signed in.
@@ -527,19 +705,7 @@ type Session struct {
 // SignInRequest Exactly one credential: `secret`; or `email` and `password`; or
 // `username` and `password`.
 type SignInRequest struct {
-	// Email Example: ada@example.com
-	Email *openapi_types.Email `json:"email,omitempty"`
-
-	// Password Example: correct horse battery staple
-	Password *string `json:"password,omitempty"`
-
-	// Secret The account secret of a secret account.
-	//
-	// Example: jYlteToYeQUM17T7sCCXNsvgtc5mpKBUgohsnGwG3IM
-	Secret *string `json:"secret,omitempty"`
-
-	// Username Example: ada_l
-	Username *string `json:"username,omitempty"`
+	union json.RawMessage
 }
 
 // SignInTwoFactorRequest defines model for SignInTwoFactorRequest.
@@ -724,6 +890,17 @@ type UserUpdate struct {
 	Username nullable.Nullable[string] `json:"username,omitempty"`
 }
 
+// UsernameCredentials defines model for UsernameCredentials.
+type UsernameCredentials struct {
+	// Password Example: correct horse battery staple
+	Password string `json:"password"`
+
+	// Username Matched regardless of case.
+	//
+	// Example: ada_l
+	Username string `json:"username"`
+}
+
 // AcceptLanguage defines model for AcceptLanguage.
 type AcceptLanguage = string
 
@@ -736,14 +913,23 @@ type Conflict = Error
 // Forbidden The body of every error answer.
 type Forbidden = Error
 
+// Healthy defines model for Healthy.
+type Healthy = Health
+
 // InternalError The body of every error answer.
 type InternalError = Error
+
+// MethodNotAllowed The body of every error answer.
+type MethodNotAllowed = Error
 
 // NotFound The body of every error answer.
 type NotFound = Error
 
 // PayloadTooLarge The body of every error answer.
 type PayloadTooLarge = Error
+
+// Ready defines model for Ready.
+type Ready = Readiness
 
 // ServiceUnavailable The body of every error answer.
 type ServiceUnavailable = Error
@@ -847,6 +1033,156 @@ type RegisterJSONRequestBody = RegisterRequest
 
 // RegisterFormdataRequestBody defines body for Register for application/x-www-form-urlencoded ContentType.
 type RegisterFormdataRequestBody = RegisterRequest
+
+// AsSecretRegistration returns the union data inside the RegisterRequest as a SecretRegistration
+func (t RegisterRequest) AsSecretRegistration() (SecretRegistration, error) {
+	var body SecretRegistration
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSecretRegistration overwrites any union data inside the RegisterRequest as the provided SecretRegistration
+func (t *RegisterRequest) FromSecretRegistration(v SecretRegistration) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSecretRegistration performs a merge with any union data inside the RegisterRequest, using the provided SecretRegistration
+func (t *RegisterRequest) MergeSecretRegistration(v SecretRegistration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsPasswordRegistration returns the union data inside the RegisterRequest as a PasswordRegistration
+func (t RegisterRequest) AsPasswordRegistration() (PasswordRegistration, error) {
+	var body PasswordRegistration
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromPasswordRegistration overwrites any union data inside the RegisterRequest as the provided PasswordRegistration
+func (t *RegisterRequest) FromPasswordRegistration(v PasswordRegistration) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergePasswordRegistration performs a merge with any union data inside the RegisterRequest, using the provided PasswordRegistration
+func (t *RegisterRequest) MergePasswordRegistration(v PasswordRegistration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t RegisterRequest) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *RegisterRequest) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsSecretCredentials returns the union data inside the SignInRequest as a SecretCredentials
+func (t SignInRequest) AsSecretCredentials() (SecretCredentials, error) {
+	var body SecretCredentials
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSecretCredentials overwrites any union data inside the SignInRequest as the provided SecretCredentials
+func (t *SignInRequest) FromSecretCredentials(v SecretCredentials) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSecretCredentials performs a merge with any union data inside the SignInRequest, using the provided SecretCredentials
+func (t *SignInRequest) MergeSecretCredentials(v SecretCredentials) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsEmailCredentials returns the union data inside the SignInRequest as a EmailCredentials
+func (t SignInRequest) AsEmailCredentials() (EmailCredentials, error) {
+	var body EmailCredentials
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEmailCredentials overwrites any union data inside the SignInRequest as the provided EmailCredentials
+func (t *SignInRequest) FromEmailCredentials(v EmailCredentials) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEmailCredentials performs a merge with any union data inside the SignInRequest, using the provided EmailCredentials
+func (t *SignInRequest) MergeEmailCredentials(v EmailCredentials) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsUsernameCredentials returns the union data inside the SignInRequest as a UsernameCredentials
+func (t SignInRequest) AsUsernameCredentials() (UsernameCredentials, error) {
+	var body UsernameCredentials
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromUsernameCredentials overwrites any union data inside the SignInRequest as the provided UsernameCredentials
+func (t *SignInRequest) FromUsernameCredentials(v UsernameCredentials) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeUsernameCredentials performs a merge with any union data inside the SignInRequest, using the provided UsernameCredentials
+func (t *SignInRequest) MergeUsernameCredentials(v UsernameCredentials) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t SignInRequest) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *SignInRequest) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1261,11 +1597,17 @@ type ConflictJSONResponse Error
 
 type ForbiddenJSONResponse Error
 
+type HealthyJSONResponse Health
+
 type InternalErrorJSONResponse Error
+
+type MethodNotAllowedJSONResponse Error
 
 type NotFoundJSONResponse Error
 
 type PayloadTooLargeJSONResponse Error
+
+type ReadyJSONResponse Readiness
 
 type ServiceUnavailableResponseHeaders struct {
 	RetryAfter *int
@@ -5197,277 +5539,289 @@ func (sh *strictHandler) Register(ctx echo.Context, params RegisterParams) error
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs39j/4KijObIVSNSVSN1tUpXZoiVLk6BaJimMPs2qQDZJtNQGmAZqiM6rKO8xWfV9g6/f/vsLO",
-	"m+RJts4B0I2+UKJsOZOZn/+xRbIbd5z7+ZxfK30xngjOuJKV5q8VdkfHk4jh362pGl0yOY3U/ohGEeND",
-	"Bl/L6XhM43mlWenMRG1A+0rEpJ884VU+0GjKdGOTMGbyJuSV5ma97lXUTNzoF25i9ss0jFlQaap4yjI/",
-	"KXHLeKVZuer8FM9PX3Zms6gnju5ej2dXL49qb/e/u+m8/PFtcPfT8LX65eK9fPGuVbm/95zxdqAFmR3s",
-	"VTjkLCAhd0dI+30mZdIjm78e9Y764Xn4+vBd+7Lzw9WxPB6rybv9453j94fh248/hCf7r+vspxY88/2P",
-	"jR/CwQ9rbP560t88ha9E8N3l7Dx8+aF3tPv+7Zs70ds8q5+/H87OD1rw6ih48wM8J9/+dPmeHqmIQRf8",
-	"rPE2hC5ehedv2h/fvX8XnXTevT9984M6O3q7+e6qvv22c9046by+PX1zuvWucxmebby9O93Hd83wgven",
-	"4+vGu4PD0UnnLDw7eqvOjtpb+O7Hd7cnncPodPz241t4983pxjt4dxyNgv3jndNOf+P049vt04PW7HR/",
-	"Fr77aTQ7fi/uzj6+/Xj2/nZ23mnNBj+s9ca79ZM3bdUf/zjq7Tc+0jfB9O1Pl43++LriZTZ7FzY7ZoOY",
-	"ydGN+8PG9u5G3f3Rrrza3AnfbzO+3f9B3I5f1U4724d1Pnu5GXY+zo926vHG2da7LdZQHVnxKpJJGQp+",
-	"EwaVZuVFf4NtBw1a2+xtDWpb9CWr7fZ3glqDbQw26VZvu78TVLwK9nSj5hNWaVZeMRqzuLLgRA5oJNk9",
-	"HKkRowGL8SS1O3QI/wdM9uNwokIB425xIib0lykjH1gMYyKKDokYEDVihH6gisakSskvU6FYQKSKQz5c",
-	"Wat49qJVmpVuZfOXjdqLWbdS8SrpIPS1kP0RG1Po14xcN4Hn/UxcKRGzkkFFMzqXxOeiJuEJf08Ph8sZ",
-	"i0mfxnHIJKEEl4SImFAiWT9mKjsw+/qDw5pQpVgMvf5f9vm/VrzCaO+9yoTGdMyUWc5Wv88m6oTy4ZQO",
-	"S+bQGTEylSz+RpJJzAYsjllAIvO43CNUkZgNQ6liqnDZR4z0mFRkTFV/1OU91hdjJvXE+30x5eobSfxI",
-	"9GnEfDLlEZPO51CSYfiBcVJlkWTEZ9xfWevyzHoM4tr+dx4ZxHu/fFtf2/UI4/jXy4pXgcNtTkvFq3A6",
-	"hhf0HGvJJB/azntYZDkRXDJnfWDFgURzxbiCP+lkEoV9nPL6eym4JrNmhPBkgB3v77cvOu2DilcZMylx",
-	"gSvH5lAGQQxT77FI8KEkShDK7RJ5hJIxDSNYD8FJqCSZ0fla5d4d+l9jNqg0K39ZT1nHuv5VrifDxhnl",
-	"jqX5ba+0ExLi+GIGX1M+F5zB2CTjAQkVUaLLqz7MDzfLt1PU23TvVV7R4JL9MmVSLb9kuNIh/0CjMMhy",
-	"i+OzH1snxwc3l+0frttXHZdnmDUuPhEwRcNIVpp//7UyCFkExInBRDPbMJ5KRXqMUILdEnzC7krl/mf3",
-	"WfytSR555d4Qt/IZdM6/b589MH77e9orXL0o5LewzmZxgEiMqCSalgdr2OmM0dtsn2/are9vLlpXV2/O",
-	"Lw9K+sz/XrZiEyrlTMRB+aIpEjEqFXkJEkdM+0hOsotmG2iSR966X/pUt+NYxGVHGpYq1qcOVmtMo4GI",
-	"xwzXqxczeisJJfE0Yk3i5w6MT6qzUI263Der4JMJiwkuw4pH/MxamYcJJenTjKt4Tjgdh3zY5XC17cyx",
-	"xxUPBuFnttknVcr18fFIzCRT8IxKxLgu1yxBjSjOZ8pvuZhxz+47PD2VLLB3bl/wQRT2n3rjzO+9KCdP",
-	"np13bloXFyfH+61XJ+2S81N4wD20QE0mzLCDQDBJuFAE+poDIVHwgCFz+vzqu5kZQfu0dXxy02mVX5ns",
-	"r8tdd+g0ihkN5oZfMWCj9z8Xxp651KT0NTNsDiuXo1etk8t26+DtTfsMVqbs7hWfcAaQCvJOx6Yj3Svw",
-	"Ys3W3G6vr9qXZ63T9sIlKzxQtmpJ27mFUxSoWsla2ReIfWjtWW6zPc6S4GWDKyUVVczKc5LFH8I+3GXn",
-	"JPhel/vZafoe8XPL7eNlzJ5fn1TViHX5o6f2NuQBjMGcXmgKx2Wv4aGIe2EQMP7EexiEsuwo7e+fX591",
-	"bg6OrxaepeIjuR2yQw0lsb3oc+QKbdl+L9tHx1edy1bn+Pzsoc4XPZeO4NLpA0bQj4RMzjHvCz4IgUiX",
-	"XX3Yof3zs8Pjy9PSzsufSrve142TuZjGuSs9CGOpnuegnsERiSIxY0GT+KULAmewZLB4WvPbpw/n4fnl",
-	"q+ODg/aZb47VMVdwzSI9jE+RQ4/POnAvTrJyqGmWMGj3CbLlwuXwbT9+k1BOppzdTVhfsYAMaBhNY7ZG",
-	"gFH3RDAnEjQjLtQo5EMyFjHbS642i0kkhvoSViMhbskAuKPL4oMVHO+ZUIdiyj9NOIf9ODy/PsseHNjS",
-	"AbT5LAuS9OE3CRdETvsj4PdiGveZmZUho9jdBZ1HggYdIU5oPGSfNK2L1tuT8xYIGuc3J63Lo3ZBprSr",
-	"iPsAlFsIEkF/zzLlQv9+UyuF0FvVbOR0AvNkAQnHdMhWUAP5wPRvUTgOFQ7lStP5a04/0DCycsoTCCu0",
-	"qTvK0pjzH9uXMMhS0pL5MbtyhvHAcHtTOd8jIPnRIQ05kSMRq2huiVtmxA6fPmv92Do+WSBWZX9d2LVi",
-	"44mIaRxGc+L09DwkrVPeeJP46boAwxSCjCmfp7LuiMoRkyDsdrkxuAQMJgYq7lzwADY3jMmYjUU8J71p",
-	"MGTKIyEnk1gMgTLvkZjhgg4Ui7vcv4RPtRZ88olkfcEDuYIk0lkozbxJQBXtUckS1t3l2sxirAeOAclp",
-	"tmjuuNLdAMuf0RC0loGIGewz0Cm91VXJuNKiibsoWXNSw92JccjD8XSM3xqDQ8gVGzLcgnuv0hHilPK5",
-	"UZzlJ138y1anfXNyfHqcNzh07F5RBUdHSffcRlSx5yH+bv9w54u9OttLSnd37Xl3KrMhO/WHzGeP7tA1",
-	"p1M1EnH48Sm2IJnuT5lNYP/8oP2AScD8nCUE8AwJtXiKNgFNcvoxCxhXIY3kgr4u2wfts85x6+TqoS4z",
-	"T+V6TrsgNGb5EcQMVNK8LHl42b76Tmu9N5ft66sFomTpYzlZ1tiqjbl0RlMNCTq28gNapAk+/kHcpuIm",
-	"bB+Mvk9VfpTXZ63rzncw7f1Wp3SAxSfSsbXShpOe9TF7RiHTHXyT+Lnx+KTKhecaiayhQDtWulzE2eXz",
-	"tLnZrJFdNrB3lJwEsHrEAqwbltp7xlCNrWgVA94t20ewdcDNh+F0eXYPYzaJ6Hzx3q1kTCdwHfwu12Nx",
-	"rCUEJ9cHZj/H62H1sWsup5OJiBULTlkQ0s58Yjb1iaT1+uzq+uLi/LLTPrg5bR8ct246by/aeYUD2qxB",
-	"H6nBK9f6s9DZ8sGAyE18dxQ+SlsoYIGoOaZqRYubJXouKO/6opj+86ZvGgQhvEKjixjeVyGTxkHjVSbO",
-	"Vym5y8uF7bOD47MjqwKhluSTgTmGjqJIgZwDDTcKIn7rOZZmIsA+PQslQwLPgWz/vVLWfsVLTfA/uy6E",
-	"VmqYzzoAvMpdDVqsfaBo2ZDYNONByIf7zngqXro8P987B8E5Pp9l6fdKHE0p+/q7XuW035+T50XvPesr",
-	"OGgt3YM99bn90BcYjw1MtCZ4NLeDIrORkC7Bh9FRo5zVxjRgXa7f3yO+pQla6dO6dpXygIiJPjGJmWiF",
-	"wNc0kRmNY8dsoG6w4qWW58yWTVJ7dG5lXI/zo2e1aDcWUwUuKjTsaOMA0XRlrctXiV/imWwSbMxvEmmd",
-	"2XuEIfnx0eV9QcPY1yZkEsouJ2QSM5Qaq77r6gbjQOoPhU+pkxYsBIT4GQet76VfuE8SP/XE+rjK+G7e",
-	"l48eG9qDgTwwNxCN8FgksQR7BA9HsT3ohaJfSGaGjuKBmbJHuNDkXq6RlnZ9hopQhUO8OL/qkHVgb+sp",
-	"Qff1wciSlWyIQMHVSl6/6ZBqsh844pW1ssPi+sEXCZVTrsLI+izh7mK35Pff/m8iYs9QrWR9PHyyZLnh",
-	"edNdRhZFv/xDIme51/7x0WbZq3m3dFmSsSShAMuNZ8H6n2vne7b/pbbDjSEocz5zNkskg7IGNWsD6/U0",
-	"LCUObsDBwzwX7y6Sy/sFEQkOdTf0xHTXEyJilOdeXLBYKEzbw6PZAV4LqhZdCFJNn1+0lDkGUTb+Ui6B",
-	"uvo1GmSeyOkHYbQgYkBLHdWLsyOPvL5oH3nk6PgQ5LQ3rHeR3bZeyEEKf2w62FfZ+PdHlA9ZG9iO43d+",
-	"wiwS91P52TPcO3NnKjSgf4vEBxbRPluzXzuTSvxP9O6E8aEawT3bKjmcCVcrPyTTOGZcpQwzM4i+iGPW",
-	"V2QkYslIDwNA5kQqqgfz8HraEbrMdsHaXphHPm15zRxu3Jl+6hy8Cmezm8Vr9vL33/7Z2HC9y3tEMmZv",
-	"lfXg+alBeRqx/NbqXecB6TEYDS7+ZBRT+fiiFuaaG3DpGmup8jMO8ANUBn8ig1iMcbrQBwswqCA76Y2b",
-	"497obvZup3fD+jP5gV1vTA+vXtxej6NXP364fr1Ne6L+y+DF2f5p/lTvPEqIcHgPTL0zE4dIqD7xgJXq",
-	"G+712akF4TBU2nRiY8JSjRqY+WSSXZCt3Y365m52rjtbyCTtx8ZSInrZvA9YxBQ7ZcvONye5JwK3kUPs",
-	"51SlsMK9eUB/Sp3u+RV8nqupe8m28f5tpFhHvGU/XJ82XnReyP39n87kh6Hqb48n37+6HoqR5Eezo83j",
-	"5c5VcSm1U/OZjtCDwoHtYh8eXnqv2zwWUfTk8X3d8oVbnrhBn6jnoQNKDIyihk5PI3gVl2eZA4Hj0IfB",
-	"Cacoo0OoCEodzdOLxS0zwUgemY0Yhw/GIzfQ9BmteGhmgJGFio3lY4M5hC6MzShZMxrHdF7JWifyatNo",
-	"Oqa8FjMawD0ClSGiHPveQ8vQmFGu8FChm4aOc+xyqdC4ZzBmpKtdMgmpYPAeGdP+KOTMmQ7uMjS/Rq4Y",
-	"Q8qPz5JQh6qGXMUimPbtYltjRDGqMB8zl4/byxntixbjchP7AtP3ouCK8riHkjiQJIqg4mU83aftznfn",
-	"B9hC6+Tk/I3Tqg0NKsQKFUOWCgFgZV7nhVbTnKfKiU7I+F5dd2jGFFTcnCWMeMfaOG4JsFd5w+jtRSqo",
-	"md9RB0w/7uuTeZ1zH6S/O24Xr3Kp1V9s41K7Q7xMFMyBjfTxKijwnQm1n4TBJBY756k0pMiJdvAqp0yN",
-	"RHAmVEtHn9j2OlSP/tpY3OznlnaUtLltF15No/+KkQcLjOde5ZIqdgIeerMKOoYEti71teN6JQ5wMI86",
-	"5OmpKiaGpv36QLwnPuKR3hzNUK+vzs/QoFlCpspYWKnh9vOomR7zw+TsBOPdy2jZq/0LsvUiCbEnig5z",
-	"U+G1o1dZ1rm5nZFMNzw3HeDvrdo7Wvv4868b3sv7as18rNd2f/614b28X1n9a9m6nIihmKpPE1fe6BDZ",
-	"HiZ3aB0EbcOJQdiXfTFh/hqBJ8VUEcEZRol0ec7gmYb8aQuQEoTxoMw++IiB6hiv6SBksqQ9zYe5yAyZ",
-	"hJKgqTSz+k9LkHlEvPEquBCPMXe9F1f4aKlI5D5QmPmbUdgf2QlLO+NqwAZ0GiniGy3JX2mmf+Ma9cHi",
-	"FH8jIVQNXS7SN8ITfkrW0GpUiShKo8g+aZ7p8qox/WtXirlRfbQvrGT9AGYMFa+iO614FRpFWQ6QPlNY",
-	"0UvjCQTKLZ9IbawX8aZvX84Hx3AiQz6MWG0qWdbpKD0iR2LGjY+N97MU6O+VF6Nftmob4493Fa/S3w1u",
-	"a7NNpKhb6j2vvYwHFPjWLxsfaju9EZ6d7fmwNnlxO614lc3Bx35tl8+ArLCXsapt373/peJVbjdmvdpo",
-	"Z/yh4lV2J0NZC7YisKVNX1Be62+qj5WfHQGySPzo3bH+saENwM6nrAyZI3G5hSqjcFle+ClaWeFGf6Fb",
-	"WJib22351LQd6dOoYyunnDWJD/zKR8PuGmkVlLsm8fG6+NqxkyqDHplEU0zSsXdQX0ytb2iJt8z0pbMU",
-	"tO2rhJL2QlHCmBQZC6nIdr3umNeytPFCMBCQIiL7IVBbqdayq79dr5c5ZMoNsJdmTxaovHtkykPwOYTa",
-	"a8rB9hrBw2OI0GLEByFoTa/cStF8az6t9cX4kyy3UcLBHybd+NS9zUXLT/IglBACgRKLRxq///bPnS13",
-	"fUluFYp6vePUDig5MUbpJ1quHjJEP7IPa6RodfV08Dzpi/EYiH8aNgLf9wVXNOTABpTJLoTpE2OTxR34",
-	"RhJcYDKhsdrrcoppPP0R5pxt1eskm5aTTxF8qiHDDvAGYg7KvFtGcHFDEva00st+mYJEk1poUJYoCg5P",
-	"HZIKx+yj4I/bpexzueSQBTOYTHtR2CcjygPQmDd//+2fm3UgH37r99/++Y7Q33/750dS//23f+6SG7JG",
-	"an5y0WI2pHGA+ZpiQPpUssKtutEuhbzsWa/t3qzVfv5109us3/+1spSZJyWyS/n1syQsNUwV9QZzbu1V",
-	"qmavlNT+NR2zDH86URBdnhV11sj3jE1IqIikA7ZH/KN2h6yP2bq1xYFAIOF3HY6YO6RPs5SV+zXlUj5N",
-	"iEew5+OxF4BqFngivph0Wc4TkRemviLJ1Gf6456TXpd6v8rnIRkP3FCf/9RZqM/z2z3smQQfmX2CVJf1",
-	"u618hqvtDyHSTxzR8p43neQJ+/VHO94ecfFeJZTyC5HXHpVsZ2saRxgINIFeCtALn0UJc7M2YyufKyqj",
-	"T5xsP2ZUseCGqjLdmvFEiEmjwXJ7XN/YrjUatY1Gp77b3Kw36/W1xsbm1vbOO5cGBFSxGnD9spNmFd6y",
-	"EaDMj1pnmDVuiEGix2NMvBPKlBmhQX4pRLLY2KMHZ247YzoSCcUDo0KxoGwhNmAhGvXm1nazsbG2vfwa",
-	"hDlv1ZKAI48GCIWTBe7jKGRcJeGbZjVhk2sh90g4IJiVnZ/j5lp9rdHYXHtR8Sp8GpksoMwap31HVKob",
-	"GzdfHAL8bHskTgw3jiWUdvEXnrdPWWY4yjd0WHraOiOjV9VaQ7QTlSwK5fPseE7FxzCK6Pr2Wp1Uf2o0",
-	"9shJyKd35O7lzs3O1go5DGM2EHfrja3ttfrji5a777inzh111zRzhDMzw11Pr1UptQiH/Jh/mo7fvqN9",
-	"Fc2J4G4UbTPx0u5hYHuq1TusaQ8zqHwryud/LlPYv4is4T27j/hRXoERuA9puM/qW86qS0U15nFZbMGR",
-	"+eODEZYNOiwJUc1eYMchni7IU/C/niyj5MftLQ6l6DgacQH96bh11iJA0gg8UuIBak9hlddPBA8Ez45z",
-	"CfNIqkY9bTOXiFreS7B1KODpmCwzlF6bRANkke60Xt/su43hN8zPzvHTcdM+Bm+Ow/PwePb2fTQ63Xi7",
-	"8e7q9e4jSGPPGVn974+S/mJB0ZBtSQOGG5wN8DWv+2vkCp0KIEWSaiwU8LKVz/E7PTnKOvGHjZg0yotN",
-	"WCFKGINqat7Ah2Ven3sugeyTIrZzhCVz8TJNZs5pfg9Lj1Rm+UopUzKMhRhw+iL7boyJ/irr2EoB8QoU",
-	"KEPyl4p37Jx3Lh4OesQ0QMFZl085SExZl1beYPVJQZHOyHUs3Nim3i1PRYWawNBvpvGCQO1bNidUEsqJ",
-	"b55trq/75PryOHtC0x+VUJP1E6r6o1s2b9KA/h9bdUdg+j+1GPLt61dXb95uHly0v7v4fvPip4v8ZyDD",
-	"GzuhlFMWf2ub01/SaCjiUI3G315912ro73Bf5Lc7+tOExaEIvt2sl+33L/FNf0G40w+Xya76ztL4Hq4B",
-	"8QOqaBND8NcnfLinNXAPluMkuxzlD4Y/vjq/nNW/PxqKVqvVOru6HrWvh/BnG/55td96C/8PDvtXr+GP",
-	"g+uo/cOPl1v86Gz49uhg62DWevWq1W7NrjbOr1v4yuvL6+12fPt6OBx+++1TpUQ8xrDDIScwxM0NnYEz",
-	"physOoi/lZ3XY7u2rBHBy5y8dE/KaMC1sa0+TTgAGXcpSucm8917FRqMQ75cPopx5z3mpntUVe2FsRrd",
-	"BFTl5OXG7kvU6hv1vIq5TKtZ68rzGk0WOBZ9GNSCQFmCUJ4BKl0xU9M4STdixsPY5dB5k1zzEC/h2eG+",
-	"RyKhET0l8/BVhKQQYxpy655sXe0fH3d59WLK55ijrD2VvTk5Pjhrkep154r8ZWsHmhK30wmZxAJSXlbW",
-	"yJXocv/ub+zuX/+PpU6+h22eHR4QOWHGugNq4t3f7nitxu7gwVp/SvFhQmPW5TADY8qwkQpULnjDZjPC",
-	"WGrTCenNu9wkdiaaPlo09X888Ewoh2d8RZxJuQLijDFI0THT65ZnKUvoqY8eIXzwJgMnVc6Dddbm457U",
-	"RfawEZU3GtpksR0uEZL0gz7CNVKuM6IyvSy8sHk7V723SzcHO6y2028Eta3BC1bbpdvbtY2g0X/Jtnov",
-	"Bo36MmLVUz3W8LyFB0tHkyhQj+5LUbXOeaifxefpaJAOIt/jq/yw8v8JNqgMNTezd7rxkgOdP6+aRCf7",
-	"4yyDswcZ+ps5iqVLYDlEhsAuYlvXE0vVnxhSbwPbhbn+a6SF2cX2BxqDaDaBLHFNc/sRo7F0zVse8Xuh",
-	"gP/sVDUKWjpb/4EYlafGnjyRyeX4xtu3b9/WTk9rBwc5vfvzWOAz30tnzo2l5lx+T78P+TDb2hKi/ucG",
-	"LTx+EZ8juEDLm9M4VPMrGJA5Uqh6gf0l/XRo9/L1G40snLM6ZWwY6OzLuzw9V+NH1L/yDN/Mc+uGOOir",
-	"UGIxaHb5ky1FpEXGoYTwRS8FyE0gZREiBhCUwiF3IGIEN8AIOaQYgjw0wES2AL1fHiIdaPshCww81la9",
-	"QfJYNfo640lAkpzTeEdKTTTuScgHJYFoVsnS8NSJCRnDS7NIPAlMaKiIpoIJHibEtIIkI8mEiQmmg3gY",
-	"EyOJmCoN5laLwg8Jgo41iUA3YBTRP+bwbKQW/iKmJKHGGwhGVVge0FYwnBtB0Ix05xloehiNjc+FFtJz",
-	"kZvTWpd3OYIhBaI/BU3a+vz6gquY9lUOIzWRRnXYKjHQg2LQ5SoGTdhFXTR5R0wa8c9G2GP0ilSwjhbt",
-	"QTGpJOmPWP+2y+3TGjbdeRyH+5e/kM5MIHiqdNBT4adVsrp6lQ2/WV0lnLEggYbsTZVBKFkr3C2igZsJ",
-	"8X/tIhXrVpqkC9SrW7n3jS3bgMhSElMeiDFZzTodVkl1Y3uH9EI8E4Qk7mp8DQ6DdVknaMxZKPtcjNAa",
-	"NHIFOI92RmREPzDj7GkSzQdRWM/JARZVZE2vy0Uuzg5Wxs7cTInnkE2z6CowkAwOC+C7pFgs+qzCISUh",
-	"1w2yEERYu2lHTCEMj1Q0VnDWu9z3fTnq8r+QfbxOBSl6j9wyNsEF6hodultJgyCMc6HL+7C+NUlqPxHc",
-	"UrjzzfV1ZIQjIVXzZf1lfZ1OwmSvSbcL86l9R75xMY6aBYilb0gtIN+UnIdvcFrkyp1wqACcahLRkJPv",
-	"OqcnWiebifgWLrxYedJQ4aaSWi2gitamccQ4qoffGEPS77/9LzOCfRppM3Tr4jgFOM4459NuF3c3Zrga",
-	"5Vwg7S3x05eZ20nVgPG52C0WadEzdmtMy/hLzmiudSgdBRTGJhBOmcCgzKMmki4KtJ3xLxreC+HAnry8",
-	"lv89/TRkrLz6WPz+2//Sx8L3fXPk9wX/ANdYcKnJ06WlgDxI6VtPBFi3I2aYbaRBbXMAcynIFsL/VP2M",
-	"RKCFAU0F9MRWAbYnkgK3aaKxcdzJ3NVms1kNjmd6tgI/PT6gYRvAITj40iNSIMGClnIHXBMKXy997rz6",
-	"ePoBqMdkeeBIsrBioTQ3OWXzjW2yAJYMqdm1xq931YKYvdfQwFZQqJM8ML9HkLMQGUaMq2gOQwliMZng",
-	"yVklDvAeM808VSaCZkAWJVLR8USP7PJwn2xubu4Clbju7O+R0Az5+vr4QK7pY6GPgsnp7dM4nlsJQcSG",
-	"KOqXEqxQvZC0P2I1WM5YADOwhWESRoltWNbYckWP1VV94t50pA00wjm3g43t7cYuIEtFwyZpBwdXLd/T",
-	"v1Hs9DYMfKJhNVf0WIGs+6GUcBbpNPBJ1Y+MWJWUZEG+NJzGLFjRSFRy2jNgqyjPhFgdQYaB+TJB78Pv",
-	"Q6osl7ub+KTa2IY2xiGfKibB6mXSj1b07TFRybdsrlcNP8sRCyxO1PrajEVRDY/R+vvZrVyD641CrSZI",
-	"eCUNUU/iYpoGbBTXIcIkKc8NYddaq4VCRApRs8iEU4kuO407OZXJUATvMw8EJG4hRy36leXclxmZ0Oyb",
-	"rk7kmYTCzToJ6NxdCM2Ote+vCf0YPLES4d+QTy2IGJQtFph1SA2XUk9bTvEUGTizts67yiDrJcuhgxRz",
-	"AqgLVKRFYLAmEitQwjLBG5qDkOrGFhmJaSw90sA/8Mft0p03Zx7TQvHMt9PMfI8IbqVQMVXMQztaQunk",
-	"iE6YPnc+vu8TrVoa8DP/Ybbgr5G0hI1OHsdxJsnuXW6z3feIb/I48eFxmg6PisOeUwgkCqXSYxSDgc5z",
-	"63JD8koS/aWb509axN+u131D8mL2gdFIktDk10pcrH/AWNVUkn+g/6cqV8g/4NtarUbMv/ARaOk/inVO",
-	"CrVMvEJVEvN6A17Pq20LoEEXoX56OdxO2/YmtP00pHxSBMr3XJh82/QWNJ0irtuvt+HrYtp78vsu+Yft",
-	"OKka8XgdCa9YRUK318AZFlHQ7c/benFLmaV5ZgOHlMFTNnVnMqjJZve37XYb7H37LY4jA9pd0oSXA9P+",
-	"h7mUkOatkdjxZh5qYApj/JekGvJ+NIUTTgporBrz2+qdOeDYDH80qqq/DmFuMauhOilXkF6iPsECrMXj",
-	"6PhdDl9kIzP3gIKpFDs+p/9qJdDf2tjt8uya2lI+7ooYRkmqVgx24kZmIQ/EDCiRnhALQFCyANdY4cKM",
-	"2nAGNcqDaH5gMSQhB6iZdbmuddaj/VtNIUKFuMZxOBwBoK4U5IxMaAwUODIrna7kkGFEyVhI1eXJ7L+R",
-	"hE/HPRaje3ir3kgVYeTHWxu7Dv4Vk0rPwSrlmLtqlz+GUaFbQ3NCEC0DoOFa74TiSvNEo9wjxxcfdsze",
-	"dLnZHCMou9u5vrO1luolckRBkDQdSlK9ZEEoV0ggXBh3j+jsLy4V5X17NFOGD9Jl0kSyY3MSCBQwuhwG",
-	"XJMm+zgVzrXOrOHqdVECI54m5x85q7DM6ty+iY7nYCJCrm+Ivz5iNFKjjyjfI9qC/nPMVBz2UdRaIMSA",
-	"UXBdTBink3BtTsfWPrAeiL70idSBQ7hdQmQMPLAuYqpkGEDmPKhJvpYjYArabNbT/kt4AwjYaVub36Kw",
-	"z7hEm6stkjdB2XQDQ3Ax0AJNcbK5vj6bzdYo/rwm4uG6eVeunxzvt8+u2vgOGn+VtkRbC13r4hiwtHVB",
-	"RjCTr9X1k2aylWYFgqU3dc7YCK2wKOrAHxMhS+IBrtBolxgsnDBbvSwZ1FrZRJTTX1NbRBM04/tyF6Bn",
-	"H8bDbZ71SDeJg01fF7F91h7+Bx8vT5xEvTBJeMRts63h/mEBRRaUpN1p0SlR0SDNshfyBH68VJnCV865",
-	"FQeN8m6FdrTxAFkHUdaN74ZRZaltl2v1rS/igCEQeGlkWMIAqIF8hatmrNY6pc9vPoavm6q3WrYFU4Nn",
-	"F38xdm1C14vRrlVjv0SdwjF6rGjy61j2tLyZcjXjWENI19mIKhDToBVYMTBteiSfR6hZJPCIK4ZrAZcY",
-	"52HGh/YhJR7AwSVKENFT1Fxgg6JrGfI0ZuaEg8hWituOJ4/b+nFu4SpqOTNJD2bCmtM6PVYtmQ5H0VwP",
-	"AtRlLPbl4TFF8xDRYrnlFiLWqOLOcrK7UCqtPfsgBZZJenoTWEFFcTH1LbixC6xtqiEkllQyZwo3Cm2z",
-	"KFAbPZCY6HV32umYivWY9M21lbOSYAH9xsYuycoTupOk8IUpeiTTQj/OzQ8tHgmuljGRhjJ32fZ0bYuM",
-	"hIKrbeplkLxgtkh0qjpMHRqYJWlDLGXmmWxsW4kVS7TAdIDy7OElzozemskdX4wjCNGkFR09E0LVQgsb",
-	"XRTlSBVlCCMlrOyhtu02DbdyRDW89Umrs//d9+23NyfnR8dnN6etn24OW8cn15dtqFhg8U0a9ZV0J2Cw",
-	"IS97+83x2cH5G/e9RGnVFRwpTwapGDYBN0FbgDyjqjqSoDUaFKRHzJOCw8k+6GYSIodSH0lz5bVarTkc",
-	"jcJbXTEqXXqZGPjQw8BFcj5JG4Slh+XS5NZrgPJEMIVeS8TS0EilKJQmIqnpAlvoUw63ENp1ZXExZMar",
-	"sAoq7iZxVRJsvVBLSB/jHgNRDcsKBYQqPArap2GgKNIt/K519R3Qkf3ry8v22f5bf+WBYjPu/QFSepHp",
-	"VZr4L/g0FHwjtJWNSPX8TevqgqTlk5uksUtOw1del2+QUFmREiwfEeXMS0xoQDxWoNoutETGNDDmSmNg",
-	"TVvUB430+vF8ovTT4VhjcGkSQTm+Q+RcKjbWLtfpZBhjLS1TfZmzO2XZ/GAaWdqg5b5E8j0OKs2KxHwV",
-	"U1eaSfVKBPMnFrcpK96ZyDMODm5ajF6/UBL5lTz9SJLRfSZeNO0360l0+7RPPymB6IFqm4mYtmCOy87E",
-	"7cBEPDyhYkw2QQ3ee9RjgPP4pMbv89WT8oWyN+r1Jx6dxLK4aCz24fVUaNxP3nkUAaHkbW1eryy/xOmr",
-	"ZaVYrmy+r7m3C6ymTlKVU9wq4wpYNA7z/LotMY+D2KrXFz2f7Mi6U4YbX2k8/kqmxBW+tPn4SylAIbzR",
-	"WOKNPNQgvre9zPBKAAnh5Y3dx1/OF1i79yrbyyxjtvYmvrXEFEsKF7pBR5Xm33/2XMKlfdIVr6LoEMEq",
-	"Taa6rPwM72Vighbrxga0QhYDAxIRwzd6kGYmLh64gd/LiN3YBjqwclX+PSstCm48XEoY3jNLLD9gG/Iv",
-	"rrViaFJdUd+1XpdBMj6kFFiKaAa6LUovRlVCX7yRAoPUb23dDK5DYY9QeQsyAxrwtYKLU/ggwkBaN7SF",
-	"9zPmR6pQfUNJ4BhVFk50ZFDq6dJeFWtFQ0nMDepqOsqZ1+WLSYGWdjI1nm1t54xOl9XgbcXwfBFwj6CA",
-	"KWKcHwRo4BBWvAXKDH6/S1xLN5Yht5ugt6XLde0fp/SBNkkm1a9hyaUYM9h7FkmGPpHZCILVwZJVUIvK",
-	"BI++A3r/ZPFjOdJdhqv/zDyyvIuvnLK8Pr+jraeaurUSFfEz/n2s8slcr74EA0pK9H9lk5/KJs11K7A3",
-	"h2+aLKkyvrmuM1UeMC2jZq7ZRpEN6qJtTtXyEnuuYbOhTBNtgDRboDtG4yhEc63TOPBeaXwUqanU36hv",
-	"GDsmOqqbJK1+t7pKMZ9ldRXNCBg1ZPFrocB0l2dtbsAhtAJvy2Wmc4AGTKAQPGPczl1uoy9pD0w7M0SQ",
-	"zTp0Un6Ag08821hSEEUJbREU8a2JK4S6dqSqRyLdLCspog8sMCtsxw4pR7ZkCbaCvo7BIFMHHLwG2k2G",
-	"ManhGMacFjVkUdTlunM9yAwJGk/Q8bQcfOQD/Nla2KEGpyoczuV5YlxAHvtCnHExxNkz88eHOlqCS248",
-	"TkGSGoyfSOu/EuJP0leY4dpFMomx348QZB2ItZgQt4EOW08SXtwwzoXhSyUmSBWQSKlUQcDw+nxYviFY",
-	"uhwwBqNjPqASCI1FQtW0EXdZ5HK3z9VVjxSCqcFDYuPPEck78fm5WNq6QLlRUrT914XXtlPVUXafDbRN",
-	"SBqb4XazZx5HfoEakWcdw0ipVUy5pH1lR1KO1U2qOZVuxdQKBT5mHTGgl0ATc6Y8IkPYm1CRMZ0jpj7H",
-	"ohvTAAaFsQfWO4UraB2Y8H6JD5OQVhakHbRInnC2fJaKbqwB75WkodgdR/dFplnYbc19y2KHzQ7bpfMy",
-	"VvwUSQOVZuccugVgpaJ6cU0khjagR1FhUURcmFy2UanCKNIeFRPpslHf8pP4X0Kti6WP64QnfyDiIVOa",
-	"aaY+RTz8PaFGup5lZpkD1g9tWE8eoj+UJBxyoQO6sRHDdL2cA3hROlCXt/ViCM6+MbEc+vI4q4k+yC73",
-	"D9on7U47421e/zUM7n0t4UhBqAn1LGOy+pfPsng7UHwpSew4aGykqpduxTEJA/XTVzv7Xrvkmpe8busE",
-	"2DbuU/CZbHvlx9ltKYdZ8yRgmScYp7P1I55ZsMg3fl8UHrYexLmpmigzxgMs0/4HGlW/ihxLihzZjMy/",
-	"/3zv/XpfNJvq2/yQ3dTqaesY3vyQ/qdkktOiX1loOHXgXEkaVGMz4cr5tVPXXsMooGER5KW0G7Sf2t5X",
-	"UiyJrDnXBJhQx5Bi+ayysW4E4dJZYKPjTF5XAbt3IKCCkDRqlVOGHcsDlEH7eqgeJuju5FPA3bs8RXdH",
-	"z+iD6O5JQE8Sao2YL13O6dh2pOupwXqh/re6yoVaXYX+yXSSGmgNX9QDA5YIeZDzxK9a3HiUjbBgZgrC",
-	"iDl7vpeCCHtdXgoz/Oxm3fzKeGR53VI5xa6+lFpZwJz+AhplSR9LKJML+IETBWEkXG2VyF5kqzt8VTP/",
-	"WDVTldJjS34TbLcHdM0s8a/FKSJnORM4xcQMms+JQe3G+Ljydj+SmP1S1xfY1VIrmwmHgy/L7IFpF9YQ",
-	"aJUpnSxkEmlST5cxZpVYC7v8AXOhVxqfl5jEulzTf4ZEyMSyWQqYs+M1M2a4xKAHJswHLHrkMYMe8D41",
-	"etCgRx6x53X5n8igVyyJ8MVo7+LqC89Ogh/q6qtZ7z+X3rbkbT5UPZVzH6GzjjJaTlgvMbNRFvFXm6Vp",
-	"jGmSuEE10JEFbg67JjVOS8bMp0HbNIEwDByqCYUDpkKAIZNRGDCpuy1kq6dU16bIDKZRlDyTtlItpnCu",
-	"aO2AixlSl9VVgzt26+TGM5kzCq2trpJDXHQEHSHDmPYZ0ciQXW7DljEvFG0DjboNXsz0rJdVL1jGLmSs",
-	"Ql4q0a6uAkVfXU0zQ7MjSk1HaiaIoj2Z2FNdayvjAUjWWUFZgwFc6M3Ep+2ojBjr8BU901ASpRGqiE7w",
-	"HKhm1mwE5LbeIKVZhmma2UhEyXbb8FqblN3lcBZR10/BKHC8FvYaXkjVsyJzKJqtEsEdmKkR3XPraEJB",
-	"cjZJLcgvmA/ylkXBG8vxnLTq3hfjNcXCfs/OY8q6eKbAiuWG4NRNKoYztJBwpEkpezkaViApFvDiawjg",
-	"V95byns7CLVCF6KspGftEWtXGl72UKAgGLMVsyhVtdC4KxJYjweyq5oIV6+d8yUZVoa+Jo0Z9q3T7T2r",
-	"QuhYwxxc9YNI1RaMLIdT3UXSQqpoPcqAVzuhgyZfzsHD1rk4KGOanBDy//2/DZ3bJBWbEGDvciWbawlm",
-	"q34k+rcmx9J5HCc8o9LYboA/5pN+SBWdEzhznIjUGpJREwnjsUBs7BUYnYYBSMZo68fBLNJ4QsAgkw64",
-	"AoxKTuMP+LXNktg2ecN9YaWeLt9WI+dbrb+FUZRLJMO0fcDfug2jyPgsbd+eVvUon5OIooxikk2MPJDk",
-	"uuXzEa3ZyxhAuxynhjAgQCenESMjEQVSI2yghS3NxTUpGrNQZ0aKwQA8Tun0tP9HL7cSMxoHmeIWTkOf",
-	"Z5mDBQGRJlkOy9Qza7cwEHNZBVJmy4l8IX6+oGjJF8knKOnlC4RL/mnyAvasw7VP49iWHjce16+iwFdR",
-	"oFwNN3yzNIa8jPtjhQXzpBEFbAlY4PIlRYeZ5v6ucwrY1VCIxPIXs1oWetLyfYiIWDbFHeFLF6Xfd3ke",
-	"e71j/DJezvyOSp5WTZOscoRs0LnoQ8HZXhHjTioxkfkgoeXsfjncDmTjkCWAuJl2bpyxAE2PBlV1xXsg",
-	"EbuaBe9A1VBPf8+mYic/Wv+ew8FSuEmzAF1uojqMVfIbmXA5zeBWyjRGmJkO1tHALrB6Okt1slLGgPQB",
-	"OmWfFS/hlhFLT3ke3vJT0uf+sETApfnCgVmw53BNOW5jvQ9fAxX+QwIVMuRcHwn3Fjs0/ELjAFd+vvcq",
-	"w7L6J5cGys153QkrSIjdN6h5xGuFGzxkylzfL2QnMeWiSzM+sgjIa598FP/Eu3vEFFGFqS7Y4QlV/VGJ",
-	"Oo5+Z4nKFGA2WVz8BRj5EX5hkdZRm0ih8zE+z8XOL0Hkj9hAERoh19S4/F2ugfkJ5UmAK2rb1QeB+qFr",
-	"p6+VtXTsZqB6PMlYLUZAj+lKAGhq7RTjW8yCmKC/fBahl3HDdnnhsWz8RcdEh2DCXybEBU79vGkGTRq/",
-	"//bPnS030MXZgi5folI+znZhsXyzgAgjqTXzej3bW7Jo5NX+Bdl6QRQdultNqFPnsMuTQofuniR6fyPf",
-	"urNTaGiCUjZuSQMCP2n7TWO3Xq/VG7V6A4NnBFEioPPlZCc0AOBpS+N1tM+0vktyuHplMscUi1F8psyB",
-	"pysrFOzDV+YauCJBWk0BroKbkQ+fNTEoyBeqpCEsSbGgDoVbViJbLSLt3lZweIK44RTv+IPN4w+Rfb2D",
-	"gUv0/ygV9T8hEe9PzM30WTLODM23yjiZ1jDX3VJI5YrmJRuLD1bRxKfXABu/j5pTFQPVV5wENjANM51E",
-	"wNnaAm2kZaveLCVF2/ZM98hjxyJm/5XCiF5uZ7U/WdLUi4U1q1KMxRwMeNXH39ffT9gwUelfX7SPDJCi",
-	"R/yktKD+HbV6nVjIIslWTFo98dsdOvQ1Thqwc6oIfKMBiEJO/ONB7UxwVjsFAQpR0YZMEX+zvkXOhCKn",
-	"IkDsIsATCiPW5c4cRtSAg+ngviIP2yIOZOwsU89fv2tPbgmvGjKVHMcUxQf3qVAqRk/SwvgkwV/GS1KF",
-	"5UMEYSPejxFjwV/N11jtVjZ/2ai9mHUrFa8SQtvaKmgrTjUrmcWquKwkXxjn50cZhN7A1SxfSAoc9UIO",
-	"B69Ycac8/9s5VDnrJyzNY0ZPfAab3lyoMZdueRoZbXCtzHH7nCH8cRxt6/GXzoQ6FFP+Z6dOB2LGgS48",
-	"Tp8eiM/HYJVJRPt5rsJ44DgXSUxnhnwZ2HCdqlfNAYOnBMojLjlLPg3DgYb7NJ9nrDfxVzTcjz+eRiqc",
-	"0Fito1skoIr6poQImtl8mJGPQe4YxwLj0Mff6iX4CTjU+2kw1NAaQGnNDdQR9SZuUh9CU7XFRFvGrGYc",
-	"MQkM35gpCgMh1fZPx4fQtCmZoPOkZ4mjEmk0NJJ4G9HLGWiqSyUGtjcJEnSpwIkBf3p5It7lPdYXYybJ",
-	"xdmRdYweHR9i1JPE2QzCWCoyAPJYhl3Z2CRFtGwdA6SXp2o3FPbQJhLotdU4jrH2mYLvN0WeAxi20/BV",
-	"Jmy2pZsY0Jj02Fzoqusa/64/VRiNCnR5bgAeF1e1aBKdAoFz1usCcxYxecN6F8kmr5YrSe7kUo04YLiT",
-	"iY9chgEzg8OZbdV3d8gkvGORTPB38LAZNuWctgUAlc0CwCli0TXqCfRx1cGNEwgUyQUsrmaKEUW90vqb",
-	"H8DYK0X7c6YtDbqfmTOZiWmECgMKZ2TMxiKea5hPqvvWT5Ie3BNFqin2X+vHVqd1eXPQBp/rzavrg6M2",
-	"YN1DUSe9/dBMWm2ibdJMaDAOldLIgvrKSUWYVOGYJmh78L2+dog7OAsDNSL/+h8yYojU+K//0ZRlriMp",
-	"cGsQGVXaeTXJS+MZaezUeiFiNeKRkYJAUg0MUP8Om/uv/4F/ieAIFsjNpiACqDR6+AaRGt2IkFiIsafx",
-	"ioYM6w4kdVlIEegdc0qNPIe0qY+o4UTbgQi70zI5tQuM8fVAK+QYU6RlulUaasKlAISEOmkVzqkmK3bw",
-	"Sex2wSkPpxMvarkRAN52RP1FhoBPFFC8SgntXl771QO7xkF+no3fyEQ2gP6rhf8/0MKvzwHc2AekGqMz",
-	"J3CZk2mZiKNhuKkDkZaxjFrnLBZKsGkkCY4xaZXhtw3hBqbwbLlicVyosM/s7yIKujzxpppBWHC2RDcy",
-	"qHFJfI8BgMuWtjQD8dfItUXAzeJrp/KBiAI7qjUIcMqV5/GKAemgGelMbpMbqKEDEOCgy1OQW+5Av2FO",
-	"TbUk0GclkxiZwZS2iMVYKdtJHyESI79t+R/k0jYBpZmCtNrS3Nk8UJPh7nSk8Q6K9VrEIGkrfbcA4raM",
-	"WfZx13Qm7bQEKC5/fBwsAzPGxDNuG8jXR6nmEdItbDEu6hPA4/BYfFHsuLSHP1tqy3+vXfS/kDPoc1TM",
-	"4H6IQ7jhEqVMYj/xjqW0H0lFIfymjF2kYbdgYyUaf2J1FW/w6moScpMmQ+zlwGpAFdTFczVUHzkuB5Ex",
-	"MTwmXhenXzMcBUgx6OJ5JBmTPGjzLYvp8zojuglDBzgZIPVWNzHFewcg3kLPWrVx2BhnfSYljecJuc/x",
-	"NywWEA7y4OgmNNaineJasqAJOJmmpBcMGO13hlbrdlcwPx74W4KP6WmRGppB/Bepg2hRck9q7Sb1ihbQ",
-	"6z9rGr+nQWDgDaxR8mhWfxnfKma3P8a17Gm2w9/Das+PB1Dl6xSVBFB1eTkbyxeOsQp4hoEWqk0t5mRf",
-	"OC9/P9PJF0qa3ysFrPrcvPmvzO4/k9k5mPgL+VwauFfqjroaWXKmH9QcLnfxNHpKFlOScayewAIgcMgJ",
-	"Qm4q4Cp2p0oyv4tXvDyadYEHSEcbfskYK9PDIr9Kpp75M8aV/xGX7098nuEEElVY4IfPtAnJXnSqT5IS",
-	"ocBRMS35Q5K2KknVAKclOaM8TS5d8Uz+MNQUjaXy3EifNQducEzjW3tzMjhEIMNhTdJcrfEiSFoolRNd",
-	"/lnnOlRsLB8/4NgZbO2Y3h3rVxr1emK4o3FM54suQGYN7Sppr8N/pZsfDlEu6FCmu7UgOTAPl/dQ2AYC",
-	"cKY19exZTY+pBcinigQM5kLEVK000ZpDDRTWY0id8OwDMJ0JJmBG+yiDBgyli/j3qHefi8yBSdFbSBhY",
-	"qwaM3uk4U+AalQwt5sC66FG7VXtZ8EAsvT3pj8QLdDIFtT1CJcYGaA9hsdpeNkTgRX+DbQcNWtvsbQ1q",
-	"W/Qlq+32d4Jag20MNulWb7u/E9jggQlVozR0ILQyaCoUemV29ekUn3w8nuBhFD5dAOEPR+D7L/Kpt9GI",
-	"K5NDtfjyZ/OCF938jg4BSp4Fl2jBimCzebU/z17HJLlWwx7wfKYu/qZzfKA2qFXDYjY2embmQZOcYhMf",
-	"SgAZiqmWJapattgG1pM1FTdWlkVUMMX/vnQW5kGum8/W0zIzh0zZr0rY/w7ZJvoYOVfYoQqZNMFFYTb7",
-	"iMZikTDxVsN9tXA4OdNiMU3waRmC3lPyA1Ei93+Jb5D8oM3NF2oCA7iZxpAYAN/ot3ztJx9TPsVSzSqe",
-	"r1g3l5FnChgDxp0uGVLVpDyrcWtliKjj38reNAs8aciMrv+IoT98T+f4o0tIa67Gg2Ta0kTQCW6yANy3",
-	"bP7ny1u0Xp6SwvhL0VW9Fp9OVv93TTFsZ9ft3wWPY/vXwxkzboZQYi1MT7EHNxCd5SE34ID5O/gfmBf/",
-	"ldX9e+wzisYqW6LbIKgsYnkFUfjxmnptJOMZkThBPNNxjVoWTnHFCie6y01IVPKicyMwn6yEv/guxmeX",
-	"a0gUwH4L+TBitalkOXnZI3IE2jHSfFCymwR9L33KtbMJgTE1E05xcKozW+8OxhMimJkWeOFzOpwV4xjr",
-	"8uz0QkkiIU3qfgqHYw1OKV/D3mAsKIP3TNq55oJKEIMGY0sJuRNzq/Kii47KLv/utLVfu/quVYMwvykP",
-	"EC8BljNgcfjBhXkbU6lYrIkP1gboi8kc+SH8GlBFe1QyEwaXRKtBoDi8PibTybLKR4ERLvIfcZGcgBT0",
-	"Z1m2adb0S6sj+7lu/k1s5tIchX04CaUMJqvm8D2jVD54Nb7ymK88Zkmflr4GT+YyFkn5AQw2q2alAMmU",
-	"Bx6ZcswZNjV33Gg+EySgkajQAtvloSIGF2x1NSuSrq5qwBab3Yyks+o6aXWOLuLW94CwY574Sgm2dMPP",
-	"FCjQWdEmCzupfZeoXVV92TD1jvK8wRKf8QgXM3zASQPrcl1jQfoaRVRPKi/Dp9MykXjwbgq477n1mfTM",
-	"gQy7Sex5EP9can0uYx0D2bGmTcmOoHFMLVouvUwEWS8hyeSA/NvFWnm4eV7SegL0ratOocGt0iTdykX7",
-	"7OD47AjK4B8eX562OsfnZ93KvZ4QLSnVZSI397CpksjNdNMzAZ/9BDwwgVZDHknI8aCkVoVTdtCFF8/O",
-	"i93RvopMwL8JJUJlFgtXwBNmCCGXilGTy6JR5pCoWxapDfHQjillWKhdiDGH5jBB0DoG7HOyumrPyOpq",
-	"EvSDK1OStt5M4mG0dDKZ9qKwjyFIEdPQcpfTyCa44MFrFuEF1gzubwE0KVQ2X8EG7sJAbJceXhod0poE",
-	"3xDhrL1OvkjOfJMsAV2wtxi3QDenr5sOvbIDnWCYVRj1xF3TimgmHMtFXwdhi2TjZ6tnh/seicSMxQYb",
-	"4fjgrEVaV/vHxyQQYBI21U/MsEJd2Uwl9TuueQhn3yMXUz6Hv/Dps8ODJOxW6pAB3Rruk+C4kjbWmLTs",
-	"j9h5zAZTOCGhLDev6HVISE2TFGOqSDUZ1tnhfi0NIPbSg6niKe9TpR26Aq+TkGEaq7VGjk2pmPesr2zC",
-	"hSngOcaYJ31LGnWvXq9rF3AuhksnCGE1ElkWvwVNLDg8+KaJ/nKdgGN3HJsmOQiTdZzpg/OMVLNxYDbG",
-	"EEqTkoEWo90ib0uVeiG5Si/ZvSjWYyGLyrGsanrfTOExMzAZ+gnDCpoZII69/KUkPSYVGVPVH5k1wmOu",
-	"A3xrJ5QPp3TI/CRxD6+tz7gZRsJimhlYD5KgemQ79K87+/5nI3CURthtksv20fFV5xJ5RopTSaqZSMJQ",
-	"w59KVh4hvl5KKknVzzwFYogJncwLN2IwWABa5g4DKS5UyBiHcDmABGWR0JokzQ3LzAvb8z27qmSj3uWU",
-	"Y22NFa+QrGZqRjhl3lfK8baNoFdw6JYJpukjJg7cnpKK9p3+cfZPk4dSoQH9m2lprS/GBpAE3ciM145e",
-	"pb7hVkDJifjAwDyNs13OgOpVMrf08cftvQDjyzQWE7ZucFFcaBYY9030CdbZdDJPsbleml3+YnDn+eaX",
-	"ULIbz6hk2+4fLN+eLSqNIRzSKdmeOl5CaaHQyx05SAT0ZXoWLdzkXSx3X/STARyCMom54lXGTEq4khDR",
-	"yPq3ZC6mMQl5T9y5cM34bUbURQfrkvmDSRJIca3bD2p+zUWiPDymZJdjkW1jkwQuWzZJQOq6gu0p1gNK",
-	"SxhZqX1kUtvSGMivdfX/y+rqoynC2eQFtV6wCQBC1wxuGgMDWaeTELmXeaPUzoEeT9OS55qFMxfIIJhj",
-	"QoUytXGHQinG0+Q0uUbOBMm6nDUpsZTdDvje+7UEltmYuaEfMVUecQqbaAVdax1RKHEEaO8JktSZLMpf",
-	"JiROcKza4sTk6ci4lczokric4uiKgInfyNRLbuCYPMe9q1fLAGCkXdig1JIewjGrgbU7IIKzGkqbybqS",
-	"KngFPHJ5uE92NjZfNgmY1xse2SGIzi89slnvclN7ZoVQqcOxBQ+INn1BJUysC4OOb8+1mQ2nNNaQ7pDV",
-	"b/Ag8CdNz7RAkCYzxbmYWzI36IUpELLBCTLmq7RygdEfNFiAdq9TPk+TVUMppxhQlK6YY727//n+/x8A",
+	"7L37chs31i/6KijOnAqlakqkLr5QNXWGlmhbjm6RqDhymKMG2SDZVhNgGqApOqOqvENO1fcCu77/9yvs",
+	"eZM8ya61AHSjL6QoW85k5vM/tkh24451X7/1S6UvxhPBGVey0vylwm7peBIx/Ls1VaNzJqeR2h/RKGJ8",
+	"yOBrOR2PaTyvNCudmagNaF+JmPSTJ7zKBxpNmW5sEsZMXoe80tyu172Kmolr/cJ1zH6ehjELKk0VT1nm",
+	"JyVuGK80KxedH+L58bPObBb1xKvbN+PZxbNXtav919edZ99fBbc/DN+on8/ey6fvWpW7O88ZbwdakNnB",
+	"XoRDzgIScneEtN9nUiY9svmbUe9VPzwN37x81z7vfHdxKA/HavJu//DJ4fuX4dXH78Kj/Td19kMLnvn2",
+	"+8Z34eC7DTZ/M+lvH8NXInh9PjsNn33ovXr+/urtrehtn9RP3w9npwcteHUUvP0OnpNXP5y/p69UxKAL",
+	"ftK4CqGLF+Hp2/bHd+/fRUedd++P336nTl5dbb+7qO9edS4bR503N8dvj3fedc7Dk62r2+N9fNcML3h/",
+	"PL5svDt4OTrqnIQnr67Uyav2Dr778d3NUedldDy++ngF77493noH746jUbB/+OS40986/ni1e3zQmh3v",
+	"z8J3P4xmh+/F7cnHq48n729mp53WbPDdRm/8vH70tq364+9Hvf3GR/o2mF79cN7ojy8rXmazn8Nmx2wQ",
+	"Mzm6dn/Y2n2+VXd/tCuvtp+E73cZ3+1/J27GL2rHnd2XdT57th12Ps5fPanHWyc773ZYQ3VkxatIJmUo",
+	"+HUYVJqVp/0tths0aG27tzOo7dBnrPa8/ySoNdjWYJvu9Hb7T4KKV8GertV8wirNygtGYxZXFpzIAY0k",
+	"u4MjNWI0YDGepHaHDuH/gMl+HE5UKGDcLU7EhP48ZeQDi2FMRNEhEQOiRozQD1TRmFQp+XkqFAuIVHHI",
+	"h2sbFc9etEqz0q1s/7xVezrrVipeJR2EvhayP2JjCv2akesm8LyfiAslYlYyqGhG55L4XNQkPOHv6eFw",
+	"OWMx6dM4DpkklOCSEBETSiTrx0xlB2ZfXzqsCVWKxdDr/2ef/2vFK4z2zqtMaEzHTJnlbPX7bKKOKB9O",
+	"6bBkDp0RI1PJ4m8kmcRswOKYBSQyj8s9QhWJ2TCUKqYKl33ESI9JRcZU9Udd3mN9MWZST7zfF1OuvpHE",
+	"j0SfRswnUx4x6XwOJRmGHxgnVRZJRnzG/bWNLs+sB4OPcIrNsah4FU7H8IueTC2ZzbJ9u4PVlBPBJXMW",
+	"ApYWaDFXjCv4k04mUdjHuW2+l4JremqGAk8G2PH+fvus0z6oeJUxkxJXsnJoTl8QxDDHHosEH0qiBKHc",
+	"roVHKBnTMIKJC05CJcmMzjcqd+7Q/xqzQaVZ+ctmyiM29a9yMxk2zih3/sxve6WdkBDHFzP4mvK54AzG",
+	"JhkPSKiIEl1e9WF+uCu+naLejzuv8oIG5+znKZNq9SXDlQ75BxqFQZYtHJ583zo6PLg+b3932b7ouMzB",
+	"rHHxiYApGkay0vzxl8ogZBFQIQYTzWzDeCoV6TFCCXZL8Am7K5W7n9xn8bcmueeVO0PFymfQOf22fbJk",
+	"/Pb3tFe4Y1HIb2CdzeIANRhRSTTRDjaw0xmjN9k+37Zb316ftS4u3p6eH5T0mf+9bMUmVMqZiIPyRVMk",
+	"YlQq8gxEi5j2kW5kF8020CT3vHW38qlux7GIy440LFWsTx2s1phGAxGPGa5XL2b0RhJK4mnEmsTPHRif",
+	"VGehGnW5b1bBJxMWE1yGNY/4mbUyDxNK0qcZV/GccDoO+bDL4WrbmWOPax4Mws9ss0+qlOvj45GYSabg",
+	"GZXIa12uab8aUZzPlN9wMeOe3Xd4eipZYO/cvuCDKOw/9MaZ33tRTnA8Oe1ct87Ojg73Wy+O2iXnp/CA",
+	"e2iBmkyYofuBYJJwoQj0NQdCouABQ+b0+dV3MzOC9nHr8Oi60yq/MtlfV7vu0GkUMxrMDWNiwC/vfiqM",
+	"PXOpSelrZtgcVi5Hr1pH5+3WwdV1+wRWpuzuFZ9wBpBK7E7HpiPdKzBdzdbcbi8v2ucnreP2wiUrPFC2",
+	"aknbuYVTFKhayVrZF4h9aONRbrM9zpLgZYMrJRVVzApuksUfwj7cZeck+F6X+9lp+h7xc8vt42XMnl+f",
+	"VNWIdfm9p/Ym5AGMwZxeaArHZa/hSxH3wiBg/IH3MAhl2VHa3z+9POlcHxxeLDxLxUdyO2SHGkpie9Hn",
+	"yJXOsv2et18dXnTOW53D05NlnS96Lh3BudMHjKAfCZmcY94XfBACkS67+rBD+6cnLw/Pj0s7L38q7Xpf",
+	"N07mYhrnrvQgjKV6nIN6AkckisSMBU3ily4InMGSweJpzW+fPpwvT89fHB4ctE98c6xeMxqp0XyFQ7Xa",
+	"dHR7i9joJBZ9WKZ4yiUKnIccNAga6VX4FDH48KQD1/IoKwabZgmDdh8g2i7cDd/24zcJ5WTK2e2E9UGx",
+	"G9AwmsZsg8AEeyKYEwkaGBdqFPIhGYuY7SWUhcUkEkNNA6qREDdkAMzZlTCCNRzvMVMjEZwI1dJn4JMW",
+	"57jdeX16gKejdXR0+jZ3kHUfmhjpXh5lqYq9+k2iZRc1Iuw2lEp6pDdV2LMhwyBZ4XBwCCdCvRRT/mmz",
+	"ho5fnl6eZCcL92kAbT7KHJM+/Cbhgshpf0RiJsU07jOzp4aHYXdndB4JGnSEOKLxkH3StM5aV0enLZDy",
+	"Tq+PWuev2gWB3p4hPIXANoUgEfT3KFMu9G92FXurmmM8ncA8wdg2pkO2hurfB6Z/i8JxqHAo5yB7PBrN",
+	"gdZCrtWkUrITUEV7VFoziCY9F5rRX3L6gYaRFVQfwFlhXnqyWSZz+n37HBaqlLdkfszunpE8YMl6Uznf",
+	"IyD60yENOZEjEatobrlbZsSOoHbS+r51eLRArs7+urBrxcYTEdM4jObE6elxeFqnvPEm8dN1AYlJCDKm",
+	"fJ4qOyMqR0yCttPlxrQWMJgY2DjmggdwwMKYjNlYxHPSmwZDpjwScmA5Q2DNeyRmuKADxeIu98/hU60F",
+	"n3wiWV/wQK4hj3QWSktv6fmxsluX65Nk7ESOqdBptmjYutDdECXIjIagtg5EzGCfgVPora5Kxg1RdBcl",
+	"azhsuDsxDnk4no7xW2NxCrliQ4ZbcOdVOkIcUz43lhP5ScTnvNVpXx8dHh/mLU4du1dUwdFR0j23EVXs",
+	"cdiv2z/QnWKvzvaS0t3deNydymzIk/oyQ+m9O3TJ6VSNRBx+fAijl+n+lBmF9k8P2ktsQubnLCGAZ4AK",
+	"AGNGo5AmOf2YBYyrkEZyQV/n7YP2SeewdXSxrMvMU7me0y4IjVl+BDEDm0RemXh53r54rc0e1+fty4sF",
+	"ukTpYzllxngljGF8RlMVGTq2Ehz6Hgg+/kHcpPoGbB+Mvk9VfpSXJ63LzmuY9n6rUzrA4hPp2Fppw0nP",
+	"+pg9opbhDr5J/Nx4fFLlwnOthNZSpF1oXS7i7PJ52rFg1sguGxi8Sk4CmL1iAeYtS+0945LAVrSOCe+W",
+	"7SMYu+Dmw3C6PLuHMZtEdL5479YytjO4Dn6X67E45jKCk+sDs5/j9bAK+SWX08lExIoFxywIaWc+MZv6",
+	"QNJ6eXJxeXZ2et5pH1wftw8OW9edq7N2XuOENmvQR2rxzLX+KHS2fDCg9BDfHYWPEh8KeSDujqla0yJv",
+	"iaEDrDf6opj+874PGgQhvEKjsxjeVyGTxhXnVSbOVym5y8um7ZODw5NXVgdGNdknA3MMHUsBBXIONNxY",
+	"CPBbz3E1EAEOilkoGRJ4DmT7x0pZ+xUv9cH85DqLkm/zvjCvcluDFmsfKJq2JDbNeBDy4b4znoqXLs9P",
+	"d85BcI7PZ7l6vBKXYsq+ftSrnPb7U/K86L1nfQUHraV7sKc+tx/6AuOxgYnWBI/mdlBkNhLSJfgwOmrU",
+	"49qYBqzL9ft7xLc0Qavd2thSpWAqm+gTk9gJ1wh8TROZ0bjwzAbqBite6nrIbFnybWFl3NiCe89qUfUQ",
+	"UwXOSLTsaesQ0XRlo8vXiV/ig24SbMxvEmnDFvYIQ/LjY3DDGQ1jX/sQSCi7nJBJzFBqrPpuUANYh1LP",
+	"N3xK3fFgIiLEz7jifS/9wn2S+KnP3cdVxnfzURvosqM9GMiSuYFohMciiRrZI3g4iu1BLxQdgzIzdBQP",
+	"zJQ9UL7xcblBWtrJHSpCFQ7x7PSiQzaBvW2mBN3XByNLVrLBIAWnOnnztkOqyX7giNc2yg6LG/GwSKic",
+	"chVG1jsNdxe7Jb//+v8TEXuGaiXr4+GTJcsNz5vuMrIoRmAsEznL4zPuH22WvZp3S5clGUsS9LHaeBas",
+	"/6kOs8j2v9J2uNEiZWEGnM0SyaCsQc3aKs3KdBqWEgc3tGQ5z8W7i+TybkHsiUPdDT0x3fWEiBjluRcX",
+	"LBYK0/bwaHaA14KqRReCVNPnFy1ljkGUjb+US6CufolGoQdy+kEYLYgN0VJH9ezklUfenLVfeeTV4UuQ",
+	"096y3ll223ohByn8vulgX2Xj3x9RPmRtYDtO4MEDZpH4H8vPnuHemTtToQH9eyQ+sIj22Yb92plU4oCk",
+	"t0eMD9UI7tlOyeFMuFr5IZnGMXCNhGFmBtEXccz6ioxELBnpYajPnEhF9WCWr6cdoctsF6ztmXnk05bX",
+	"zOHanemnzsGrcDa7Xrxmz37/9bfGlhtesEckY/ZWWReun5r0pxHLb63edR6QHoPR4OJPRjGV9y9qYa65",
+	"AZeusZYqP+MAL6Ey+BMZxGKM04U+IFAr5DfZSW9dH/ZGt7N3T3rXrD+TH9jl1vTlxdOby3H04vsPl292",
+	"aU/Ufx48Pdk/zp/qJ/cSIhzekql3ZuIlEqpPPGCl+oZ7fZ7UgnAYKm06sdF/qUYNzHwyyS7IzvOt+vbz",
+	"7Fyf7CCTtB8bK4noZfM+YBFT7JitOt+c5J4I3EYOsZ9TlcIK9+YB/SmNusiv4ONcTd1Lto33V5FiHXHF",
+	"vrs8bjztPJX7+z+cyA9D1d8dT759cTkUI8lfzV5tH652ropLqb3aj3SElgoHtot9eHjlvcZ7vZ81zn0+",
+	"czqmqj9iASjONA4wWFIMSJ8alTjDp8ynjb4YfzaL+pLMJ1SG/ubPM+nNiX2juL48FlH04P3/eqUWXqnE",
+	"0f9APRqdjGJgFGF06xvBtrg8q1w4HIe+bE68UhmdR0Vb6nC5XixumIn288hsxDh8MF7XgeZ/aCVFMw6M",
+	"LFRsLO8bzEvowtjkkjWjcUznlaz1J6+WjqZjymtgpgY6BSpZRDn2vYeWtzGjXOGhQjcYHefEkZViTx/B",
+	"WJSudskkpILBe2RM+6OQM2c6uMvQ/Aa5YAw5Kz4LKhp8CLmKRTDt28W2xp5i2G4+KDUfGJtzihQt8uUu",
+	"jAWuhUXRS+WBRSWBVkmYTsXLRDOUxnNkIxYLwXjFmMBChGVZZMFCq3TOE+jE32R82667OWNqK27OCkbS",
+	"Q+18sATYq7xl9OYsFYTN76hjpx/39cm8zLln0t8dzglBCWhewDbOtbvJy4SZHdhQOsN4T4TaT+LMEouo",
+	"81Qas+dEtJSE9pj2OlSP/tJYNO3nlnZEtbltF15Nw2uL0SULnBNe5ZwqdgRRGGYVdJQUbF0ay4DrlQQY",
+	"gPnZIU8PVeEx9vOXJQHV+IgHTDhUkry5OD1Bg3EJmSpjYaWG8c+jZnrMy8mZCXJ72GJIRdUU/7JkStxU",
+	"frpvOOatslG8efvtAxlpi5N2sLW723hOJtNeFPbJDZuT6vnLffKsvv10rchKaTR0R9wODi5aJYP2Kv34",
+	"Q/ZB7Kb00ZtFxjgYTBh4hEpL4P2bMPCJdtpb3Upbe0moIO0qHIR5FbvR6++UnZUbNXdHePrtWenoppK5",
+	"j8lwWPrYbfkU0mX1SI9K9mRnGkcYzSGmikxgr/gwN97Gz1etq29v9+PB9xfXTzvzt9+9Ph0+HfU/nNFJ",
+	"eBzFs0NKz/qvL8/FvYcX5qj3Akaol1pPycOtXHCMLh56jvRFfct65Fs2JxdM6UP0dLdRdohu2Bz/X0kW",
+	"glNdEILy04QGy+ZyhCldZULGi/0zsvM0ySIjiua2gfHaqxdZmXZ7N6OSb3luxtuPrdo7Wvv40y9b3rO7",
+	"as18rNee//RLw3t2t7b+17JDeCSGYqo+TY94q5NDepi/qK8BOsUST5gv+2LC/A3y1pw3wRmG6HV5ztOT",
+	"Brtr07cShPGgzDFyj2X+EPknXMKS9rSAzEVmyCSUBH1EmdV/WA7oPXqHV8GFuO+k6b24wEdLdRX3gcLM",
+	"347C/shOWNoZVwM2oNNIEd+Yh/y1Zvo3rlEfTO3xNxKCtNHXLH2j1eCnZA3NFqU6Io0i+6R5psurxuep",
+	"fciG1fXRsLqWdYCaMVS8iu4UKUKUFc3SZwormppps6H9D6IaRcUXXC4w8JAnejgGFmSduq6FOns8e6Eo",
+	"ue2KjIVUZLded4y12QN3JhiIgxGR/RCOsFQb2YO1W6+XLMMCi8klD8FBFWoXOwcrSIRhERDOx4gPEt0G",
+	"vuuvPb4NJUqo3vLjjk/d2czV/BwOQgnxMih+eaTx+6+/PdnJ2LrN0ZY6ZYUle+QRzJuFr3DI30iCIyIT",
+	"GueueSug5Mh4Nh5o/vQqD7HMezqonfTFeCw4SSOL4Ou+4IqGeO6QONqJEBEvmAVks0KqX3+Eeak79XqX",
+	"Z3P38gnDDzXG2BFeQ1xKmQfU0Hg3bGVPK+7s5ykQ/9TKhGS3SGMfOiQVjtlHwe+3XdrnchlkC2ZgRKQR",
+	"5QFo/du///rbdh2ond/6/dff3hH6+6+/fST133/97Tm5Jhuk5u+Rqb5fKxgkr7XlL8+m67Xn1xu1n37Z",
+	"9rbrd399ZBNimeUwjUn/XC0Bdb/PUhTOTfgaqMMPHY8Nfbvu25fzEd2cyJAPI1abSpaNlJMekSMx4yYw",
+	"jPez2/Vj5eno553a1vgjiKr958FNbbaNauqOes9rz+IBBTH2560PtSe9EfL93fmwNnl6M614le3Bx37t",
+	"OZ8F0OSzWNV2b9//DCLv1qxXGz0Zgwj8fDKUtWAnAqF4+pTyWn9bfYQlSiTRokZJbw/1jw0dteB8WiqT",
+	"5haqfB9cA8OnuBIK0tgXkqAKc3O7LZ+adn4608qek/Yt7atoDiJposjNBGY9SiftsVmwfpOqDwTF73IM",
+	"TSClFnRS9TV3RXEhJYUemURTRBogYqDzp7WQpY26a9queI8DFym74Ox0gAmty0jhBQ49IyPdectfKRWs",
+	"7pav8UqxaDm6khj7i0qrXUSz8NXsBkgdE6JzfeBPJ3Kvy7NS6gb5lrEJCRWRdMD2iP+q3SGbY7Zp/RtA",
+	"D1B31yH0Oab5MO9DeSyOXCkOB2LoLL+67wUQ3gpXAl9MuizfLrwK6f5Kpj4zhuQxxcZSjlc+D8l44Ian",
+	"/rvOQn1erMnyaBqI67BPkOqqsSJrnxEe8ocIjQ8c0erRIhqZAvbrjw4WuScs6SKhlF+IvCZ2QQxeNTbB",
+	"tY3Ho4S5WZuxLZ7rpwcQPGDaGABddGx/OdfzgiVIpPjsWCoLV+ezLB7ZTkqxuEIlHQiu7Pr+IZp9QUX/",
+	"vMAkHMODVxrtWQ8NrIkZVSy4pqrMPMd4YqVII+lztKa+tVtrNGpbjU79eXO73qzXNxpb2zu7T965vCig",
+	"itVAGy6jeNZmVjYCFDVR+Qmz9lExSEyBmE/ohIFnRmjwEQtRwDZue+nMbWdMR3Gj2mwkeRaULcQWLESj",
+	"3tzZbTa2NnZXX4MwF4myIizfvcHV4WRB6F0UMq6S1BezmrDJtZB7JBwQhDTKz3F7o77RaGxvPK14FT6N",
+	"TAZ1Zo3TviMq1bXNOSwOAX62PRIn/w3HEkq7+AvP26csMxzlazosPW2dkTEz1lpDNDWXLArl8+x4jsXH",
+	"MIro5u5GnVR/aDT2yFHIp7fk9tmT6yc7a+RlGLOBuN1s7Oxu1O9ftBwhwD117qi7ppkjnJkZ7np6rUq5",
+	"Vjjkh3wlVTNVVZpJkNUe5v2V6ot7mGDuWytW/ueHq4Iua71PEywE8933go0TyLyzeMH++DDGVdMVSpJb",
+	"ssfXCfVKT+9DMGIfLCnmx+0tDsLsOHbSgr/9sHXSInChCTxSEtvQnsIqbx4JHgieHecKNvFUmX3YZq6Q",
+	"77SXwDJSgGI0+ekoBjWJBlEl3Wm9vt13G8NvmJ+d46dj634M3h6Gp+Hh7Op9NDreutp6d/Hm+T1otI+Z",
+	"k/Wvz6/6YulUgNNAA4YbnE0NMq/7G+QCLbsgQ5FqLBRQ8rXPcdw+OD8rcSiPmExCP3SqK1HCeNdSIxM+",
+	"LPNa9WOJI5+U65UjLJmLl2kyc07ze1h6pDLLV0qZkmEsxAnWF9l3oyf1V1nPcAqaXKBAGZK/UqZE57Rz",
+	"tjxdAgEEBAffHHjngqxfIW82/KR0CmfkOsp7bJP2V6eiQk1g6NfTOFoc0UQloZz45tnm5qZPLs8Psyc0",
+	"/VEJNdk8oqo/umHzJg3o/7NTd0xk/6+WYf725sXF26vtg7P267Nvt89+OMt/BjK89SSUcsriv9nm9Jc0",
+	"Goo4VKPx3y5etxr6O9wX+bcn+tOExaEI/rZdL9vvn+Pr/oJA3u/Ok131naXxMaILUE2pok1M3tuc8OGe",
+	"toN4sBxH2eUofzD8/sXp+az+7auhaLVarZOLy1H7cgh/tuGfF/utK/h/8LJ/8Qb+OLiM2t99f77DX50M",
+	"r14d7BzMWi9etNqt2cXW6WULX3lzfrnbjm/eDIfDv/1teYx8cXPxGMMOQ/AClWx7S+fujikH2xpCt2bn",
+	"dd+urWrK8TInL92TMhpwaSzcDxMOQFFfidK5MAB3XoUG45CvlslqQjfuC8m4V1HrhbEaXYPilG2u8fwZ",
+	"6rSNel7BWqXVrG3hcU0GC4JIfBjUghQQgnDvAeojMVPTOElUZibcpMuh8ya55CFewpOX+x6JhLY0Sebh",
+	"qwhmJcY05DZWpXWxf3jY5dWzKZ/De2s6bKU3J4cHJy1SvexckL/sPIGmxM10QiaxgGRZ8JyJLvdv/85u",
+	"//m/LHXyPWzz5OUBkRNmbBugQd3+/ZbXauwWHqz1pxQfJjQGYFSeYFhYdzGVC96wOAgwltp0QnrzLjcx",
+	"Q4mei3Zl/R8PPBML5ZkIAs6kXANxxphj6JjpdcuzlBU8E/ceIXzwOoNEWs6DNd7Dwtyfe61BIyqvNSja",
+	"YitUIiTpB31E+qZc51Jnell4YfNWnnrvOd0ePGG1J/1GUNsZPGW153R3t7YVNPrP2E7v6aBRX0WseqiR",
+	"E563xth0NIkCde++WCPpwrCkR4mEcTRIB8z5/lV2I2iKkS2fYIHJUHMze6cbLznQ+fOqSXSyP84yOHuQ",
+	"ob+Zo1i6BJZDZAjsIrZ1ObFU/YHJYjZlS5jrv0FaiEtif6AxiGYTwJfRNLcfMRpL1/LjEb8XCvjPTlUD",
+	"6KazLcURWZGp5eMMH8jkcnzj6urqqnZ8XDs4yOndn8cCH/leOnNurDTn8nv6bciH2dZWEPU/N5Tt/ov4",
+	"SSFnpac+b9H7dCf1p4f+LQ7je0Bu8PXD/fcOVVo9e9d5KbegWoCfxqGaX8AOmzuKuiwYtNJPL+3lePNW",
+	"V/nImfEyRiH0Yec9+Z5rQkEE7nKwlcxzm4baatpSYoJpdvmDTW+kRcahhKA8Ly1WkZR3QLQ+ALMMh9xB",
+	"6zNxWQXQPoJCSYCYAgEutYegU9ogywKDVLpTb5A8bKCmj3i1kMflTAgjpSYagi7kg5Iobqu16lIxyYZj",
+	"wHsWFDGB7A8V0WwlwaaHKHsQDSWZMDHBzFEPQ08lEVOlcXVrUfghATO0NiboBqxM+scctKDU0nTElCTU",
+	"OBfBSg3LA+ofJpggHq0Rlz1TDwpGYzMGoIX0XOTmtNHlXY64lIHoT8E0YV2IfcFVTPsqV68gEe91MCYx",
+	"SNQY9RaDacGFIDcpykwaedom42FQllSwjhZ4SzGpJOmPWP+my+3TuoSR8zgO9y9/IZ2SkD74aZ2sr19k",
+	"o8rW1wlnLEhw0gEOXIPFbRTuFtFFVAjxf+kiW+hWmqQL7KBbufMtqjMx1VNiygMxJuvZAIR1Ut3afUJ6",
+	"IZ4Jsjg7ay2pjJKtH5ULfduARi4A9tvOiIzoB2YcS02iBQvUfnKClQV429DrcpYjabAyduZmSjxXZSAL",
+	"dAcDyUDiAdRemkGhzyocUtD5sEEWgk5gN+0VU4iIKBWNFZz1Lvd9X466/C9kH69TQS3ZIzeMTXCBusYo",
+	"0a2ksT3GW9PlfVjfmiS1HwhuKdz55uYmShYjIVXzWf1ZfZNOwmSvSbcL86m9Jt+4cJPNAtrlN6QWkG9K",
+	"zsM3OC1y4U44VIATOolA8X3dOT7SSu5MxDdw4cXag4YKN5XUagFVtDaNI8ZR3/7GWOZ+//W/zQj2aaTt",
+	"+q2zw7TYSMbXn3a7uLsxw9Uo5wJpb4nbv8x/QaoGF9mF0bOg155xBGAuxF9yXgitlOrgtjA28Z3KxLtl",
+	"HjUBolGgDbd/0UiriMz64OW1/O/hpyFjNtfH4vdf/1sfC9/3zZHfF/wDXGPBpSZP55YC8iClbz0RYLG8",
+	"mGG+o67wkMP6TfFOEYmx6mckAi0MaCqgJ7YOCIqRFLhNEw1T6E7mtjabzWpwPNOzFfjp8ZF0bPQbpJXS",
+	"I1IgwYKWcgdcEwpfL33uvPp4+gEz0eSd4UiyCK+hNDc5ZfONXbIAIRap2aWuJeXqWTF7r+tkWEGhTvJF",
+	"sjyCnIXIMGJcRXMYShCLyQRPzjpxMJCZaeahMhE0A8I9kYqOJ3pkkLG6vb39HKjEZWd/j4RmyJeXhwdy",
+	"Qx8LfRQM/EefxvHcSggiNkRRv5TAtuuFpP0Rq8FyxgKYga3GmDBKbMOyxpYreqyv6xP3tiNt3BLO2WZu",
+	"V30aDZsEU7F9T/9GsVMnWXpNjxXIuh9KCWeRTgOfVP3IiFVJHUTkS8NpzII1DQoqpz2De4/yTIiVymQY",
+	"mC8TIGX8PqTKcrnbiU+qjV1oYxzyqWISpHOTNbamb0+aH61XDT9DPJKF7NzcmLEoquEx2nw/u5EbcL1R",
+	"qNUECa+kIepJmE3T4L7jOkSYtum5aQLaDGBRqZFC1CxI9FSiD1RDgE9lMhTB+8wDAYlb9HcLRGo593lG",
+	"JjT7pkuCegZ7YLtOAjp3F0KzY+1MbUI/Btq1RPg35FMLIgbwlAVmHVJLsNTTllM8RQZZtq0zQTMgx8ly",
+	"6NjbnADqYkZqERjMs8QKlFOpZUzNQUh1a4eMxDSWHmngH/jjbunOmzOPCBJ45tspiI9HBLdSqJgq5qFh",
+	"MqF0ckQnTJ87H9/3idbVDQ6tv5wt+BskLSepcWZwnAkuTpdbYJw94hvIB3w4ecIoDntOUb4olEqPUQwG",
+	"OvO2yw3JK8EEki4kEGkRf7de9w3Ji9kHRiNJQgPFIXGx/kF0Nhf5BzrUqnKN/AO+rdVqxPwLH4GW/qNY",
+	"c7BQV9ArVAg0rzfg9bzatgClfREAu5eDULdtb0PbD6taRYpFqzy3ZJVtegeaTgvw2K934euS2kP29+fk",
+	"H7bjpILb/TXdvGJFN91eA2dYLIpjf97Vi1vKLM0zWzikTGkLUwMyU8DC7P6u3W5TiMp+i+PI1E8pacLL",
+	"1TX5h7mU51SZwjx4M19qDCvjTZGkGvJ+NIUTTgrA+Lr8itU7cxj+Gf5oVFV/E0LqYlZDdVKuIb1EfYIF",
+	"WBfT0fG7HL7IBnruAQVTaSmhnP6rlUB/Z+t5l2fX1JbVdFfEMEpStWKwE4gzC3kgZkCJ9IRYAIKSrTWC",
+	"1ebMqA1nUKM8nrnBJglQM+tyXWC4R/s3mkKECktMxOFwBLUNpCAnZEJjoMCRWel0JYcMQ3TGQqouT2b/",
+	"jSR8Ou5pYBQwwKSKMPLjna3nTiYbk0rPwSrlmJFplz+GUaGfSHNCEC2DNCNfxK6dbY8cnn14Yvamy83m",
+	"GEHZ3c7NJzsbqV4iRxQESdOhJNVzFoRyjQTCrajjEZ1lzaWivG+PZsrwQbpMmkh2bE4CgQJGl8OAa1JT",
+	"ZUc41zqzrhyka1QZ8TQ5/8hZhWVWp/ZN9OQHExFyfUP8zRGi/3xE+R6Tc/WfY6bisI+i1gIhxrCsTTFh",
+	"nE7CjTkdRz6ROgALd0mIjF0HlkNMlQwDuDx0EuqKWyGwLapGkmApZUnncICsihDGuEi+bkA2yY+/TOOo",
+	"STbvfgIJjg67fN2Z3bqRzIaMw3csMBsrMTrddIvGjw3ibwaiL1EOBBvgxYwOhywml4eeHm6QmgA08PKa",
+	"MaPEzKxtxatEYZ9xDbJjS2hPUFrewhhjjKVB46Bsbm7OZrMNij9viHi4ad6Vm0eH++2Tiza+c5caiBOb",
+	"YevssOJVTF128IRs1PWTZu0rzQpEg2/rZPER2oXLd62CaS64lBjzq8e3WbkDZCyU1+CJiSiLRL5Ay2Ni",
+	"dSmkwGaqIMgmoub/khpUmqDe35U7hj37MN5Q86xHuondPH1dxPZZe4OXPl6OUYnKbQKOgLfJtob3aLzQ",
+	"L6Dlv0TPJH0xhsNhy9mUaoT4yim3Mq2xQFjNAw1VwJtAHndj3im3p9eyjC7XOmhfxAHDwjKl8YIJFzO5",
+	"Oaj5GtO7Trf1m/fVa0h1dC2gg73Es4u/uBZCwpyKMdBVY4RFxcix3KxpHuKYJ7XQnLJm427FEgGzEVUg",
+	"a0IrsGJgn/VIPsdX83lgdBcM14IqMw8zPjRyKbGkrgJRgoieoga7y1RlsFLFNGbmhIPcWVoHCE8etwWp",
+	"3Uq41IoXJD2YiXyRVt60utV0OIrmehCg82P1YA+PKdq4iNYtLMsTsa5S4yynrlG5YYa7TcrEVb0JrKBn",
+	"uTWabLEMt1CLqa6VmIPJnCncKDQwo1ZglFli3HbutNMxFQu86ptrS/EmIST6ja3nJCsU6U6SQmqmjKlM",
+	"i1c6Nz+0ME+4WobIhzJ32fZ0rbSMmIWrbeqvkbx0uUj+qzqSCTQwS1KpWCqRuBA0sKgoYmHJP5gOUJ49",
+	"vMSZ0Vtbv+NQcqQ5mrSiY6pCKINuy5AU5VFSRUHIiDpre2gycJuGWzmiulzKUauz//rb9tX10emrw5Pr",
+	"49YP1y9bh0eX522ogGVhoxr1tXQnYLAhL3v77eHJwelb971E89Yl4SlPBqkYNgE3QZuxPKNvO+KstXwU",
+	"RGDMHYPDyT7oZhIih6KrA6yjbQOaw9EovNFVUNOll4mVEt0kXCTnk7RB4lsuXCe3Xhe8SaRr6LVEtg6N",
+	"aI2SdSJXmy6whT7lcAuhXVehEENmXCProKdvE1evwtYLtSn1Me4xkDexTGVAqMKjoB0zBowq3cLXrYvX",
+	"QEf2L8/P2yf7V/7akuKF7v0BUnqW6VWaqED4NBR8K7SVMkn19G3r4gznPmYK5cDGc3IcvvC6fIuEysrF",
+	"YL6JKGdeYgcE4rEGgEfQEhnTwNhcjZU4bVEfNNLrx/OJ0k+HY405qkkE5fgOkXOp2Fj7jaeTYYz1YXVQ",
+	"P+HsVlk2P5hGljaYTCsrph4GlWZFYhZTRUcMMKleiJVqyLrFEpPIS6ckeCLPOHUVkgp95oWSeMDk6Xui",
+	"K+4yUcRpvxf5pNikT/v0gzKil5TvT8S0BXNcdSZuBya+4wEVCLNJe/DevW6P1SsA5xu/y1fjxC+MLR8a",
+	"26rXH3h0EvPoorHYhzdToXE/eededJKSt7WPoLL6EqevlpX2u7A50ObeLjD9Oql2TrHUjD9j0TjM85sn",
+	"AqOV9SB26vVFzyc7svmCJpgc+Erj/lcyJVPxpe37X0oBmeGNxgpv5KGV8b3dVYZXAsAML289v//lfMHe",
+	"O6+yu8oyZqvp41srTLGkELYbOVVp/viT5xIu7ViveBVFh6AT2+x9WfnpzurENrBpsW5sAGVkMbohETF8",
+	"owdpZuLWlzGophmxG9tALxxVmZqPnpUWQarEBwyAIWezxHwFBi7/7FIrhiY3GPVd6zoaJONDSoGlLWeg",
+	"26L0YlQlDCgwUmCQOt+tr8T1iuwRKm9AZkAvhFZwcQofRBhI60u3qKnGhkoVqm8oCRyiysKJDm9K3XXa",
+	"NWRNgSiJuZFpTUc587p8MSnQ0k76SyitWpnV6bIavHEwVI0Sl4SdeQQFTBHj/CDKBIew5i1QZvD758Q1",
+	"14M+nGyC3pYu17UknVJa2q5qfPDaiCnFmMHeI0wlOHZmI0hhgBi9glpUJnj0nSJKDxY/ViPdZXWaHplH",
+	"lnfxlVOWVKnPauuppm6tREVMkX8dq3ww16uvwIDgrERhX31lk5/MJs11K7A3h2+a3Lkyvrmp85eWmJZR",
+	"M9dso8gGdRHgKU+PbtGea9hsKNP0KyDNBhWXMBpHIZprncaB90rjaElNpf5WfcvYMdHb3iRpNeX1dYpZ",
+	"TuvraEbA0CcLCy6n/VGXZ21uwCG0Am/Lr6dzgAZMtBM8Y3znXW5DSGkPTDszBObOeqVSfoCDT9zzWKIa",
+	"RQltERTxjQmOhDrJpKpHIt3cOymiDywwK5xGoWvHHC4+tIKem8GAKKczcDRoXx8G1oZjGHNaJJtFUZfr",
+	"zvUgMyRoPEHv2WoI00v4s7WwQ013VTicq/PEuIAK+IU442L4wUfmj8s6WoFLbt1PQZKa3p9I678S4k/S",
+	"V5jh2kUyiQHs9xBkHU22mBC3gQ5bTxJe3DDO5RJIJSZIFZBIqVRBML7cbG6BIViYhbGBEfWYJaqEdsiG",
+	"qmnDBrMFIdw+19c9UogIBw+JDaLHAgmJz88tUYBKj1VStP3XrVpgp6pDBT+7fgEhaYCJ282eeRz5BWpE",
+	"nq0Jg5RaxZRL2ld2JOUlEEg1p9KtmdrzwMesIwb0EmhizrAeAexNqMiYzrGGEMciY9MABoUBFNY7hSuY",
+	"osGTMh8mIa1s7QvQInnC2fKpNrqxBrxXkktjdxzdF5lmYbc19y0LgDY7bJfOy1jxU3wVVJqdc2hQVvDg",
+	"SUX14ppwEm1Aj6LCooi4MLlso1KFUaQ9KiZcZ6u+4ydBzIRaF0sf1wlP/kDEQ6Y000x9inj4e0KNdH30",
+	"zDIHrB/a2KR85ZNQknDIhY5Kx0YM0/VyDuBFOU1d3taLITj7xgSk6MvjrCb6ILvcP2gftTvtjLd585cw",
+	"uPO1hCMFoSZetYzJ6l8+y+LtwBOmJLHjINSRql66NcckDNRPX+3se+2Sa17yui2/Ytu4SyGJsu2VH2e3",
+	"pRyS0YPghh5gnM6W5XlkwSLf+F1ReNhZin5UNaFyjIODvvJHGlW/ihwrihzZtNIff7rzfrkrmk31bV5m",
+	"N7V62ibGaC/T/5RMEnP0KwsNpw7UMkmDamw6Xzm/1l5hTcKrNnkM5aW0G7Sf2t7XUoSRrDnXBJhQx5Bi",
+	"+ayyAXsEa6uwwIb4meS0Aq72QEDFRGnUqtTEq5H6y2C3PVQPV6sEQxYUgunytBLMWrEUDMlGWycBPUm8",
+	"OCIBdTmnY9uRrh8L64X63/o6F2p9Hfon00lqoDV8UQ8MWCIkc84Tv2px41E2wgLsKWolJh76Xgrw7XV5",
+	"KQT4o5t18yvjkdV1S+UU9/xSamUBD/4LaJQlfaygTC7gB04UhJFwtVUie5Gt7vBVzfxj1UxVSo8t+U0Q",
+	"/5bomlniX4tTnNZyJnCM2SU0n9iD2o3xcRUAExKzX+r6ArtaamUz4XDwZZk9MO3CGgKtMqUznkw2UOrp",
+	"MsasEmthly8xF3ql8XmJSazLNf1nSIRMLJulgDk7XjNjhksMemDCXGLRI/cZ9HQQ9lKDHrnHntflfyKD",
+	"XrFcyRejvYsrozw6CV7W1Vez3r8vvW3Jm3yoeirn3kNnHWW0nLCeY3qmLKLyNktzMdNMdwPNoCML3ER8",
+	"TWqcloyZT0P5aQJhGDhUHgwHTIUATicjsGQ0y1PuU6pr83wG0yhKnklbqRbzUNe0dsDFDKnL+rpBo7tx",
+	"EvyZzBmFNtbXyUtcdEROIcOY9hnReKFdbsOWMbkVbQONug1ezPSsl1UvWMYuZKxCXirRrq8DRV9fT9Nb",
+	"syNKTUdqJoiiPZnYU11rK9iAp5OcoKwRDc70ZuLTdlRGjHX4ip5pKInSuGVEZ6kOVDNrNgJyW2+Q0lTJ",
+	"NFduJKJku214rc0s73I4i6jrp+k0OF4Lhg4vpOpZkTkUzVaJ4A7M1IjuuXU0oSA5m6QW5BfMB3nLouCN",
+	"1XhOWhDvi/GaYs29R+cxZV08UmDFakNwapoVwxlaSDjSpJS9HA0rkBSL2vE1BPAr7y3lvR3Ei6ELoWLS",
+	"s3aPtSsNL1sWKAjGbMUs1FYtNO6KBJtkSXZVE4sYaOd8SYaVoa9JY4Z9a8wAz6oQOtYwB2K+FL/cIqrl",
+	"0Mu7SFpIFa1HGUhzJ3TQ5Ms5KOk6FwdlTJMTQv7P/27o3Cap2IQAe5dr2cxRMFv1I9G/8cyk0sdxwjMq",
+	"je0G+GM+6YdU0TmBM8eJSK0hGTWRMIBMHzOuMMNTYxkkY7S1HWEWaTwhAKlJByECRiWn8Qf82mZJ7Jrk",
+	"576wUk+X76qR863W38Io0owpiz0AIGI3YRQZn6Xt29OqHmRtRBRlFJNsYuSBJNctn49ozV7GANrlODXM",
+	"mAU6OY0YGYkokBomBC1saUKxSdGYhTozUgwG4HFKp6f9P3q5lZjROMiUPHEa+jzLHCwIiDTJclimnlm7",
+	"hYGYqyqQMltk5gvx8wWlbL5IPkFJL18gXPJPkxewZx2utjKdk8X5VRT4KgqUq+GGb5bGkJdxf6y7YZ40",
+	"ooABVFieaW/BaEEUKClxyLSI4HqwgKcNhUjMgzGrZUE2rXAAYROr5sEjUOuiHP0uz8P2d4zzxsvZ6FET",
+	"1PprknqO4BQ6YX0oONsrovlJJSYyH0m0mnEwh1CCvB5SCRAh1M6NMxagfdLgx655S7K1q1mYEtQf9fT3",
+	"bL528qN1AjpsLgXWNAvQ5Sb0w5guv5EJK9RccK1MrYSZ6YgeDWEDq6dTWSdrZVxKH6Bj9llBFS7IcnoV",
+	"8kCen5Jj94dlC67MPA7Mgj2G/8rxLet9+BrN8G8SzZCh+fpIuLfYIfRnGvG4AkR7WFY659yA1jmvO7EH",
+	"CbH7BtWTeKNwg4dMmev7hYwppt57aVpIFut545OP4p94d18xRVRhqgt2eEJVf1Sis6NzWqLGBehUtqTC",
+	"gvIKEX5hQfpR5UirLmAQn1t2oaSYQ8QGitAIuaYu6dDluqYDoTyJgkWVvLq0xgN07fS1tpGO3QxUjycZ",
+	"qwUS6DFdRALtsZ1iEIxZEBMZmE819DK+2i4vPJYN0uiYEBLMCszEwcCpnzfNoIulnt0t6PLt33/9bbuO",
+	"G9T6/dff3hH6+6+/fST133/97Tm5Jhukpmera+eUQPuYBUTATK2+1+vZ3pJFIy/2z8jOU6Lo0N1qQp0S",
+	"mV2e1Mh09yQxDjTyrTs7hdYoqILkVsMg8JM28jSe1+u1eqNWb2CEjSBKBHS+muyEVgI8bWlQj3as1p+T",
+	"HIJgmcwxxTomnylz4OnKCgX78JW5Bq5IkBbigKvgpu3DZ00MCvKFKmkIq5ksKGHiViTJFhpJu7fFPx4g",
+	"bjh1X/5gG/oysq93MHCJ/h+lx/47ZOv9ibmZPkvG46H5Vhkn0xrmpltFq1zRPGdj8cEqmvj0BlQB6KPm",
+	"VMVo9jUny01j32GmAWcbC7SRlu51RSnatme6Rx47FjH7jxRG9HI7q/3JkqZeLCx3lqJJ5gDPqz7+vvl+",
+	"woaJSv/mrP3KQEZ6xDww4eZ31Op19iGLJFszuffEb3fo0NdgasDOqSLwjUYpCjnxDwe1E8FZDevpIHTa",
+	"kCnib9d3yIlQ5FgECHAEoENhxLrcmcOIGgQxHQFY5GE7xAHHtcdQx5Dqd+3JLeFVQ6aS45hC/eA+FYri",
+	"6ElarJ8kQsy4UqqwfIiVbMT7MQIx+Ov58rzdyvbPW7Wns26l4lVCaFubDm2xsmYls1gVl5Xkywn9dC+D",
+	"0Bu4nuULSW0sDVtZUqypPEncOVQ5EykszX2WUXwGm95eqDGXbnkaPm3Ar8xx+5wh/HEcbef+l06Eeimm",
+	"/M9OnQ7EjANduJ8+LQnix4iWSUT7ea7CeOB4IElMZ4Z8GYB0nc9XzUGgpwTKIy45Sz4Nw4HGBDWfZ6w3",
+	"8dc0JpA/nkYqnNBYbaLvJKCK+qZYCprZfJiRj5HwGOwC49DH3+ol+Ak41PtpMNT4G0BpzQ3UYfcmuFIf",
+	"QlOfxoRkxqxmvDUJVt+YKQoDIdX2D4cvoWlTHEInU88SbybSaGgkcUkaVFqkulRi9HuTIEGXCjwd8KeX",
+	"J+Jd3mN9MWaSnJ28st7TV4cvMTRK4mwGYSwVGQB5LAO4bGyTIi64DhTSy1O1Gwp7aLMN9NpqsMdYO1bB",
+	"QZzC0wFW23H4IhNb29JNDGhMemwudMF+DZLXnyoMWQW6PDcokIvrdzSJzpPAOet1gTmLmLxlvbNkk9fL",
+	"lSR3cqlGHDDcycSRjkDGenA4s5368ydkEt6ySCYgPXjYDJtyTtsCFMtmAQUVAesa9QTkueqAywlEk+QC",
+	"FlczxYiiXmmd0kuA+EohAZ1pSwMBaOZMZmIaocKAwhkZs7GI5xoLlOq+9ZOkB/dEkWoKENj6vtVpnV8f",
+	"tMExe/3i8uBVG1D9oXyV3n5oJq2r0Ta5KFBZUykNP6ivnFSESRWOaQLJB9/ra4fghLMwUCPyz/8iI4Zw",
+	"jv/8L01Z5jrcArcG4VOlnVeTPDOekcaTWi9EQEc8MlIQyLyBAerfYXP/+V/wLxEcEQW52RSECZVGD98i",
+	"UkMgERILMfY0qNGQYYWFpAINKULaY+KpkeeQNvURH51oOxBht1omp3aBMQgfaIUcYx61TLdK41G4FICQ",
+	"UGe2wjnVZMUOPgnwLnju4XTiRS03AsDbjqi/yBDwiQKKVymh3atrv3pglzjIz7PxG5nIRtl/tfD/G1r4",
+	"9TmAG7tEqjE6c4KpOZmWiTgaq5s6OGoZy6h1zmJJCJtrkoAdk1YZyNsQbmCK4ZYri8eFCvvM/i6ioMsT",
+	"b6oZhEVwS3QjAy2XBAEZlLhsEU8zEH+DXFqY3CwIdyofQBU0M6oNiILKFSLyilHroBnpdG+TQKjxBRAF",
+	"octTJFzu4MNh4k21JBpoLZM9mQGetrDGWGTdyTEhEsPDbaEj5NI2S6WZIrnaqu7ZZFGTBu90pEERipVp",
+	"xCBpK323gPS2iln2ftd0Jje1BE0uf3wcwAMzxsQzbhvIV4Kp5mHULbYxLuoDEObwWHxRgLm0hz9b/st/",
+	"rl30P5Az6HNUTPNexiHccIlSJrGfeMdS2o+kohB+U8Yu0thcsLESDVKxvo43eH09CblJMyb2cog2oArq",
+	"MsEaz48cliPNmBgeE9SL068ZjgKkGHTxPNyMyTC0SZnFHHudNt2EoQPmDJB6q5uYMsUDEG+hZ63aOGyM",
+	"sz6TksbzhNzn+BtWFAgHeQR1Ez9rIVFxLVnQBDBNU7wMBoz2O0OrdbtrmEQP/C0B0fS0SA3NIEiM1JG2",
+	"KLknVYWTykwL6PWfNdff00gx8AYWMrk39b+MbxVT4O/jWvY02+HvYV3r+wOo8hWZSgKourycjeWry1gF",
+	"PMNAC3W1FnOyL5y8v5/p5Atl1u+Volp9bnL9V2b378nsHOD8hXwuDdwrdUddjCw50w9qDpe7eBpiJQs8",
+	"yTiWWGABEDjkBCE3tX4Vu1Ul6eHFK14ezbrAA6SjDb9kjJXpYZFfJVO5/RGDz/+Iy/cnPs9wAokqLPDy",
+	"M23ithed6qOkGCpwVMxd/pDktkpSNehqSWIpTzNQ1zyTZAzVU2OpPDfSZ8PBJBzT+MbenAxYEchwWH01",
+	"V1W9iKQWSuWEoH/WuQ4VG8v7Dzh2Bls7preH+pVGvZ4Y7mgc0/miC5BZQ7tK2uvwH+nmh0OUCzqU6W4t",
+	"yCDMY+otC9tAlM608J49q+kxtSj6VJGAwVyImKq1JlpzqMHLug/OE55dguWZAAdmtI8y/MBQurCA93r3",
+	"ucgcmBTihYSBtWrA6J2OM6W8UcnQYg6six61W5+YBUti6e1JvydeoJMpHe4RKjE2QHsIiyX5siECT/tb",
+	"bDdo0Np2b2dQ26HPWO15/0lQa7CtwTbd6e32nwQ2eGBC1SgNHQitDJoKhV6ZXX06xSfvjydYDtWnqyT8",
+	"4TB9/0E+9TYacWVyqBZf/mzy8KKb39EhQMmz4BItWBFsyq/259nrmGTgamwEnk/nxd90jg/UHLVqWMzG",
+	"Rs/MPGiSU2ziQwlqQzEfs0RVy1bkwMq5pizH2qqwC6ZC4JdO1TzIdfPZelpm5pBO+1UJ+5+QbaKPkXOF",
+	"HaqQySVcFGazj5AtFi4TbzXcV4uZkzMtFtMEH5Yh6D0kPxAlcv/n+BrJD9rcfKEmMIDraQyJAfCNfsvX",
+	"fvIx5VMsSq2gvrISrjxTACIw7nTJkKomNVyNWytDRB3/VvamWXRKQ2Z0kUgM/eF7GggAXUJaczUeJNOW",
+	"JoJOcJNF6b5h8z9f3qL18rSOztutg6vr9snD4Gz0Wnw6Wf2fmmLYzq7bvwpDx/avhzNm3AyhxFqYnmIP",
+	"biA6y0NuEATzd/DfMHn+K6v719hnFI1Vto63gVlZxPIKovD9hffaSMYzInECi6bjGrUsnIKPFU50l5uQ",
+	"qORF50ZgPlkJf/FdINAu17gpABAX8mHEalPJcvKyR+QItGOk+YL3WZOg76VPuXY2IXqmZsIpWE51Zovi",
+	"wXhCTkRsSmLD53Q4a8Yx1uXZ6YWSREKa1P0UM8canFK+hr3BWFAG75m0c80FlSAGMka3k52YW7oXXXRU",
+	"dvnr49Z+7eJ1qwZhflMeMJgWLGfA4vCDiwU3plKxWBMfKZCtT+bID+HXgCrao5KZMLgkWg0CxeH1MZlO",
+	"VlU+Coxwkf+Ii+QEpMhAq7JNs6ZfWh3Zz3XzL2Iz5+Yo7MNJKGUwWTWH7xmlcunV+MpjvvKYFX1a+hp8",
+	"ApdRcdiXy0FaxIRxOgk35nQcLX8Si8R8vO8ZjfC8BBvOanYpcDPlAH3FMU3Z1AJyAwhNXIJGyEKjb5eH",
+	"ihi8svX1rBS8vq4xYmxCNVLrqusX1mnBiKffA16CqelrJZjXDT9TOEEnYpvE76QmX6LpVfX9xmw/yvM2",
+	"UnzGI1zM8AEn86zLde0H6Wt0Uz2pvNqQTssE/8G7aSEAz60bpWcOlN/Nm88XF8hl8+eS5DF2HmvtlOwI",
+	"2uPUouXSy0SQ2xOSTA44jl2steXN85LWEwByXQ0LbXyVJulWztonB4cnr6A8/8vD8+NW5/D0pFu50xOi",
+	"JSXETLDoHjZVEiyabnomxrSfgBomkG/Ilgk5HJTU0HDKIbqw59l5sVvaV5HJMTDRS6g/Y0ENeMIMIeRS",
+	"MWrSZzT6HfIRy5W17R/aMSUWCzUVMczRHCaIk8ccAU7W1+0ZWV9P4oxwZUoy5ZtJCI4WiCbTXhT2Meop",
+	"Yhry7nwa2ZwaPHjNIqLBhsEjLuA0hcqmSNhYYRiI7dLDS6OjaJN4HyKctdf5HsmZb5IV0BL2FkMl6Ob0",
+	"ddPRXnagE4zsCqOeuG1aqdBEgLmo8CDfkWzIbvXk5b5HIjFjsYFjODw4aZHWxf7hIQkEWKFNVRYzrFBX",
+	"XFNJXZFLHsLZ98jZlM/hL3z65OVBEukrdZSCbg33SXBcSRveTFr2R+w8ZoMpnJBQllt09DokpKZJimFc",
+	"pJoM6+Tlfi2NWfbSg6niKe9TpX3IAq+TkGEaHrZBDk0Jm/esr2yOhyksOsYwK31LGnWvXq9rr3MubEzn",
+	"JGGVFFkWMgZNLDg8+KYJOHP9jmN3HNsmHwnzg5zpg7+OVLOhZzasEUqmkoGW3N3icyuVoCG5CjTZvSjW",
+	"iSGLysSsa3rfTGE7M8gc+gnDCpoZ7I+9/KUkPSYVGVPVH5k1wmOuY4prR5QPp3TI/CRXEK+tz7gZRsJi",
+	"mhkkEZIAiWQ79C87+/5ng36UBvVtk/P2q8OLzjnyjBQ/k1QzwYuhhmWVrDwofbOUVJKqn3kKxBATrZkX",
+	"bsRgsAAnzR0GUlyo3DEO4XIACcqCrzVJmo6WmRe253t2VclWvcspx5ofa14hP87UsnDKz6+V44AbQa/g",
+	"Qy6ThdNHTOi5PSUV7a7940yuJvWlQgP6d9PSRl+MDQYKeq4Zr716kbqjWwElR+IDA4s4znY1m61XydzS",
+	"+x+39wLsPdNYTNimgWJx0WBg3NfRJxiE08k8xMx7bnb5i8Gw55tfQa9vPKJeb7tfWlY+W+wao0akU0o+",
+	"9fWE0kK0l/uOkAjoy/Qoir9J9VjtvugnAzgEZRJzxauMmZRwJSGIkvVvyFxMYxLynrh1YaTx24yoiz7d",
+	"FVMWk7yT4lq3l2p+zUWiPDymZJdj8W9jBgUuWzZJAAe7gO0p1ilKSytZqX1ksunSsMuv9f7/w+r9oynC",
+	"2eQFNWjuvDKLB52EyL3MG3k7x2tEyPUIHKaQY9qkscd4KUoz+cDicGBuLJiHbWYAyByB6E/HKNShusdI",
+	"LITKIsbrClLa9OzDiCyzNuT+1PJsGlXuvFJTDPqBzWQ911ieueMG/B3TTJQpKzwUSjGepuzJDXIiSNYR",
+	"nxlNsqbFoVykxn/oR0yVR5yaMLhYUitGUShxBGgFC5KEoiz2YSZQUHAseONEKup4wexaJdFKxdEVYSS/",
+	"kWnsgAGp8hynt14tAwuSdmFDdUt6CMesBj6AgAjOaigQJ+tKquAr8cj5y33yZGv7WZOA06HhkScECxtI",
+	"j2zXu9yU7VkjVOogdcEDog2CUEQUS+pgOIDnWhKHUxprNHzAOjAoGfiTJrlaZklTvOJcJDKZG0zHFEPa",
+	"oCcZC1ta9MGoOBpCQQcdUD5PU3hDKacYZpWumGPTvPvp7v8OAA==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

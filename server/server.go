@@ -93,10 +93,13 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 		}),
 	)
 
-	e.GET("/healthz", func(c echo.Context) error {
+	// Probes answer HEAD too (load balancers and uptime checkers use it);
+	// net/http sends no body for HEAD.
+	probe := []string{http.MethodGet, http.MethodHead}
+	e.Match(probe, "/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	e.GET("/readyz", func(c echo.Context) error {
+	e.Match(probe, "/readyz", func(c echo.Context) error {
 		if err := svc.Ready(c.Request().Context()); err != nil {
 			cfg.Logger.WarnContext(c.Request().Context(), "database not ready", "error", err)
 			return auth.ErrUnavailable
@@ -120,7 +123,7 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	e.GET("/docs/*", docs)
 
 	api := e.Group("/api", s.validateRequests)
-	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody}))
+	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody, unionForms}))
 	return e, nil
 }
 

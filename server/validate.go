@@ -77,6 +77,9 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			},
 		}
 		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+			if err := oneOfError(route, req, body, err); err != nil {
+				return err
+			}
 			return requestError(err, attempt)
 		}
 		if err := unknownFormFields(route, req, body); err != nil {
@@ -139,7 +142,7 @@ func unknownFormFields(route *routers.Route, req *http.Request, body []byte) err
 	}
 	var fields []auth.FieldError
 	for name := range form {
-		if _, ok := content.Schema.Value.Properties[name]; !ok {
+		if !hasProperty(content.Schema.Value, name) {
 			fields = append(fields, auth.FieldError{Field: name, Message: "is not a known field"})
 		}
 	}
