@@ -455,9 +455,9 @@ func checkResponse(req *http.Request, r response) error {
 			Route:      route,
 			Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 		},
-		Status:  r.Code,
-		Header:  r.Header,
-		Body:    io.NopCloser(bytes.NewReader(r.Body)),
+		Status: r.Code,
+		Header: r.Header,
+		Body:   io.NopCloser(bytes.NewReader(r.Body)),
 		// A HEAD answer has the headers of GET, and no body.
 		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true, ExcludeResponseBody: req.Method == http.MethodHead},
 	}
