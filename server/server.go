@@ -33,6 +33,9 @@ type Config struct {
 	Spec           []byte       // openapi.yaml as served at /openapi.yaml
 	// Metrics are more series for /metrics (the rate limits' own).
 	Metrics []prometheus.Collector
+	// Where the pages behind the links in mails are served (default
+	// /confirm and /reset-password, as the mailer's defaults).
+	ConfirmPath, ResetPath string
 }
 
 // stringFormats turns on kin-openapi's (process-wide) checks of the email
@@ -121,6 +124,14 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	docs := echo.WrapHandler(v5emb.New("Latchkey API", "/openapi.yaml", "/docs/"))
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
+
+	if cfg.ConfirmPath == "" {
+		cfg.ConfirmPath = "/confirm"
+	}
+	if cfg.ResetPath == "" {
+		cfg.ResetPath = "/reset-password"
+	}
+	registerMailPages(e, cfg.ConfirmPath, cfg.ResetPath)
 
 	api := e.Group("/api", s.validateRequests)
 	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody, unionForms}))

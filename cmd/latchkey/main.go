@@ -165,6 +165,8 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		TrustedProxies: cfg.TrustedProxies,
 		Spec:           latchkey.OpenAPIYAML,
 		Metrics:        limitMetrics,
+		ConfirmPath:    cfg.ConfirmPath,
+		ResetPath:      cfg.ResetPath,
 	})
 	if err != nil {
 		return err
