@@ -18,12 +18,14 @@ export interface paths {
          * @description Creates an account and, unless email confirmation is required, signs
          *     it in.
          *
-         *     **Secret account**: send `name` only (every other field must be
-         *     absent). The answer is `201` with the new `user`, the account
+         *     The body is one of two kinds (`RegisterRequest` is a `oneOf`):
+         *
+         *     **Secret account** (`SecretRegistration`): send `name`, and
+         *     optionally `locale`; no other field. The answer is `201` with the new `user`, the account
          *     `secret` (shown here and by `GET /me/secret`, nowhere else) and a
          *     `tokens` pair.
          *
-         *     **Password account**: send `email` and `password`, optionally `name`,
+         *     **Password account** (`PasswordRegistration`): send `email` and `password`, optionally `name`,
          *     `username`, `password_conf`, `bio`, `locale` and `timezone`.
          *     * With email confirmation off, the answer is `201` with `user` and
          *       `tokens` (no `secret`).
@@ -54,6 +56,11 @@ export interface paths {
          *     * `locale`: a BCP 47 tag; defaults to the best match of the
          *       `Accept-Language` header, else `en`.
          *     * `timezone`: an IANA time zone name; defaults to `UTC`.
+         *
+         *     A body of neither kind is `400 INVALID_REQUEST`: its `details` name
+         *     the fields of the kind it comes closest to (`{"name": "A", "bio": "…"}`:
+         *     `bio` is not a field of a secret account), and its `message` lists
+         *     the kinds.
          *
          *     Failures: `400 INVALID_REQUEST` (with field `details`),
          *     `400 WEAK_PASSWORD`, `403 REGISTRATION_DISABLED` (registration is
@@ -86,7 +93,10 @@ export interface paths {
          *     * `{"username": …, "password": …}` for a password account
          *       (the email and username are matched regardless of case).
          *
-         *     Any other combination is `400 INVALID_REQUEST`.
+         *     (`SignInRequest` is a `oneOf` of these three.) Any other combination
+         *     is `400 INVALID_REQUEST`, whose `details` name the fields of the
+         *     credential it comes closest to (`{"email": …}`: `password` is
+         *     required) and whose `message` lists the three.
          *
          *     On success a new session starts (its `User-Agent` and client address
          *     are recorded, see `GET /me/sessions`) and the answer is an
@@ -416,6 +426,11 @@ export interface paths {
          *     most 500 characters, `locale` a BCP 47 tag, `timezone` an IANA time
          *     zone name, `location` at most 100 characters, `birth_date` a real
          *     `YYYY-MM-DD` date from 1900-01-01 up to today.
+         *
+         *     A body of neither kind is `400 INVALID_REQUEST`: its `details` name
+         *     the fields of the kind it comes closest to (`{"name": "A", "bio": "…"}`:
+         *     `bio` is not a field of a secret account), and its `message` lists
+         *     the kinds.
          *
          *     Failures: `400 INVALID_REQUEST` (with field `details`),
          *     `409 USERNAME_TAKEN`.
