@@ -71,7 +71,10 @@ func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) 
 	// password account has an email (a valid one: never empty).
 	pw, err := in.AsPasswordRegistration()
 	if err != nil {
-		return nil, err
+		// The only member that can fail to decode after validation: the
+		// generated Email type parses it again (net/mail), stricter than
+		// the spec's format.
+		return nil, auth.Invalid("email", "must be a valid email address")
 	}
 	locale := string(deref(pw.Locale))
 	if locale == "" {
