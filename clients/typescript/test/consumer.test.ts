@@ -87,6 +87,29 @@ describe("a strict consumer", () => {
   });
 });
 
+describe("register() narrows on signedIn", () => {
+  let confirming: Server;
+  before(async () => {
+    confirming = await startServer({ LATCHKEY_EMAIL_CONFIRMATION: "required" });
+  });
+  after(async () => {
+    await confirming.stop();
+  });
+
+  it("a password account waiting for its confirmation: signedIn false, no tokens stored", async () => {
+    const { createLatchkey } = await import("@latchkey/client");
+    const lk = createLatchkey({ baseUrl: confirming.baseUrl });
+    const outcome = await lk.session.register({ email: "pending@example.com", password: "correct horse battery staple" });
+    assert.equal(outcome.signedIn, false);
+    if (!outcome.signedIn) assert.equal(outcome.code, "PENDING_CONFIRMATION");
+    assert.equal(await lk.session.tokens(), null);
+    const secret = await lk.session.register({ name: "Ada" });
+    assert.equal(secret.signedIn, true);
+    assert.equal(typeof secret.secret, "string");
+    assert.deepEqual(await lk.session.tokens(), secret.tokens);
+  });
+});
+
 describe("the package", () => {
   it("loads with require() (the exports default condition)", () => {
     const r = spawnSync(
