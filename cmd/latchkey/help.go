@@ -24,9 +24,9 @@ var settingGroups = []struct {
 	{"Service", []string{"addr", "public-url", "trusted-proxies", "log-format", "log-level"}},
 	{"Storage", []string{"data-dir", "database-url", "master-key", "redis-url"}},
 	{"Accounts and tokens", []string{"registration", "email-confirmation", "jwt-audience", "access-token-ttl",
-		"refresh-token-ttl", "refresh-reuse-grace", "two-factor-ttl", "avatar-max-bytes"}},
+		"refresh-token-ttl", "refresh-reuse-grace", "two-factor-ttl"}},
 	{"Mail", []string{"smtp-url", "mail-from", "confirm-path", "reset-path", "confirm-token-ttl", "reset-token-ttl"}},
-	{"Limits and password hashing", []string{"rate-limits", "login-max-failures", "login-window", "registration-limit",
+	{"Limits and password hashing", []string{"avatar-max-bytes", "avatar-decode-budget", "rate-limits", "login-max-failures", "login-window", "registration-limit",
 		"hash-concurrency", "argon2-memory", "argon2-iterations", "argon2-parallelism"}},
 }
 
