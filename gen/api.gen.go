@@ -143,6 +143,81 @@ func (e ErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for HealthStatus.
+const (
+	HealthStatusOk HealthStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the HealthStatus enum.
+func (e HealthStatus) Valid() bool {
+	switch e {
+	case HealthStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKAlg.
+const (
+	JWKAlgEdDSA JWKAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the JWKAlg enum.
+func (e JWKAlg) Valid() bool {
+	switch e {
+	case JWKAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKCrv.
+const (
+	JWKCrvEd25519 JWKCrv = "Ed25519"
+)
+
+// Valid indicates whether the value is a known member of the JWKCrv enum.
+func (e JWKCrv) Valid() bool {
+	switch e {
+	case JWKCrvEd25519:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKKty.
+const (
+	JWKKtyOKP JWKKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the JWKKty enum.
+func (e JWKKty) Valid() bool {
+	switch e {
+	case JWKKtyOKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for JWKUse.
+const (
+	JWKUseSig JWKUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the JWKUse enum.
+func (e JWKUse) Valid() bool {
+	switch e {
+	case JWKUseSig:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LogoutScope.
 const (
 	LogoutScopeAll     LogoutScope = "all"
@@ -158,6 +233,21 @@ func (e LogoutScope) Valid() bool {
 	case LogoutScopeCurrent:
 		return true
 	case LogoutScopeOthers:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReadinessStatus.
+const (
+	ReadinessStatusReady ReadinessStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case ReadinessStatusReady:
 		return true
 	default:
 		return false
@@ -306,6 +396,17 @@ type DisableTwoFactorRequest struct {
 	Code TwoFactorCode `json:"code"`
 }
 
+// EmailCredentials defines model for EmailCredentials.
+type EmailCredentials struct {
+	// Email Matched regardless of case.
+	//
+	// Example: ada@example.com
+	Email openapi_types.Email `json:"email"`
+
+	// Password Example: correct horse battery staple
+	Password string `json:"password"`
+}
+
 // EnrollTwoFactorRequest `password` for a password account, `secret` for a secret account.
 type EnrollTwoFactorRequest struct {
 	// Password Example: correct horse battery staple
@@ -347,6 +448,49 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// Health defines model for Health.
+type Health struct {
+	Status HealthStatus `json:"status"`
+}
+
+// HealthStatus defines model for Health.Status.
+type HealthStatus string
+
+// JWK An Ed25519 public key (RFC 8037).
+type JWK struct {
+	Alg JWKAlg `json:"alg"`
+	Crv JWKCrv `json:"crv"`
+
+	// Kid The key id, as in the `kid` header of the tokens it verifies.
+	//
+	// Example: 1bc4
+	Kid string `json:"kid"`
+	Kty JWKKty `json:"kty"`
+	Use JWKUse `json:"use"`
+
+	// X The public key, base64url without padding.
+	//
+	// Example: 11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo
+	X string `json:"x"`
+}
+
+// JWKAlg defines model for JWK.Alg.
+type JWKAlg string
+
+// JWKCrv defines model for JWK.Crv.
+type JWKCrv string
+
+// JWKKty defines model for JWK.Kty.
+type JWKKty string
+
+// JWKUse defines model for JWK.Use.
+type JWKUse string
+
+// JWKS A JSON Web Key Set (RFC 7517).
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
 // Locale A BCP 47 language tag.
 //
 // Example: en-GB
@@ -376,51 +520,35 @@ type LogoutRequest struct {
 // Example: current
 type LogoutScope string
 
-// RecoveryCodes defines model for RecoveryCodes.
-type RecoveryCodes struct {
-	// RecoveryCodes Ten single-use recovery codes, shown this once.
-	//
-	// Example: ["7hq4-2mzx","c9dk-w3pe","4tjn-8rfa","xq2v-6bhs","m5yg-p7ku","3fzc-9nwd","e8rt-5xjq","k2wb-h6mv","9pgs-d4ly","u7an-c3tz"]
-	RecoveryCodes []string `json:"recovery_codes"`
-}
-
-// RefreshTokenRequest defines model for RefreshTokenRequest.
-type RefreshTokenRequest struct {
-	// RefreshToken Example: t36ij5en5cQokmB-MT5F0nw83iTzyG60r2N4Z4e1tTs
-	RefreshToken string `json:"refresh_token"`
-}
-
-// RegisterRequest A secret account: `name` only. A password account: `email` and
-// `password`, plus any of the other fields. See `POST /register` for
-// the rules.
-type RegisterRequest struct {
+// PasswordRegistration A password account, signing in by email (or username) and password.
+type PasswordRegistration struct {
 	// Bio At most 500 characters.
 	//
 	// Example: Poetical scientist.
 	Bio *string `json:"bio,omitempty"`
 
-	// Email Required for a password account; unique in its normal form (see `User.email`).
+	// Email Unique in its normal form (see `User.email`).
 	//
 	// Example: ada@example.com
-	Email *openapi_types.Email `json:"email,omitempty"`
+	Email openapi_types.Email `json:"email"`
 
 	// Locale A BCP 47 language tag.
 	//
 	// Example: en-GB
 	Locale *Locale `json:"locale,omitempty"`
 
-	// Name Display name, 1–64 characters. Required for a secret account.
+	// Name Display name, 1–64 characters; defaults to the username, else the email's local part.
 	//
 	// Example: Ada Lovelace
 	Name *string `json:"name,omitempty"`
 
-	// Password Required for a password account. 8–128 characters, not a common
-	// password, not containing the username or the email's local part;
-	// a breach is `400 WEAK_PASSWORD`.
+	// Password 8–128 characters, not a common password, not containing the
+	// username or the email's local part; a breach is `400
+	// WEAK_PASSWORD`.
 	//
 	//
 	// Example: correct horse battery staple
-	Password *string `json:"password,omitempty"`
+	Password string `json:"password"`
 
 	// PasswordConf Optional confirmation; must equal `password` when sent.
 	//
@@ -436,6 +564,35 @@ type RegisterRequest struct {
 	//
 	// Example: ada_l
 	Username *string `json:"username,omitempty"`
+}
+
+// Readiness defines model for Readiness.
+type Readiness struct {
+	Status ReadinessStatus `json:"status"`
+}
+
+// ReadinessStatus defines model for Readiness.Status.
+type ReadinessStatus string
+
+// RecoveryCodes defines model for RecoveryCodes.
+type RecoveryCodes struct {
+	// RecoveryCodes Ten single-use recovery codes, shown this once.
+	//
+	// Example: ["7hq4-2mzx","c9dk-w3pe","4tjn-8rfa","xq2v-6bhs","m5yg-p7ku","3fzc-9nwd","e8rt-5xjq","k2wb-h6mv","9pgs-d4ly","u7an-c3tz"]
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+// RefreshTokenRequest defines model for RefreshTokenRequest.
+type RefreshTokenRequest struct {
+	// RefreshToken Example: t36ij5en5cQokmB-MT5F0nw83iTzyG60r2N4Z4e1tTs
+	RefreshToken string `json:"refresh_token"`
+}
+
+// RegisterRequest Exactly one of the two kinds of account: a secret account (`name`
+// only) or a password account (`email` and `password`, plus any of
+// the other fields). See `POST /register` for the rules.
+type RegisterRequest struct {
+	union json.RawMessage
 }
 
 // RegisterResult defines model for RegisterResult.
@@ -488,6 +645,27 @@ type Secret struct {
 	Secret string `json:"secret"`
 }
 
+// SecretCredentials defines model for SecretCredentials.
+type SecretCredentials struct {
+	// Secret The account secret of a secret account.
+	//
+	// Example: jYlteToYeQUM17T7sCCXNsvgtc5mpKBUgohsnGwG3IM
+	Secret string `json:"secret"`
+}
+
+// SecretRegistration A secret account; the answer carries its secret.
+type SecretRegistration struct {
+	// Locale A BCP 47 language tag.
+	//
+	// Example: en-GB
+	Locale *Locale `json:"locale,omitempty"`
+
+	// Name Display name, 1–64 characters.
+	//
+	// Example: Ada
+	Name string `json:"name"`
+}
+
 // Session defines model for Session.
 type Session struct {
 	// CreatedAt When the user signed in.
@@ -527,19 +705,7 @@ type Session struct {
 // SignInRequest Exactly one credential: `secret`; or `email` and `password`; or
 // `username` and `password`.
 type SignInRequest struct {
-	// Email Example: ada@example.com
-	Email *openapi_types.Email `json:"email,omitempty"`
-
-	// Password Example: correct horse battery staple
-	Password *string `json:"password,omitempty"`
-
-	// Secret The account secret of a secret account.
-	//
-	// Example: jYlteToYeQUM17T7sCCXNsvgtc5mpKBUgohsnGwG3IM
-	Secret *string `json:"secret,omitempty"`
-
-	// Username Example: ada_l
-	Username *string `json:"username,omitempty"`
+	union json.RawMessage
 }
 
 // SignInTwoFactorRequest defines model for SignInTwoFactorRequest.
@@ -724,6 +890,17 @@ type UserUpdate struct {
 	Username nullable.Nullable[string] `json:"username,omitempty"`
 }
 
+// UsernameCredentials defines model for UsernameCredentials.
+type UsernameCredentials struct {
+	// Password Example: correct horse battery staple
+	Password string `json:"password"`
+
+	// Username Matched regardless of case.
+	//
+	// Example: ada_l
+	Username string `json:"username"`
+}
+
 // AcceptLanguage defines model for AcceptLanguage.
 type AcceptLanguage = string
 
@@ -736,14 +913,23 @@ type Conflict = Error
 // Forbidden The body of every error answer.
 type Forbidden = Error
 
+// Healthy defines model for Healthy.
+type Healthy = Health
+
 // InternalError The body of every error answer.
 type InternalError = Error
+
+// MethodNotAllowed The body of every error answer.
+type MethodNotAllowed = Error
 
 // NotFound The body of every error answer.
 type NotFound = Error
 
 // PayloadTooLarge The body of every error answer.
 type PayloadTooLarge = Error
+
+// Ready defines model for Ready.
+type Ready = Readiness
 
 // ServiceUnavailable The body of every error answer.
 type ServiceUnavailable = Error
@@ -847,6 +1033,156 @@ type RegisterJSONRequestBody = RegisterRequest
 
 // RegisterFormdataRequestBody defines body for Register for application/x-www-form-urlencoded ContentType.
 type RegisterFormdataRequestBody = RegisterRequest
+
+// AsSecretRegistration returns the union data inside the RegisterRequest as a SecretRegistration
+func (t RegisterRequest) AsSecretRegistration() (SecretRegistration, error) {
+	var body SecretRegistration
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSecretRegistration overwrites any union data inside the RegisterRequest as the provided SecretRegistration
+func (t *RegisterRequest) FromSecretRegistration(v SecretRegistration) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSecretRegistration performs a merge with any union data inside the RegisterRequest, using the provided SecretRegistration
+func (t *RegisterRequest) MergeSecretRegistration(v SecretRegistration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsPasswordRegistration returns the union data inside the RegisterRequest as a PasswordRegistration
+func (t RegisterRequest) AsPasswordRegistration() (PasswordRegistration, error) {
+	var body PasswordRegistration
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromPasswordRegistration overwrites any union data inside the RegisterRequest as the provided PasswordRegistration
+func (t *RegisterRequest) FromPasswordRegistration(v PasswordRegistration) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergePasswordRegistration performs a merge with any union data inside the RegisterRequest, using the provided PasswordRegistration
+func (t *RegisterRequest) MergePasswordRegistration(v PasswordRegistration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t RegisterRequest) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *RegisterRequest) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsSecretCredentials returns the union data inside the SignInRequest as a SecretCredentials
+func (t SignInRequest) AsSecretCredentials() (SecretCredentials, error) {
+	var body SecretCredentials
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSecretCredentials overwrites any union data inside the SignInRequest as the provided SecretCredentials
+func (t *SignInRequest) FromSecretCredentials(v SecretCredentials) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSecretCredentials performs a merge with any union data inside the SignInRequest, using the provided SecretCredentials
+func (t *SignInRequest) MergeSecretCredentials(v SecretCredentials) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsEmailCredentials returns the union data inside the SignInRequest as a EmailCredentials
+func (t SignInRequest) AsEmailCredentials() (EmailCredentials, error) {
+	var body EmailCredentials
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEmailCredentials overwrites any union data inside the SignInRequest as the provided EmailCredentials
+func (t *SignInRequest) FromEmailCredentials(v EmailCredentials) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEmailCredentials performs a merge with any union data inside the SignInRequest, using the provided EmailCredentials
+func (t *SignInRequest) MergeEmailCredentials(v EmailCredentials) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsUsernameCredentials returns the union data inside the SignInRequest as a UsernameCredentials
+func (t SignInRequest) AsUsernameCredentials() (UsernameCredentials, error) {
+	var body UsernameCredentials
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromUsernameCredentials overwrites any union data inside the SignInRequest as the provided UsernameCredentials
+func (t *SignInRequest) FromUsernameCredentials(v UsernameCredentials) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeUsernameCredentials performs a merge with any union data inside the SignInRequest, using the provided UsernameCredentials
+func (t *SignInRequest) MergeUsernameCredentials(v UsernameCredentials) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t SignInRequest) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *SignInRequest) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1261,11 +1597,17 @@ type ConflictJSONResponse Error
 
 type ForbiddenJSONResponse Error
 
+type HealthyJSONResponse Health
+
 type InternalErrorJSONResponse Error
+
+type MethodNotAllowedJSONResponse Error
 
 type NotFoundJSONResponse Error
 
 type PayloadTooLargeJSONResponse Error
+
+type ReadyJSONResponse Readiness
 
 type ServiceUnavailableResponseHeaders struct {
 	RetryAfter *int
@@ -5197,294 +5539,308 @@ func (sh *strictHandler) Register(ctx echo.Context, params RegisterParams) error
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rctvGtj/4Kl3cZyqUCpSom2NTtWsOLdGOHN0iUXHszYzQJJokLLCbQTdN09muyjtkqs4LTP2/zyvM",
-	"eZM8ydRaqxtogKAuvuRk77+/2CIJ9L3Xff3Wr7WBmkyVFNLoWuvXmnjHJ9NE4N/tmRlfCD1LzMGYJ4mQ",
-	"IwFf69lkwtNFrVXrzlVjyAdGpWyQPRHU3vJkJqixaZwKfR3LWmun2QxqZq6u6YXrVPwyi1MR1VomnYnC",
-	"T0bdCFlr1S67P6WLk8fd+Tzpq+fvXkzml4+fN14dfHfdffzjq+jdT6MX5pfzN/rb1+3ahw+BN94utKCL",
-	"g72MR1JELJb+CPlgILTOehSLF+P+80F8Fr949rpz0f3h8kgfTcz09cHRo6M3z+JX73+Ijw9eNMVPbXjm",
-	"+x+3foiHP2yIxYvpYOcEvlLRdxfzs/jx2/7zJ29evXyn+junzbM3o/nZYRteHUcvf4Dn9KufLt7w5yYR",
-	"0IU83XoVQxdP47OXnfev37xOjruv35y8/MGcPn+18/qyufeqe7V13H1xc/LyZPd19yI+3X717uQA37XD",
-	"i96cTK62Xh8+Gx93T+PT56/M6fPOLr77/vXNcfdZcjJ59f4VvPvyZPs1vDtJxtHB0aOT7mD75P2rvZPD",
-	"9vzkYB6//mk8P3qj3p2+f/X+9M3N/Kzbng9/2OhPnjSPX3bMYPLjuH+w9Z6/jGavfrrYGkyuakFhs5/A",
-	"ZqdimAo9vvZ/2N57st30f3Qrb3YexW/2hNwb/KBuJk8bJ929Z005f7wTd98vnj9qptunu693xZbp6lpQ",
-	"00LrWMnrOKq1at8OtsVetMUbO/3dYWOXPxaNJ4NHUWNLbA93+G5/b/AoqgU17OnaLKai1qo9FTwVaW3F",
-	"iRzyRIsPcKTGgkcixZPU6fIR/B8JPUjjqYkVjLstmZryX2aCvRUpjIkZPmJqyMxYMP6WG56yOme/zJQR",
-	"EdMmjeVobaMWuItWa9V6tZ1fthvfznu1WlDLB0HXQg/GYsKhXztyagLP+6m6NCoVFYNK5nyhWShVQ8MT",
-	"4T4NR+q5SNmAp2ksNOMMl4SplHGmxSAVpjgw9/qtw5pyY0QKvf5f7vn/qAVLo/0Q1KY85RNh7HK2BwMx",
-	"NcdcjmZ8VDGH7liwmRbpN5pNUzEUaSoiltjH9T7jhqViFGuTcoPLPhasL7RhE24G457si4GaCE0THwzU",
-	"TJpvNAsTNeCJCNlMJkJ7n2PNRvFbIVldJFqwUMhwbaMnC+sxTBsH3wVsmO7/8vfmxpOACYl/Pa4FNTjc",
-	"9rTUgprkE3iB5tjIJnnbdn6ARdZTJbXw1gdWHEi0NEIa+JNPp0k8wClvvtFKEpm1I4QnI+z44KBz3u0c",
-	"1oLaRGiNC1w7socyilKYel8kSo40M4px6ZYoYJxNeJzAeijJYqPZnC82ah/8of9HKoa1Vu1vmznr2KRf",
-	"9WY2bJxR6Vja3/YrO2Exji8V8DWXCyUFjE0LGbHYMKN6sh7C/HCzQjdF2qYPQe0pjy7ELzOhzf2XDFc6",
-	"lm95EkdFbnF0+mP7+Ojw+qLzw1XnsuvzDLvGy09EwvA40bXWP36tDWORAHESMNHCNkxm2rC+YJxhtwyf",
-	"cLtS+/Cz/yz+1mJ3vPLBErfqGXTPvu+c3jJ+93veK1y9JJY3sM52cYBIjLlmRMujDex0LvhNsc+Xnfb3",
-	"1+fty8uXZxeHFX2Wf69asSnXeq7SqHrRDEsE14Y9Bokj5QMkJ8VFcw202B1vfbj3qe6kqUqrjjQsVUqn",
-	"DlZrwpOhSicC16ufCn6jGWfpLBEtFpYOTMjq89iMezK0qxCyqUgZLsNawMLCWtmHGWf500KadMEkn8Ry",
-	"1JNwtd3Msce1AAYRFrY5ZHUu6fgELBVaGHjGZGJcTxJLMGOO85nJG6nmMnD7Dk/PtIjcnTtQcpjEg4fe",
-	"OPt7PynJk6dn3ev2+fnx0UH76XGn4vwsPeAfWqAmU2HZQaSEZlIZBn0tgJAYeMCSOTq/dDcLI+ictI+O",
-	"r7vt6itT/PV+1x06TVLBo4XlVwLY6Iefl8ZeuNSs8jU7bAkrV6JX7eOLTvvw1XXnFFam6u4tP+ENIBfk",
-	"vY5tR9Qr8GJia363V5edi9P2SWflki09ULVqWdulhTMcqFrFWrkXmHto47PcZnecNcPLBldKG26Ek+e0",
-	"SN/GA7jL3kkIg54Mi9MMAxaWljvEy1g8vyGrm7HoyTtP7U0sIxiDPb3QFI7LXcNnKu3HUSTkA+9hFOuq",
-	"o3RwcHZ12r0+PLpceZaWHyntkBtqrJnrhc6RL7QV+73oPD+67F60u0dnp7d1vuq5fAQXXh8wgkGidHaO",
-	"5UDJYQxEuurqww4dnJ0+O7o4qey8+qm86wNqnC3ULC1d6WGcavN5DuopHJEkUXMRtVhYuSBwBisGi6e1",
-	"vH10OJ+dXTw9OjzsnIb2WB1JA9csoWF8jBx6dNqFe3FclENts0xAuw+QLVcuR+j6CVuMSzaT4t1UDIyI",
-	"2JDHySwVGwwYdV9FC6ZBM5LKjGM5YhOViv3saouUJWpEl7CeKHXDhsAdfRYfreF4T5V5pmby44Rz2I9n",
-	"Z1enxYMDWzqENj/LgmR9hC0mFdOzwRj4vZqlA2FnZckodnfOF4niUVepY56OxEdN67z96visDYLG2fVx",
-	"++J5Z0mmdKuI+wCUWymWQH+fZcpL/YctUgqht7rdyNkU5ikiFk/4SKyhBvJW0G9JPIkNDuWS6PyV5G95",
-	"nDg55QGEFdqkjoo05uzHzgUMspK0FH4srpxlPDDc/kwv9hlIfnzEY8n0WKUmWTjiVhixx6dP2z+2j45X",
-	"iFXFX1d2bcRkqlKexsmCeT19HpLWrW68xcJ8XYBhKsUmXC5yWXfM9VhoEHZ70hpcIgETAxV3oWQEmxun",
-	"bCImKl2w/iwaCROwWLJpqkZAmfdZKnBBh0akPRlewKdGGz6FTIuBkpFeQxLpLRQxbxZxw/tci4x19ySZ",
-	"Waz1wDMgec0umzsuqRtg+XMeg9YyVKmAfQY6RVtd10IaEk38RSmak7b8nZjEMp7MJvitNTjE0oiRwC34",
-	"ENS6Sp1wubCKs/6oi3/R7nauj49OjsoGh67bK27g6Bjtn9uEG/F5iL/fP9z55V697WWVu7vxeXeqsCGP",
-	"mreZz+7coSvJZ2as0vj9Q2xBOt+fKpvAwdlh5xaTgP25SAjgGRaTeIo2ASI5g1REQpqYJ3pFXxedw85p",
-	"96h9fHlbl4WnSj3nXTCeivIIUgEqaVmWfHbRufyOtN7ri87V5QpRsvKxkixrbdXWXDrnuYYEHTv5AS3S",
-	"DB9/q25ycRO2D0Y/4KY8yqvT9lX3O5j2QbtbOcDlJ/KxtfOGs57pmH1GIdMffIuFpfGErC5V4BuJnKGA",
-	"HCs9qdLi8gVkbrZr5JYN7B0VJwGsHqkC64aj9oE1VGMrpGLAu1X7CLYOuPkwnJ4s7mEqpglfrN67tYLp",
-	"BK5D2JM0Fs9awnByA2D2C7weTh+7kno2narUiOhERDHvLqZ2Ux9IWq9OL6/Oz88uup3D65PO4VH7uvvq",
-	"vFNWOKDNBvSRG7xKrX8WOls9GBC5WeiPIkRpCwUsEDUn3KyRuFmh54LyThfF9l82ffMoiuEVnpyn8L6J",
-	"hbYOmqA29b7KyV1ZLuycHh6dPncqEGpJIRvaY+gpihzIOdBwqyDit4FnaWYK7NPzWAsk8BLI9j9qVe3X",
-	"gtwE/7PvQmjnhvmiAyCovWtAi423HC0bGpsWMorl6MAbTy3Il+fnD95B8I7PJ1n6gwpHU86+/kGrnPf7",
-	"c/a86r8RAwMHrU09uFNf2g+6wHhsYKINJZOFGxSbj5X2CT6MjlvlrDHhkehJen+fhY4mkNJHunady4ip",
-	"KZ2YzEy0xuBrnsmM1rFjN5AarAW55bmwZdPcHl1aGd/jfOdZXbYbq5kBFxUadsg4wIiubPTkOgsrPJMt",
-	"ho2FLaadM3ufCSQ/Ibq8z3mchmRCZrHuScamqUCpsR76rm4wDuT+UPiUO2nBQsBYWHDQhkH+hf8kC3NP",
-	"bIirjO+WffnoseF9GMgtcwPRCI9FFkuwz/BwLLcHvXD0C+nC0FE8sFMOmFRE7vUGa5PrMzaMGxzi+dll",
-	"l20Ce9vMCXpIB6NIVoohAkuuVvbiZZfVs/3AEa9tVB0W3w++SqicSRMnzmcJdxe7ZX/89n8zlQaWamXr",
-	"E+CTFcsNz9vuCrIo+uVvEzmrvfZ3j7bIXu27lcuSjSULBbjfeFas/xk534v932s7/BiCKuezFPNMMqhq",
-	"kFgbWK9ncSVx8AMObue5eHeRXH5YEZHgUXdLT2x3faUSwWXpxRWLhcK0OzzEDvBacLPqQrB6/vyqpSwx",
-	"iKrxV3IJ1NWv0CDzQE4/jJMVEQMkddTPT58H7MV553nAnh89AzntpeifF7etH0uQwu+aDvZVNf6DMZcj",
-	"0QG24/mdHzCLzP1UffYs9y7cmRqP+H8m6q1I+EBsuK+9SWX+J/7uWMiRGcM92604nBlXqz4kszQV0uQM",
-	"szCIgUpTMTBsrFItWB8DQBZMG06DuX093Qh9Zrtibc/tIx+3vHYO1/5MP3YOQU2K+fXqNXv8x2+/b237",
-	"3uV9poVwt8p58MLcoDxLRHlraddlxPoCRoOLPx2nXN+9qEtzLQ24co1JqvyEA3wLlcGf2DBVE5wu9CEi",
-	"DCooTnr7+qg/fjd//ah/LQZz/VZcbc+eXX57czVJnv749urFHu+r5i/Db08PTsqn+tGdhAiHd8vUu3P1",
-	"DAnVRx6wSn3Dvz6PGlE8ig2ZTlxMWK5RAzOfTosLsvtku7nzpDjXR7vIJN3HrXuJ6FXzPhSJMOJE3He+",
-	"Jck9E7itHOI+5yqFE+7tA/Qpd7qXV/DzXE3qpdjGm1eJEV31SvxwdbL1bfdbfXDw06l+OzKDvcn0+6dX",
-	"IzXW8vn8+c7R/c7V8lKSU/MzHaFbhQPXxQE8fO+97shUJcmDx/d1y1dueeYGfaCehw4oNbSKGjo9reC1",
-	"vDz3ORA4DjoMXjhFFR1CRVBTNE8/VTfCBiMFbD4WEj5Yj9yQ6DNa8dDMACOLjZjouwbzDLqwNqNszXia",
-	"8kWtaJ0oq03j2YTLRip4BPcIVIaES+x7Hy1DE8GlwUOFbho+KbHLe4XGfQZjRr7aFZPQBgYfsAkfjGMp",
-	"vOngLkPzG+xSCKT8+CyLKVQ1liZV0WzgFtsZI5ajCssxc+W4vZLRftliXG1iX2H6XhVcUR33UBEHkkUR",
-	"1IKCp/uk0/3u7BBbaB8fn730WnWhQUuxQsshS0sBYFVe55VW05KnyotOKPhefXdowRS0vDn3MOIdkXHc",
-	"EeCg9lLwm/NcULO/ow6Yfzygk3lVch/kv3tul6B2QeovtnFB7pCgEAVz6CJ9ghoKfKfKHGRhMJnFznsq",
-	"Dynyoh2C2okwYxWdKtOm6BPXXpfT6K+sxc19bpOjpCNdu/BqHv23HHmwwnge1C64EcfgoberQDEksHW5",
-	"rx3XK3OAg3nUI08PVTExNO3XW+I98ZGA9RdohnpxeXaKBs0KMlXFwioNt59GzWjMt5OzY4x3r6JlTw/O",
-	"2e63WYg9M3xUmopsPH9aZJ07ewXJdDvw0wH+0W685o33P/+6HTz+UG/Yj83Gk59/3Qoef1hb/4+qdTlW",
-	"IzUzHyeuvKQQ2T4md5AOgrbhzCAc6oGainCDwZNqZpiSAqNEerJk8MxD/sgCZBQTMqqyD95hoDrCazqM",
-	"ha5oj/iwVIUhs1gzNJUWVv9hCTJ3iDdBDRfiLuZOe3GJj1aKRP4DSzN/OY4HYzdh7WZcj8SQzxLDQqsl",
-	"hWut/G9cowFYnNJvNISqoctFh1Z4wk/ZGjqNKhNFeZK4J+0zPVm3pn9ypdgbNUD7wlrRD2DHUAtq1Gkt",
-	"qPEkKXKA/JmlFb2wnkCg3PqB1MZ5Ea8H7uVycIxkOpajRDRmWhSdjjpgeqzm0vrY5KBIgf5R+3b8y25j",
-	"e/L+XS2oDZ5EN435DlLUXfNGNh6nQw5865ftt41H/TGenb3FqDH99mZWC2o7w/eDxhM5B7IiHqemsffu",
-	"zS+1oHazPe83xo8mb2tB7cl0pBvRbgK2tNm3XDYGO+Z97WdPgFwmfvzdEf24RQZg71NRhiyRuNJCVVG4",
-	"Ii/8GK1s6UZ/oVu4NDe/2+qpkR3p46hju6SctVgI/CpEw+4Gay8pdy0W4nUJybGTK4MBmyYzTNJxd5Au",
-	"JukbJPFWmb4oS4FsXxWUtB+rCsZk2ERpw/aaTc+8VqSN50qAgJQwPYiB2mqzUVz9vWazyiFTbYC9sHuy",
-	"QuXdZzMZg88hJq+pBNtrAg9PIEJLsBCEoA1aubVl8639tDFQk4+y3CYZB7+ddONTH1wuWnmSh7GGEAiU",
-	"WAK29cdvvz/a9deXlVZhWa/3nNoRZ8fWKP1Ay9Vthug79mGDLVtdAwqeZwM1mQDxz8NG4PuBkobHEtiA",
-	"sdmFMH1mbbK4A99ohgvMpjw1+z3JMY1nMMacs91mkxXTcsopgg81ZLgBXkPMQZV3ywoufkjCPim94pcZ",
-	"SDS5hQZliWXB4aFDMvFEvFfybruUe66UHLJiBtNZP4kHbMxlBBrzzh+//b7TBPIRtv/47ffXjP/x2+/v",
-	"WfOP335/wq7ZBmuE2UVLxYinEeZrqiEbcC2WbtU1uRTKsmez8eR6o/HzrzvBTvPDf9TuZebJiey9/PpF",
-	"EpYbppb1Bntu3VWqF6+UJv8axSzDn14URE8WRZ0N9r0QUxYbpvlQ7LPweafLNidi09niQCDQ8DuFI5YO",
-	"6cMsZdV+TX0vnybEI7jzcdcLQDWXeCK+mHVZzRORF+a+Ii3MJ/rjPie9rvR+Vc9DCxn5oT7/qrMwn+a3",
-	"u90zCT4y9wSr39fvtvYJrrY/hUg/cET397xRkifs15/teLvDxXuZUcovRF77XItHu7M0wUCgKfSyBL3w",
-	"SZSwNGs7tuq5ojL6wMkOUsGNiK65qdKthcyEmDwarLTHze29xtZWY3ur23zS2mm2ms2Nre2d3b1Hr30a",
-	"EHEjGsD1q06aU3irRoAyP2qdcdG4oYaZHo8x8V4oU2GEFvllKZLFxR7dOnPXmaBIJBQPrAoloqqF2IaF",
-	"2Gq2dvdaW9sbe/dfg7jkrbon4MidAULxdIX7OImFNFn4pl1N2ORGLAMWDxlmZZfnuLPR3Nja2tn4thbU",
-	"5CyxWUCFNc77Trg21y5ufnkI8LPrkXkx3DiWWLvFX3nePmaZ4Shf81HlaeuOrV7VaI/QTlSxKFwuiuM5",
-	"Ue/jJOGbextNVv9pa2ufHcdy9o69e/zo+tHuGnsWp2Ko3m1u7e5tNO9etNJ9xz317qi/poUjXJgZ7np+",
-	"rSqpRTySR/LjdPzOOz4wyYIp6UfRtjIv7T4Gtudavcea9jGDKnSifPnnKoX9i8gawWf3Ed/JKzAC9zYN",
-	"97P6lovq0rIac7cstuLI/PnBCPcNOqwIUS1eYM8hni/IQ/C/HiyjlMcdrA6l6Hoa8RL601H7tM2ApDF4",
-	"pMID1JnBKm8eKxkpWRznPcwjuRr1sM28R9TyfoatwwFPx2aZofTaYgSQxXqzZnNn4DeG34iwOMePx017",
-	"H708is/io/mrN8n4ZPvV9uvLF0/uQBr7nJHV//NR0l8sKBqyLXkkcIOLAb729XCDXaJTAaRIVk+VAV62",
-	"9il+pwdHWWf+sLHQVnlxCSvMKGtQzc0b+LAu63OfSyD7qIjtEmEpXLxCk4VzWt7DyiNVWL5KypQNYyUG",
-	"HF3k0I8xoa+Kjq0cEG+JAhVI/r3iHbtn3fPbgx4xDVBJ0ZMzCRJT0aVVNlh9VFCkN3KKhZu41Lv7U1Fl",
-	"pjD061m6IlD7RiwY14xLFtpnW5ubIbu6OCqe0PxHo8x085ibwfhGLFo84v/HbtMTmP5PEkP+/uLp5ctX",
-	"O4fnne/Ov985/+m8/BnI8PajWOuZSP/umqMveTJSaWzGk79fftfeou9wX/TfH9GnqUhjFf19p1m137+k",
-	"14MV4U4/XGS7GnpLEwa4BiyMuOEtDMHfnMrRPmngASzHcXE5qh+Mf3x6djFvfv98pNrtdvv08mrcuRrB",
-	"nx345+lB+xX8P3w2uHwBfxxeJZ0ffrzYlc9PR6+eH+4ezttPn7Y77fnl9tlVG195cXG110lvXoxGo7//",
-	"/aFSIh5j2OFYMhjizjZl4Ey4BKsO4m8V53XXrt3XiBAUTl6+J1U04MraVh8mHICMey9K5yfzfQhqPJrE",
-	"8n75KNadd5eb7k5VtR+nZnwdcVOSl7eePEatfqtZVjHv02rRuvJ5jSYrHIshDGpFoCxDKM8Ila5UmFma",
-	"pRsJ62HsSei8xa5kjJfw9NlBwBJFiJ5aBPgqQlKoCY+lc0+2Lw+Ojnqyfj6TC8xRJk9lf8GODk/brH7V",
-	"vWR/230ETamb2ZRNUwUpL2sb7FL1ZPjuP8W7//5/HHUKA2zz9Nkh01NhrTugJr77z3ey0RDv4MHGYMbx",
-	"YcZT0ZMwA2vKcJEKXK94w2UzwlgasynrL3rSJnZmmj5aNOk/GQU2lCOwviIptF4DccYapPhE0LqVWco9",
-	"9NQ7jxA+eF2Ak6rmwZS1ebcndZU9bMz1NUGbrLbDZUISPRgiXCOXlBFV6GXlhS3buZr9J3xn+Eg0Hg22",
-	"osbu8FvReML39hrb0dbgsdjtfzvcat5HrHqoxxqed/Bg+WgyBerOfVlWrUse6s/i8/Q0SA+R7+5Vvl35",
-	"/wgbVIGa29l73QTZgS6fVyLR2f54y+DtQYH+Fo5i5RI4DlEgsKvY1tXUUfUHhtS7wHZlr/8Ga2N2sfuB",
-	"pyCaTSFLnGjuIBE81b55K2BhP1bwn5sqoaDlsw1viVF5aOzJA5lciW+8evXqVePkpHF4WNK7P40FfuZ7",
-	"6c15615zrr6n38dyVGztHqL+pwYt3H0RP0dwAcmbszQ2i0sYkD1SqHqB/SX/9Mzt5YuXhCxcsjoVbBjo",
-	"7Cu7PANf40fUv+oM38Jzm5Y40FWosBi0evLBliLWZpNYQ/hikAPkZpCyCBEDCErxSHoQMUpaYIQSUgxD",
-	"HhphIluE3q8AkQ7IfigiC4+129xiZawaus54EpAklzTesTFTwj2J5bAiEM0pWQRPnZmQMby0iMSTwYTG",
-	"hhEVzPAwIaYVJBnNpkJNMR0kwJgYzdTMEJhbI4nfZgg6ziQC3YBRhH4s4dloEv4SYTTj1hsIRlVYHtBW",
-	"MJwbQdCsdBdYaHoYjYvPhRbyc1Ga00ZP9iSCIUVqMANN2vn8BkqalA9MCSM1k0YpbJVZ6EE17EmTgibs",
-	"oy7avCOhrfjnIuwxekUbWEeH9mCENpoNxmJw05PuaYJN9x7H4f7tb6w7Vwieqj30VPhpna2vXxbDb9bX",
-	"mRQiyqAh+zNjEUo2lu4WI+BmxsJfe0jFerUW6wH16tU+hNaWbUFkOUu5jNSErRedDuusvr33iPVjPBOM",
-	"Ze5qfA0Og3NZZ2jMRSj7UozQBjRyCTiPbkZszN8K6+xpMeKDKKyX5ACHKrJB63JeirODlXEzt1OSJWTT",
-	"IroKDKSAwwL4LjkWC51VOKQsltSgiEGEdZv2XBiE4dGGpwbOek+GYajHPfk3doDXaUmK3mc3QkxxgXpW",
-	"h+7V8iAI61zoyQGsb0Ozxk8MtxTufGtzExnhWGnTetx83Nzk0zjba9brwXwa37FvfIyj1hLE0jesEbFv",
-	"Ks7DNzgtdulPODYATjVNeCzZd92TY9LJ5iq9gQuv1h40VLiprNGIuOGNWZoIierhN9aQ9Mdv/8uO4IAn",
-	"ZIZunx/lAMcF53ze7eruJgJXo5oL5L1lfvoqczurWzA+H7vFIS0G1m6NaRl/KxnNSYeiKKA4tYFwxgYG",
-	"FR61kXRJRHbGvxG8F8KBPXh5Hf97+GkoWHnpWPzx2/+iYxGGoT3yB0q+hWuspCbydOEooIxy+tZXEdbt",
-	"SAVmGxGobQlgLgfZQvifeliQCEgYICpAE1sH2J5EK9ymKWHj+JN515jP5w04nvnZisL8+ICGbQGH4ODr",
-	"gGmFBAtaKh1wIhQhLX3pvIZ4+gGox2Z54EiKsGKxtjc5Z/Nbe2wFLFlAWFLQjM2HogHiqCciijkDxk+f",
-	"s0VDQDJN5AuRgrXCkC1oJgOTBeuEZkl8Q/uA4VxsJiORMi4VRcUspgKtona2EUIWRUrotQ124vUOm4kV",
-	"S0SUEX6Kd0XthoNj5uLZAXuytdVcQwoNoqGv56SCR368l4exCywiYMgm8yd+mYl0AaMhORWW3Ju/41l+",
-	"M6kYokUF32R5GRcWGzcrjK+OxCCBEdUxULpc7gCqfmBzdFqmM+NyYa8ujqEdRARO0CHZqznMMvuIP55e",
-	"bQ1PWc5x4CkOzVjQK5oxgTPm9yFbXzuOeCRVKnDjcNxIKDSu8RXVPSgu8xuClHYC5vIM3VLrOBHSJLjI",
-	"UaqmUxFtsB+z3Gp3HjUeSJweLYk9dBlACLILlUY0Jg/uUdhBPFgSPwOZAekq8xcGBQw4+XnyHJxxBt+O",
-	"RamfkBFS6r5ryEZ2w+JV0xv3R6ZFZF9YGWTdYo7Rl25XN9fzBz2FZc1tXGzsMbDxUo7qaIwI40wbnrh4",
-	"SCWtaAkxaWzAJdMmThLHMayIB29TfwkmtoWWHJB8ki+OxQ4sMJvsx9jYU0j1hFxK50ipCPcRVFAY22RK",
-	"Bwtu987OzhPY7avuwT6L7Ym7ujo6tFsvWfhTw/KExlEUEsnp01Gx0481E4OxsjbkRI1GeKKTBcWc0l0F",
-	"EmoTagr5HhSI33jNeOM9azaesA12jSH4GeShJ68jTcWFUVJssA4ubKm4FCKzFcbsxLvv8PQQL+inaq5F",
-	"aplepyjOu6bCnxo+H2hQvK1uMam0jIfDcCN/OQSWHeZt2FRKe18O+GAssLFUgUjsymOx+lSkGkRVvLLc",
-	"8CBTrEiMAqlEvAMOuWRobbFwmsZvuREBtDiAPug84+G0U0QBVTtNJhW5yhMbJxNqFkKRMZpPuBmpgQ5p",
-	"BulbR3g4c2txaS0JjXOVxIMFXWIsCmB1g9jgMSSDu0bdUGIyTR9O2DDFwjGsHsJfosHlQMBqaPaNVFJ8",
-	"E65ZfeDg7OJyY32deYGXGSK4FdHt8h63uwfffd95dQ2vXJ9dHD0/Or1ExlcX71BFTONRLDXB0QNzBKlL",
-	"tzY3AQbHs8aHVLpmPVwL3PpBK+R7hEEoLbLGJtzeaivatrBeWBKPxgbo0dk5QBlchmv2hCKh2W7uhrRW",
-	"sASwowH7rtM+DFAYDNj5FfwD0wnYYee40+2EmUJL1A+XtkQYg7LAAq+ER8PGqZKicQJcPvNwZCfUKGiJ",
-	"swSIZmRnFRCABLC/QTKLRBS420DdIm13B7mBufiNM3zTdvojTxct5n8l3k2Vtu/7ENiBPXT0XvHGMg9l",
-	"gNUHSt3EQq+RW8dx2awMhdMsiGRm5JCWa4OdIQm1m0Y6ICdqTafJP0rApOmkoSYYsJEwTCoG58qtPypQ",
-	"bqOd+ABHNNxt7tnD26YPOSXBlfKk1wnCGWQhtlNuxpnpAO+/Mxa0fWPM+jrJ4C+72oVeY4udaHtvb+sJ",
-	"YG0moxbrRIeX7TCg33Cu4U0cOfa5hqNCzPAw1hr2gc+ikNXDxBqasiJ1yCVHs1REa8Qn9axv4efRwhNj",
-	"vSgdR/bLDM8Yv4+5cXr/u2nI6lt7SL9jOTNCAw+xCdlrpE9Ybn4jFsSF8LMG8dQiZ25uzEWSNFBA2nwz",
-	"v9EboPCgmY94LSopGUmzg2lZ+HVcB+KugS/BkR2/wFkbDqt5pgVxVSuJuqEoORAB3CfpQNgdHqizZVwU",
-	"rGR236heY2AhFnaaLOILfyHocFI0VAv6sQirFeZQq1CSEmFxR0Vk1yF35Wp71Gd4iizAa4cy0QtYw9ly",
-	"UNpGySTnQzeSUZAuos6DuOxNj0EK395lYzVLdcC28A/8ca9y5+2ZR6AMPPOdHKsoyIWnVM2Ay4157l1l",
-	"esyngs5diO+HjIztFg42vF1RDjdYXtSP4HRwnBn8T086/J99FlrJGR/OnrCm1H2vNBoQU6vZDYeU+d+T",
-	"VpivgD7SPvIRUI29ZjO09C0VbwWQv9gijmhcrH/CWM1Ms38iV6rrNfZP+LbRaDD7L3wELeGfy5Xflqq7",
-	"BUt12uzrW/B62ZC9Aix9FQ56UEIyd23vQNsPqx3ElksHBX7hINf0LjSd16BxX+/B18tAQNnvT9g/XcdZ",
-	"Ha27K2sFy3W1qL0tnOFyXRj38x4tbqX5wD6zjUMqVJiwlfgKTNTu/p7bbluNyH2L4yiUMaloIiiXF1l+",
-	"hphsVnJkwKVUqFxgijIV1kRzAJm60hg1gAEKTZwRKRwoKQXCTjmiSYXxqGgJ+6clBRfc2Io4SA+eEUCY",
-	"DcLQrE6CCXCvJVR8qr3ixKUSgL8GEm9lasd2w01IN0hFA836JGAwtOuKCGsier6WnoQvihky+0A3TV7D",
-	"p+SHIGN8uLv9pCeLO+lKKvprbNkzqztzpBe/O49lpOZA/2hCoNe3pSs0AqvuRp0tbRnM/K1IAQwmQhNT",
-	"T5KO2OeDG6elYX2JFIQasnKcosElSURiVzpfSZCKrDbXk9nsv9FMziZ9ELaG6AjLHRIoBexuP/FwSIU2",
-	"NAfnHEEMEbf8KYwKBTfiv5JPYHILa/+HIpeLzLK/z47O3z6ye9OTdnOsjcvfzs1HuxueOjFG24vtULP6",
-	"hYhivcYi5ZfTCRhl4UttuBzYqXpiBmg5WRPZji1YpFCs6UkYcEMTL/BtHyiIUtkgKg5F402z84/8XDkW",
-	"eebexADAaKpiSTck3BwLnpjxezRaIOoV/TmBizhAAW+F6ATO2U01FZJP440Fnzg/jdUANQVw43YpVXC0",
-	"wbqomdFxBAhGqPta0ToVjNyXfYojgzeAbJ50yA2axAMhNfq+XbHiKWrH25gKhQGvNaeezefzDY4/b6h0",
-	"tGnf1ZvHRwed08sOvoNOeEMRAc5T2j4/gpomVBgbwhU2mvSknWytVYOktR3K3R+jNxwFLPhjqnRFXOYl",
-	"Ok8zx5GX7kTLUqgeoFuoSf+a+4Ra4KH4UB2KFbiH8XDbZwPWy/KR8tdV6p51h//Wx6sBLFAxzoAncNtc",
-	"awWz8DL8AQlsmamcDdSkH8usDEylcRJfOZNOCLVOFKcqoPYFZB0EaD/PDkZVpLY9SebQgUpRMV0RoZ8x",
-	"AGsYQh5jowcIWiFs3VXnIFfUSKIGl0/gFn91DYGMri9nHdWtHxk1Gc/5tEbk1/OwkpSbczUb4ITQ+vMx",
-	"N8IawmDFwMUcsDKeg9PdAQ8H1wIuMc7Djg/tGaT/r4JfN4qpvuH2AttqBo4hz1JhTzgIipX1c/DkSVfH",
-	"1y8gyh1nZvnBzFhzXi/RKUOz0ZhMx5TrhEVXAzym1gqMyoDjFiql6i7ecop3sTZkzgxB9qySL2kTxJJi",
-	"5Nc2ckUm/AIntipV5tFmC2Fwo9AORmYK0j6ZzSL0p52PabkuJt1cV8E0C9qkN7afsKI8QZ1kBchs8Umd",
-	"F1z0bn7scOFwtax3Jtaly7ZPNcYKEgqutq1bxsqC2SrRqe4xdWhgnqVvi5yZF1BxXEV8LJUH0wHKs4+X",
-	"uDD6zKsi/aKvbgw8a4WimGOoHu3KdyyLcqyOMoSVEtb2SXzlsnArx5zKjGT2xuOz50en1yftn66ftY+O",
-	"ry46UDnK4cxtNdfynYDBxrLq7ZdHp4dnL/33MlWZKmlzmQ3SWIdgTP5EbgKrIHuSoDNVLEmP6J2Awyne",
-	"UjMZkUOpj+WYRaTME4fj6G6Eg5Qvvc5cHhjpIVV2PlkHhKXb5dLceYbUMBNModcKsTS2UikKpZlIarvA",
-	"Fqw6Au36srgaCRvdsQ6K9Q7zFSFsfammIx3jvgBRDcs7RowbPAoUW2I9GPkWfte+/A7oyMHVxUXn9OBV",
-	"uHZL0T///gApPS/0qm0cPnwaKbkduwqTrH72sn157vk/W2zrCTuJnwY9uc1i40RKsLckXIogM9wB8VgD",
-	"5QxaYhMeWQeedXTnLdJBY/1BupgaejqeEBYqkQjnX9YLbcSEQt9m01GKNU0pjY5J8c44Nj+cJY42kNyX",
-	"Sb5HUa1V05g3XKOgYqHNUxUtHlhksKqIeibPePUIssp29oWKCPzs6TuSvT8U8nbyfosRXX6f7ukHJXLf",
-	"UvU8E9NWzPG+M/E7sJGnD6jcVwQKgPfujNzAeXxU4x/KVSzxC3Ji4EHYbjYfeHQye+aqsbiHN3Oh8SB7",
-	"504kqoq3yahfu/8S569WlcS7dLgr9t6usNV6ye1ekdGCM3LVOOzzm6cK84NoELvN5qrnsx3ZfMoz/CV8",
-	"ZevuVwqlRvGlnbtfyoGi4Y2te7xRhnzG9/buM7wKYGh4efvJ3S+XC91+CGp791nGYg10fOseU6woIO0H",
-	"f9da//g58AkXxQbWgprhIwQNt4hBuvYzvFcIllitG1vwML0coJmJGKHVg4iZ+HVZLAxyQezGNtB/zk2h",
-	"VmLgpEUlBT1glIvCyyw/YBsKz69IMbSQI6jvOl/PMBsfUgqMIpqDbovSi1WVMCbSSoFRHj/onBu+G2Of",
-	"cX0DMgO6DUjBxSm8VXGkXTigg1m25kduUH1DSeDIkAuRIrRz/xr5cpwVDSUxP7i+5SlnQU+uJgUk7eS/",
-	"xNqplUWdrqjBW49A3SpxWeR8wFDAVCnODwJlcQhrwQplBr9/wnz7OujD2SbQtvQk1WD0SlCRSdKG9ZD9",
-	"T6uJgL0XiRboiZmPIWkQLFlLalGV4DHwig89WPy4H+muqm/0mXlkdRdfOWVFdfeitp5r6s5KtIxj9j/H",
-	"Kh/M9Zr3YEBwVpJ4YL6yyY9mk/a6LbE3j2/abPUqvrlJGcO3mJZt3CBQvmU2SMVzZzI/usv2XMtmY50n",
-	"PANpdoDDgqdJjOZar3Hgvdr6KHJTabjd3LZ2THSPt1hehXh9nWNe8fo6mhEwetvVEYDIqp4s2tyAQ5AC",
-	"78qW53OABmzANjxjnd096bJgeB9MO3NE8i86dHJ+gIPP/OkYDYyiBFkEVXrj4ifnfMHqNBLtZ7trlbwV",
-	"kV1hN3ZI/Xal47AV9HUMh4VwYPAakJsMc4NijGjLi0uLJOlJ6pwGWSBBkyk6nu4H430Lf3YWdqiFbpYO",
-	"5/15YrqEAPuFOONqqNnPzB9v6+geXHL7bgqS1cL+SFr/lRB/lL4iLNdeJpOYg3cHQabwr9WEuAN02HmS",
-	"8OLGaSkdUhs1RaqARMrkCgKmOZbTIy3BwkTSDUwKBPpJCRZJwmLTcnF+xQoyfp/r6wFbSmrDdASbB4gV",
-	"VTKfn1/TBJUep6SQ/dcvc+KmSrF9n1zwhLE8NsPvZt8+jvwCNaLAOYaRUpuUS80Hxo2kumYKq5dUujVb",
-	"sx34mHPEgF4CTSyECZiOYW9ig4G6fYGYFNKkswgGhbEHzjuFK+gcmPB+hQ+TsXaxWA5okTLjbOVsYWps",
-	"C96rSAd2O26TQrxmYbeJ+1blcNkddksXFKz4OaIZKs3eOfQL8WvDaXFtJAYZ0JNkaVFUujS5YqOYyIAb",
-	"5iJdILo5y8PK8yMGuE548ocqHQlDTDP3KeLh7yszprrihWWOxCB2YT3lUkmxtikZ0YZtxDLdoOQAXpWW",
-	"3ZMdWgwIPLexHHR5vNVEH2RPhhSPXfA2b/4aRx9CknAw6J4oTBWTpV8+yeLtQSLnJLHroeKyOi3dmmcS",
-	"BupHV7v4Xqfimle87uo1uTY+5CCAxfaqj7PfUgk78EEAfw8wThfreH1mwaLc+Idl4WH3VrzBuo0yExIc",
-	"9LU/06j6VeS4p8hRRMb4x88fgl8/LJtN6TbfZjfN8skwqPo2/c/oLLeYXllpOPVg9VkeVOMQCar5NXmF",
-	"iYTXXf47ykt5N2g/db2v5ZheRXOuDTDhniHF8VnjYt1cTKiLjrP59Us1FIaKUobM2Ol0NhMUyzRVlVgI",
-	"UD3Mquywjymy05N5lR30jN5aZScL6MkCvBF7rycl5TC5hElaL9T/1telMuvr0D+bTXMDreWLNDBgiT2J",
-	"bmLrV13eeJSNsHB5DoaN2AlhkBdzCHqystzDZzfrllcmYPfXLY1XdPRLqZVLtT++gEZZ0cc9lMkV/MCL",
-	"grASLlklihfZ6Q5f1cw/V800lfTYkd8MY/cWXbNI/BtpjoxezQROMB2ElzNxULuxPq6y3Y9lZr/c9QV2",
-	"tdzKZsPh4Msqe2DehTMEOmWKUpRs+k7u6bLGrAprYU/eYi4MKuPzMpNYTxL9F0iEbCybo4AlO16rYIbL",
-	"DHpgwrzFosfuMugB7zPjWw167A57Xk/+hQx6y6WpvhjtXV0F67OT4Nu6+mrW+9elt219Uw5Vz+XcO+is",
-	"p4xWE9YLzKfUyzj4rcrkyRysx6JLUWSBjyVEpMZryZr5CDyXCIRl4FDVMR4KEwMcrE7iSGjqdgk1KKe6",
-	"LkVmOMtxIrxW6suJo2ukHUg1R+qyvm7xX288jCKhS0YhSK1/houO4G9slPKBYITQ3ZMubBmzUdE2sNV0",
-	"wYuFnmlZacEKdiFrFQpyiXZ9HSj6+nqej1ocUW46MnPFDO/rzJ7qW1uFjECyLgrKBMp0TpuJT7tRWTHW",
-	"4ys001gzQ0ihjNJKh6ZVNBsBuW1uscrcxjzNbKySbLtdeG26oBn1JJxF1PVzHBwcrys/Ai/k6tkyc1g2",
-	"W2WCOzBTK7qX1tGGgpRskiTIr5gP8pZVwRv34zl59eMvxmuWCyx/dh5T1cVnCqy43xC8+pXL4QxtJBx5",
-	"Usp+iYYtkRQHPPY1BPAr763kvV2EvOMr0e7ys3aHtSsPL7stUBCM2UY4tNBGbN0VGbzaLdlVLQRYIud8",
-	"RYaVpa9ZY5Z9U5J/4FQIijUslQ25tWKIA4Ut1QvpIWlhdbQeFYqIeKGDNl/Oq0tCuTgoY9qcEPb//b9b",
-	"lNukjZgyYO96rZhrCWarQaIGNzbH0nscJzzn2tpugD+Wk35YHZ0TOHOciCYNyaqJTMhUYY2SNRidBVdx",
-	"Y3R1fGEWeTwhYMFqD9IBRqVn6Vv82mVJ7Nm84YFyUk9P7pmx9y3pbwCHVUwkQ7AAwEG9iZPE+ixd3wGp",
-	"elwuWMJRRrHJJlYeyHLdyvmIzuxlDaA9iVND8JFYE+zZWCWRJlwPtLDlubg2RWMeU2akGg7B45RPj/w/",
-	"tNxGzRFFzysy5jX0aZY5WBAQabLlcEy9sHYrAzHvq0DqYlm3L8TPVxSP+yL5BBW9fIFwyb9MXsC+c7g6",
-	"BCIvi/OrKPBVFKhWwy3frIwhr+L+WOnKPmlFAVeKH7j8Mv8/FMT9fecUsCvAKHSWv1Q0ihDgju9DRMR9",
-	"U9wRxm1V+n1PlmvgdK1fJiiZ31HJI9U0yypHyAbKRR8pKfaXsYa1UVNdDhK6n92vhNuBbByyBBC/3M1N",
-	"ChGh6dGi268FtyRi14vgHaga0vT3XSp29qPz73kcLIf9tgvQkzaqw1olv9EZlyMGt1alMcLMKFiHgF1g",
-	"9ShLdbpWxYDoAJ2IT4qX8Mu55qe8DDP+Melzf1oi4L35wqFdsM/hmvLcxrQPXwMV/kUCFQrknI6Ef4s9",
-	"Gn5O9RhqP38IaqOqOnQXFkDOe90LK8iI3TeoeaQbSzd4JIy9vl/IToLl51ZkfBQrUWx89FH8C+/uc2GY",
-	"WZrqih2ecjMYV6jj6HfWqEwBZpOrT7SiVlGCX7iKN6hN5CWMMD7Pr2FUURkpEUPDeIJck+oj9SQVSGJc",
-	"ZgGuqG3Xby2YBF17fa1t5GO3A6XxZGP1IMuwQzS1dpfjW+yC2KC/chZhUHDD9uTSY8X4i66NDsGEv0KI",
-	"C5z6RcsOmm398dvvBVBkfwt6cueP337faRJQ8h+//f6a8T9++/09a/7x2+9P2DXbYA2aLRWiq0DtsQuI",
-	"4JWkmTebxd6yRWNPD87Z7rfM8JG/1Yx79aZ7Mis47e9JpvdvlVv3dopw4pKe9EtLMfiJ7DdbT5rNRnOr",
-	"0dzC4BnFjIr44n6yExoA8LTl8TrkM20+YSU0vyqZY4ZFwT5R5sDTVRQKDuArew18kSCvagVXwc/Ih89E",
-	"DJbkC1PREJYGW1EPzC/vVazalXfvKmk9QNzwiqj9yebx28g+7WDkE/0/S0X9V0jE+wtzMzpL1plBfKuK",
-	"k5GGuemXpKxWNC/ERL11iiY+vQE1igaoOdUxUH3NS2AD07CgJAIpNlZoI21XffBeUrRrz3aPPHaiUvFv",
-	"KYzQcnur/dGSJi0W1g710OmL6Ob1EH/ffDMVo0ylf3HeeW6BFAMWZiWe6XfU6imxUCRarNm0egd7jzhp",
-	"wM65YfANARDFsoyhDgxpJAwLd5q77FQZdqIixC4CPKE4ET3pzWHMLTgYBfct87Bd5gHVumNI4aH0rju5",
-	"FbxqJEx2HHMUH9ynpZJ9NEkH45MFf1kvSR2WD3GLrXg/yTDwiyUfe7WdX7Yb3857tVpQi6Ftsgq6yp+t",
-	"WmGxaj4rKRco/PlOBkEbuF7kC1mhyX4s4eAtVz6szv/2DlXJ+glLc5fRE5/BpndWasyVW55HRltcK3vc",
-	"PmUIfx5H2737pVNlnqmZ/KtTp0M1l0AX7qZPt8TnY7DKNOGDMlcRMvKciyzlc0u+LFg5perVS3DkOYEK",
-	"mE/Osk+jeEhwn/bzXPSn4RrB/YSTWWLiKU/NJrpFIm54aEu5oZkthBmFGOSOcSwwDjr+Ti/BT8Ch3syi",
-	"EUFrAKW1N5Ai6m3cJB1CWz3PRlumomEdMRkM30QYDgNh9c5PR8+gaVuCiPKk55mjEmk0NJJ5G22dEaS6",
-	"nAqntBgSdG3AiQF/BmUi3pN9MVATodn56XPnGH1+9CwreKLZME61wYIjogq7cmuHLWN0UwwQLU/dbSgV",
-	"taINprUlHMeUfKbg+82R5wCG7SR+WgibbVMTQ56yvlgoxAK1+HeDmcFoVKDLCwvwuLq6WItRCgTOmdYF",
-	"5qxS9lL0z7NNXq9WkvzJ5RpxJHAnMx+5jiNhB4cz220+ecSm8TuR6Ax/Bw+bZVPeaVsBUNlaAjhFLLqt",
-	"ZgZ9XPdw4xQCRUoFi0tMMeGoVzp/8y0Ye5Vof960tUX3s3NmczVLUGFA4YxNxERRkTIz5tQ3Pcn6cE8M",
-	"q+fYf+0f2932xfVhB3yu10+vDp93AGEfimvS9kMzeY2Ljk0z4dEkNoaQBenKacOENvGEZ2h78D1dO8Qd",
-	"nMeRGbP//i82FojU+N//RZRlQZEUuDW2/ImdV4s9tp6RrUeNPpVgwiOjFYOkGhgg/Q6b+9//Bf8yJREs",
-	"UNpNQQRQbfXwbaYJ3YixVKlJQHhFI4HVDjIYd7YMHY85pVaeQ9o0QNRwRnYgrG0kEP3CLjDG1wOt0BNM",
-	"kdb5VhHUhE8BGIspaRXOKZEVN/gsdnvJKQ+nEy9qtREA3vZE/VWGgI8UUIJaBe2+v/ZLA7vCQX6ajd/K",
-	"RC6A/quF/1/Qwk/nAG7sLVKN1ZkzuMzprErEIRhu7kGkFSyjzjmLhRJcGkmGY8zaVfhtI7iBOTxbqWiv",
-	"VCYeCPe7SqKezLypdhAOnC3TjSxqXBbfYwHgiiXG7UDCDXblEHCL+Nq5fKCSyI1qAwKcSkWBguWAdNCM",
-	"XIk+pHUEHYAABz2Zg9xKD/oNc2rqFYE+a4XEyAKmtEMsxmJlXvoI1QbNig4hl3YJKK0cpHUqkgR2qZgH",
-	"ajPcvY4I72C5SowaZm3l7y6BuN3HLHu3a7qQdloBFFc+Ph6WgR1j5hl3DZSrstTLCOkOthgX9QHgcXgs",
-	"vih2XN7DXy215d/XLvpvyBnoHC1ncN/GIfxwiUomcZB5x3Laj6RiKfymil3kYbde8c71dbzB6+tZyE2e",
-	"DLFfAqsBVbAnc6g+dlQNImNjeGy8Lk6/YTkKkGLQxctIMjZ50OVbLqfPU0Z0C4YOcDJA6p1uMua2zP98",
-	"rKBnUm08NibFQGjN00VG7kv8jYpmDsvg6DY01qGd4lqKqAU4mbaQGAwY7XeWVlO7a5gfD/wtw8cMSKSG",
-	"ZhD/RVMQLUruaVbx29UrWkGv/6pp/AGBwMAbWKPkzqz+Kr61nN1+F9dyp9kNf5/F5j4BVOU6RRUBVD1Z",
-	"zcbKhWOcAl5goEvVplZzsi+cl39Q6OQLJc3vVwJWfWre/Fdm96/J7DxM/JV8Lg/cq3RHXY4dOaMHicOV",
-	"Lh6hpxQxJYXE6gkiAgKHnCCWbJrAg0a8MxWZ38tXvDqadYUHiKINv2SMle1hlV/FLoYt3fP54sr/jMv3",
-	"Fz7PcAKZWVrg28+0DcledaqPs8KkwFExLfltlraqWd0Cp2U5ozJPLl0LbP4wVDJNtQn8SJ8ND25wwtMb",
-	"6qOEQwQyHFZC9SMHK0HSYm286PJPOtexERN99wHHzmBrJ/zdEb2y1Wxmhjuepnyx6gIU1tCtEnkd/i3d",
-	"/HCISkGHOt+tFcmBZbi828I2EIAzr6nnzmp+TB1APjcsEjAXpmZmrYXWHG6hsO5C6oRnb4HpzDABC9pH",
-	"FTRgrH3Evzu9+1IVDkyO3sLiyFk1YPRex4Wy2qhkkJgD60Kj9msFi+iWWHp30u+IF+gWyngHjGtXIL6/",
-	"qKi2VwwR+HawLfaiLd7Y6e8OG7v8sWg8GTyKGltie7jDd/t7g0eRCx6YcjPOQwdiJ4PmQmFQZVefzfDJ",
-	"u+MJbkfhowIIfzoC37+RT72DRlydHarVl7+YF7zq5ncpBCh7FlyiS1YEl81L/jx3HbPkWoI9kOVMXfyN",
-	"cnygNqhTw1IxsXpm4UGbnOISHyoAGZZTLStUtWKxDawnayturN0XUcEW//vSWZiHpW4+WU8rzBwyZb8q",
-	"Yf87ZJvQMfKusEcVCmmCq8JsDhCNxSFh4q2G++rgcEqmxeU0wYdlCAYPyQ9EiTz8Jb1G8oM2t1CZKQzg",
-	"epZCYgB8Q2+F5CefcDnDUs0mXaw5N5eVZ5YwBqw7XQukqll5VuvWKhBRz79VvGkOeNKSGar/iKE/cp9y",
-	"/NElRJqr9SDZtogIesFNDoD7Riz+enmLzstTUY7/XnSV1uLjyer/rimGneK6/U/B47j+aTgTIe0QKqyF",
-	"+SkO4AaiszyWFhywfAf/BfPiv7K6/xn7jOGpKZbotggqq1jekih8d029DpLxgkicIZ5RXCPJwjmu2NKJ",
-	"7kkbEpW96N0IzCer4C+hj/HZkwSJAthvsRwlojHToiQvB0yPQTtGmg9Kdouh72XAJTmbEBiTmHCOg1Of",
-	"u3p3MJ4YwcxI4IXP+XDWrGOsJ4vTizVLlLap+zkcjjM45XwNe4OxoAzet2nnxAWNYhYNxpUS8ifmV+VF",
-	"Fx3XPfndSfugcflduwFhfjMZIV4CLGck0vitD/M24dqIlIgP1gYYqOkC+SH8GnHD+1wLGwaXRatBoDi8",
-	"PmGz6X2VjyVGuMp/JFV2AnLQn/uyTbumX1odOSh18z/EZi7sUTiAk1DJYIpqjty3SuWtV+Mrj/nKY+7p",
-	"06Jr8GAu45CUb8Fgc2pWDpDMJUBMScwZtjV3/Gg+GyRASFRoge3J2DCLC7a+XhRJ19cJsMVlNyPprPtO",
-	"WsrRRdz6PhB2zBNfq8CW3goLBQooK9pmYWe17zK1q06XDVPvuCwbLPGZgEk1xwe8NLCepBoLOiQUUZpU",
-	"WYbPp2Uj8eDdHHA/8Osz0cyBDPtJ7GUQ/1JqfSljHQPZsaZNxY6gccysWi5aJoasl7FsckD+3WKt3d68",
-	"rGg9A/qmqlNocKu1WK923jk9PDp9DmXwnx1dnLS7R2envdoHmhCvKNVlIzf3samKyM180wsBn4MMPDCD",
-	"VkMeydjRsKJWhVd20IcXL85LvOMDk9iAfxtKhMosFq6AJ+wQYqmN4DaXhVDmkKg7FkmGeGjHljJcql2I",
-	"MYf2MEHQOgbsS7a+7s7I+noW9IMrU5G23sriYUg6mc76STzAEKREELTcxSxxCS548FrL8AIbFvd3CTQp",
-	"Ni5fwQXuwkBclwFeGgppzYJvmPLWnpIvsjPfYveALthfjVtAzdF1o9ArN9AphlnFSV+9azkRzYZj+ejr",
-	"IGyxYvxs/fTZQcASNRepxUY4Ojxts/blwdERixSYhG31EzusmCqbmax+x5WM4ewH7HwmF/AXPn367DAL",
-	"u9UUMkCt4T4piSvpYo1Z2/2InadiOIMTEutq8wqtQ0ZqWmw5porVs2GdPjto5AHEQX4wTTqTA27Ioavw",
-	"Oikd57FaG+zIlop5IwbGJVzYAp4TjHmiW7LVDJrNJrmASzFclCCE1Uh0VfwWNLHi8OCbNvrLdwJO/HHs",
-	"2OQgTNbxpg/OM1YvxoG5GEMoTcqGJEb7Rd7uVeqFlSq9FPdiuR4LW1WOZZ3ofSuHxyzAZNATlhW0CkAc",
-	"++VLyfpCGzbhZjC2a4THnAJ8G8dcjmZ8JMIscQ+vbSikHUbGYloFWA+WoXoUOwyvugfhJyNwVEbY7bCL",
-	"zvOjy+4F8owcp5LVC5GEMcGfalEdIb5ZSSpZPSw8BWKIDZ0sCzdqOFwBWuYPAykuVMiYxHA5gAQVkdBa",
-	"LM8NK8wL2wsDt6psu9mTXGJtjbVgKVnN1ozwyryvVeNtW0FvyaFbJZjmj9g4cHdKauQ7/fPsnzYPpcYj",
-	"/p+2pY2BmlhAEnQjC9l4/jT3Dbcjzo7VWwHmaZzt/QyoQa1wS+9+3N0LML7MUjUVmxYXxYdmgXFfJx9h",
-	"nc0n8xCb64Xd5S8Gd15u/h5K9tZnVLJd97eWby8WlcYQDu2VbM8dL7F2UOjVjhwkAnSZPosWbvMu7ndf",
-	"6MkIDkGVxFwLahOhNVxJiGgUgxu2ULOUxbKv3vlwzfhtQdRFB+s98wezJJDlte7cqvm1Vony8JjRPYlF",
-	"tq1NErhs1SQBqesStme5HlBewshJ7WOb2pbHQH6tq/9vVlcfTRHeJq+o9YJNpG8dg5ulwEA2+TRG7mXf",
-	"qLRzoMfTthT4ZuHCBbII5phQYWxt3JEyRsg8OU1vsFPFii5nIiWOsrsBfwh+rYBltmZu6EfNTMC8wiak",
-	"oJPWkcQaR4D2nihLnSmi/BVC4pTEqi1eTB5Fxq0VRpfF5SyPbhkw8Rude8ktHFPguXdptSwARt6FC0qt",
-	"6CGeiAZYuyOmpGigtJmtK6uDVyBgF88O2KPtncctBub1rYA9YojOrwO20+xJW3tmjXFN4dhKRoxMX1AJ",
-	"E+vCoOM78G1moxlPCdIdsvotHgT+RPSMBII8mSktxdyyhUUvzIGQLU6QNV/llQus/kBgAeRe53KRJ6vG",
-	"Ws8woChfMc969+HnD///AA==",
+	"7L1pchvHtjC4lQzc12GQUSDBSQMYN/pBJCRR5mQOlqULNyuBSgAlFjLhyoQgypcR3oM74m2g4/vfW+i3",
+	"E6+k45yTWZVVKJCgBj/f++mPRABVOZw8eebh11pfjSdKCml0rfVrTXzg40ki8O/21IzOhJ4mZm/Ek0TI",
+	"oYCv9XQ85ulNrVW7mKnGgPeNSlk/eyKovefJVNBgkzgV+iqWtdZWsxnUzExd0QtXqfhlGqciqrVMOhWF",
+	"n4y6FrLWqp1f/JTeHD25mM2Snnrx4dV4dv7kRePN3suriyc/vok+/DR8ZX45facfv23Xbm8Db70XMIIu",
+	"LvY8HkoRsVj6K+T9vtA6m1HcvBr1XvTjk/jV87eds4sfzg/0wdhM3u4dPDp49zx+8/GH+HDvVVP81IZn",
+	"vv9x44d48MOauHk16W8dwVcqenk2O4mfvO+9ePruzesPqrd13Dx5N5yd7Lfh1VH0+gd4Tr/56ewdf2ES",
+	"AVPI4403MUzxLD553fn49t3b5PDi7buj1z+Y4xdvtt6eN3feXFxuHF68uj56fbT99uIsPt588+FoD9+1",
+	"y4veHY0vN97uPx8dXhzHxy/emOMXnW189+Pb68OL58nR+M3HN/Du66PNt/DuOBlFewePji76m0cf3+wc",
+	"7bdnR3uz+O1Po9nBO/Xh+OObj8fvrmcnF+3Z4Ie13vhp8/B1x/THP456exsf+eto+uans43++LIWFA77",
+	"KRx2Kgap0KMr/4fNnaebTf9HB3mz9Sh+tyPkTv8HdT1+1ji62HnelLMnW/HFx5sXj5rp5vH2222xYS50",
+	"LahpoXWs5FUc1Vq1x/1NsRNt8MZWb3vQ2OZPRONp/1HU2BCbgy2+3dvpP4pqQQ1nujI3E1Fr1Z4Jnoq0",
+	"tgAjBzzR4hZQaiR4JFLEpM4FH8L/kdD9NJ6YWMG625KpCf9lKth7kcKamOFDpgbMjATj77nhKatz9stU",
+	"GRExbdJYDlfWaoG7aLVWrVvb+mWz8XjWrdWCWr4Iuha6PxJjDvPaldMQiO/H6tyoVFQsKpnxG81CqRoa",
+	"ngh3aTlSz0TK+jxNY6EZZwgSplLGmRb9VJjiwtzrdy5rwo0RKcz6f7nn/6MWzK32NqhNeMrHwlhwtvt9",
+	"MTGHXA6nfFixh4uRYFMt0u80m6RiINJURCyxj+tdxg1LxTDWJuUGwT4SrCe0YWNu+qOu7Im+GgtNG+/3",
+	"1VSa7zQLE9XniQjZVCZCe59jzYbxeyFZXSRasFDIcGWtKwvwEPARsNiiRS2oST6GX2gzjWw3d53bLUBT",
+	"T5TUwgMEgBZosTRCGviTTyZJ3Me9rb/TShI9tUuBJyOceG+vc3rR2a8FtbHQGiFZO7DYF0Up7LEnEiWH",
+	"mhnFuHSwCBhnYx4nsHElWWw0m/Gbtdqtv/T/SMWg1qr9bT3nEev0q17Plo07KuGf/W23chIW4/pSAV9z",
+	"eaOkgLVpISMWG2ZUV9ZD2B+eSui2SOdxG9Se8ehM/DIV2iwPMoR0LN/zJI6KbOHg+Mf24cH+1Vnnh8vO",
+	"+YXPHCyM55+IhOFxomutf/xaG8QiiWqtmoCNFo5hPNWG9QTjDKdl+IQ7ldrtz/6z+FuL3fPKraVi1Tu4",
+	"OPm+c3zH+t3v+axwx5JYXgOcLXCAGoy4ZkS0ozWcdCb4dXHO153291en7fPz1ydn+xVzln+vgtiEaz1T",
+	"aVQNNMMSwbVhT0C0SHkf6UYRaG6AFrvnrdulsbqTpiqtQmkAVUpYB9Aa82Sg0rFAePVSwa814yydJqLF",
+	"whLChKw+i82oK0MLhZBNRMoQDCsBCwuwsg8zzvKnhTTpDZN8HMthV8LVdjvHGVcCWERYOOaQ1bkk9AlY",
+	"KrQw8IzJ5LWuJNpvRhz3M5XXUs1k4M4dnp5qEbk7t6fkIIn7D71x9vdeUhIcj08urtqnp4cHe+1nh50K",
+	"/Jl7wEdaoCYTYel+pIRmUhkGc90AITHwgCVzhL90Nwsr6By1Dw6vLtrVV6b463LXHSZNUsGjG8uYBPDL",
+	"25/n1l641KzyNbtsCZAr0av24Vmnvf/mqnMMkKm6e/NPeAvIJXZvYjsRzQpMl9iaP+3leefsuH3UWQiy",
+	"uQeqoJaNXQKc4UDVKmDlXmDuobUvcpsdOmuGlw2ulDbcCCe4aZG+j/twlz1MCIOuDIvbDAMWlsAd4mUs",
+	"4m/I6mYkuvJerL2OZQRrsNgLQ+G63DV8rtJeHEVCPvAeRrGuQqW9vZPL44ur/YPzhbg0/0jphNxSY83c",
+	"LIRHvnRWnPes8+Lg/OKsfXFwcnzX5Iuey1dw5s0BK+gnSmd4LPtKDmIg0lVXH05o7+T4+cHZUeXk1U/l",
+	"U+/R4OxGTdPSlR7EqTZfBlGPAUWSRM1E1GJhJUAABysWi9haPj5CzucnZ88O9vc7x6FFq5eCJ2Z0swRS",
+	"LbcdGm8RG52kqg9gSqdSo8B5IEGD4AlB4VPE4IPjC7iWh0Ux2A7LBIz7ANF24WmEbp6wxbhkUyk+TETf",
+	"iIgNeJxMU7HGYIM9Fd0wDRqYVGYUyyEbq1TsZpRFpCxRQ6IB9USpazYA5uxLGNEKrvdImJGKjpVpEw58",
+	"EnCOOhcvT/YRO9qHhyevS4hMcxAxolm+CKjmZw1bjGQXM2LiQ6yNDlhvanBmS4ZBssLl4BKOlXmupvLT",
+	"dg0TPz+5PC5uFu7TAMb8InvM5ghbTCqmp/0RS4VW07Qv7JlaHobTnfKbRPHoQqlDng7FJ23rtP3m8KQN",
+	"Ut7J1WH77EVnTqB3OIRYCGxTKZbAfF9ky3Pz21PF2eoWjacT2KeIWDzmQ7GC6t97Qb8l8Tg2uJQzkD2+",
+	"GM2B0WJJalIl2Ym44T2unRmESM85MfpLyd/zOHGC6gM4K+yLNltkMic/ds4AUJW8pfBj8fSs5AEg6031",
+	"zS4D0Z8PeSyZHqnUJDeOuxVW7Alqx+0f2weHC+Tq4q8LpzZiPFEpT+PkhnkzfRmedlE9eIuFOVxAYlKK",
+	"jbm8yZWdEdcjoUHb6UprWosEbAxsHDdKRoBgccrGYqzSG9abRkNhAhZLYDlDYM27LBUI0IERaVeGZ/Cp",
+	"0YZPIdOir2SkV5BHeoAi6S3HHye7dSVhkrUTeaZCb9h5w9Y5TcOMYjMeg9o6UKmAcwZOQUdd10JaougD",
+	"pWg43PBPYhzLeDwd47fW4hRLI4YCj+A2qF0odcTljbWc6E8iPmfti87V4cHRQdnidOHOihtAHaN9vE24",
+	"EV+G/frzA92Zn9U7XlZ5umtf9qQKB/KoeZeh9N4TupR8akYqjT8+hNHr/HyqjEJ7J/udO2xC9uciIYBn",
+	"gAoAY0ajEJGcfioiIU3ME71grrPOfuf44qB9eH7XlIWnSjPnUzCeivIKUgE2ibIy8fysc/6SzB5XZ53L",
+	"8wW6ROVjJWXGeiWsYXzGcxUZJnYSHPoeGD7+Xl3n+gYcH6y+z015lZfH7cuLl7DtvfZF5QLnn8jX1s4H",
+	"zmYmNPuCWoa/+BYLS+sJWV2qwLcSOksRudC6UqVF8AXkWLAwcmADg1cFJoDZK1Vg3nLUPrAuCRyFdEx4",
+	"t+ocwdgFNx+W05XFM0zFJOE3i89upWA7g+sQdiWtxTOXMdxcH5j9DV4Pp5BfSj2dTFRqRHQkophf3Ezs",
+	"oT6QtF4en1+enp6cXXT2r446+wftq4s3p52yxgljNmCO3OJZGv2L0NnqxYDSw0J/FSFKfCjkgbg75maF",
+	"RN4KQwdYb+ii2PnLvg8eRTG8wpPTFN43sdDWFRfUJt5XObkry6ad4/2D4xdOB0Y1OWQDi4aepYADOQca",
+	"bi0E+G3guRqYAgfFLNYCCbwEsv2PWtX4tSD3wfzsO4uyb8u+sKD2oQEjNt5zNG1pHFrIKJbDPW89tSAH",
+	"z8+3HiJ46PNZrp6gwqWYs69/EJTzeX/Onle9d6JvANHaNIPD+tJ50AVGtIGNNpRMbtyi2GyktE/wYXXc",
+	"qseNMY9EV9L7uyx0NIHUbjK21DmYyiaEMZmdcIXB1zyTGa0Lzx4gDVgLctdD4ciyb+cg48cW3Iur86qH",
+	"mhpwRqJlj6xDjOjKWleusrDCB91iOFjYYtqFLewygeQnxOCGUx6nIfkQWKy7krFJKlBqrId+UANYh3LP",
+	"N3zK3fFgImIsLLjiwyD/wn+ShbnPPUQo47vlqA102fEeLOSOvYFohGiRRY3sMkSO+fFgFo6OQV1YOooH",
+	"dssBKN/4uF5jbXJyx4Zxg0s8PTm/YOvA3tZzgh4SYhTJSjEYZM6pzl69vmD17DxwxStrVcjiRzwsEiqn",
+	"0sSJ807D3cVp2R+//d9MpYGlWhl8AnyyAtzwvJ2uIItiBMZdImd1fMb9qy2yV/tuJViytWRBH8utZwH8",
+	"TyjMojj/UsfhR4tUhRlIMcskg6oBibXVWrXpNK4kDn5oyd08F+8uksvbBbEnHnW39MRO11MqEVyWXlwA",
+	"LBSmHfIQO8Brwc2iC8Hq+fOLQFliEFXrr+QSqKtfolHogZx+ECcLYkNI6qifHr8I2KvTzouAvTh4DnLa",
+	"a9E7LR5bL5Yghd+3HZyrav17Iy6HogNsxws8eMAuMv9jNe5Z7l24MzUe8f9M1HuR8L5Yc197m8ockPzD",
+	"oZBDM4J7tl2BnBlXq0aSaZoC18gYZmERfZWmom/YSKVasB6G+twwbTgt5m54uhX6zHYBbE/tI58GXruH",
+	"K3+nn7qHoCbF7GoxzJ788dvvG5t+eMEu00K4W+VcuGFu0p8mony0dOoyYj0Bq0HgT0Yp1/cDdW6vpQVX",
+	"wpikys9A4DuoDP7EBqka43ZhDhFhVElx05tXB73Rh9nbR70r0Z/p9+Jyc/r8/PH15Th59uP7y1c7vKea",
+	"vwweH+8dlbH60b2ECJd3x9YvZuo5EqpPRLBKfcO/Po8aUTyMDZlOXPRfrlEDM59MigDZfrrZ3Hpa3Ouj",
+	"bWSS7uPGUiJ61b73RSKMOBLL7rckuWcCt5VD3OdcpXDCvX2APuVRF2UIfpmrSbMUx3j3JjHiQr0RP1we",
+	"bTy+eKz39n461u+Hpr8znnz/7HKoRlq+mL3YOlgOr+ZBSV7tL4RCdwoHboo9eHjps8Z7vVc0zn0+czri",
+	"pj8SESjOPI0wWFINWJ9blbjAp+yntb4afzaL+prMJzaW/pbxmfVumHtjHr4yVUny4PP/dqUWXqnM0f9A",
+	"PRqdjGpgFWF061vBdh48y1w4XAddNi9eqYrOo6KtKVyul6prYaP9AjYbCQkfrNd1QPwPraRoxoGVxUaM",
+	"9X2LeQ5TWJtcBjOepvymVrT+lNXS0XTMZSMVPAI6BSpZwiXOvYuWt7Hg0iBSoRuMj0viyFKxp1/AWJRD",
+	"u2IT2sDiAzbm/VEshbcdPGUYfo2dC4GcFZ8FFQ0+xNKkKpr2HbCdsWc+bLcclFoOjC05ReYt8tUujAWu",
+	"hUXRS9WBRRWBVlmYTi0oRDNUxnMUIxbngvHmYwLnIiyrIgsWWqVLnkAv/qbg2/bdzQVT2/zhLGEkPSDn",
+	"gyPAQe214NenuSBsf0cdO/+4R5h5WXLP5L97nBOCEtC8gGOckbspKISZ7btQOst4j5XZy+LMMouo91Qe",
+	"s+dFtFSE9tjxLjit/tJaNN3nNjmiOtKNC6/m4bXz0SULnBNB7YwbcQhRGBYKFCUFR5fHMiC8sgADMD97",
+	"5OmhKjzGfv56R0A1PhIAE46NZq/OT47RYFxBpqpYWKVh/POoGa35bnJmg9weBgxtuJniX45Mqevaz/ct",
+	"x75VtYpXr79/ICNtS9aJNnd2Np6yybSXxH12LW5Y/ez5HnvS3Hq8Ms9KeTL0V9yJ9s/bFYsOav30ffFB",
+	"nKby0etFxjhYTBwFjGtH4MPrOAoZOe2dbkXWXhYbSLuKB3FZxd7o9bercOXa3PgrPPn+tHJ1Uy38x3Q8",
+	"rHzsQ/UWcrAGrMe1eLQ9TROM5lBTwyZwVnJYWu/GL2/ab77/sJcOfjy/enxx8/qHlyfDx6P++1M+iY+S",
+	"dHbA+Wn/5eWZuhd5YY90FrBCAjVtKcCjXIBG5w/FI7qor0WPfS9u2LkwhESPdzaqkOha3OD/S8lCgNVz",
+	"QlB5mzBg1V4OMaWrSsh4tnfKth9nWWTM8NIxCNl48awo027tFFTyzcDPePtHu/GWNz7+/Otm8OS23rAf",
+	"m42nP/+6ETy5XVn9jyokPFRDNTWfpke8puSQHuYv0jVAp1jmCQt1X01EuMZeW3xTUmCIXleWPD15sDuZ",
+	"vo1iQkZVjpF7LPMHyD/hElaMRwKyVIUls1gz9BEVoP+wHNB79I6ghoC4D9PoLM7x0UpdxX9gbuevR3F/",
+	"5Das3Y7rkRjwaWJYaM1D4Uor/xth1AdTe/qdhiBt9DXr0Go1+CmDoT2iXEfkSeKetM90Zd36PMmHbFld",
+	"Hw2rK0UHqF1DLajRpEgRkqJolj8zB9HcTFsM7X8Q1ZhXfMHlAguPZaaHY2BB0anrW6iL6NmLVcVtN2ys",
+	"tGE7zaZnrC0i3KkSIA4mTPdjQGFt1oqItdNsVoBhgcXkUsbgoIrJxS7BCpJgWASE8wkWgkS3hu+GK1/e",
+	"hpJkVO9udMenbl3mankP+7GGeBkUvwK28cdvvz/aLti6LWprSlkR2RkFDPNm4Stc8nea4YrYhKela96O",
+	"ODu0no0Hmj+D2kMs8wEFtbO+Go+VZHlkEXzdV9LwGPEOiaPbCFPpgl1ANiuk+vVHmJe63Wx2ZTF3r5ww",
+	"/FBjjFvhFcSlVHlALY33w1Z2SXEXv0yB+OdWJiS78zT2oUsy8Vh8VPJ+26V7rpRBtmAHVkQacRmB1r/1",
+	"x2+/bzWB2oXtP377/S3jf/z2+0fW/OO335+yK7bGGuEum9L9WsIgeUWWvzKbbjaeXq01fv51K9hq3v7H",
+	"FzYhVlkO85j0z9USUPf7LEXhzIavgTr80PW40Lervnu5HNEtmY7lMBGNqRbFSDkdMD1SM2kDw2S/eFz/",
+	"qD0e/bLd2Bx/BFG1/zS6bsy2UE3dNu9k40k64CDG/rL5vvGoN0K+v3MzbEweX09rQW1r8LHfeCpnEQz5",
+	"JDWNnQ/vfgGRd3PWa4wejUEEfjoZ6ka0nYBQPH3MZaO/ZT4CiDJJdF6j5B8O6McNilrwPt0pk5YAVX0O",
+	"voHhU1wJc9LYV5Kg5vbmT1u9NXJ+etsq4knnA++b5AZE0kyRmynMetRe2mNrzvrN6iEQlLArMTSBVVrQ",
+	"WT0k7oriQk4KAzZJplhpgKkB5U+TkEVG3RWyK97jwEXKrqQ4GWBC612k8ByXXpCRboO7X6kUrG7vhvFS",
+	"sWglupIZ++eVVgdEC/h68QA0xYRQrg/86UXudWVRSl1j3wsxYbFhmg/ELgtfdC7Y+lisO/8G0APU3SmE",
+	"vsQ0H+Z9qI7F0UvF4UAMneNX970AwtvclcAXsymrjwuvQn6+WpjPjCH5kmJjJcer3ocWMvLDU/9Vd2E+",
+	"L9bk7mgaiOtwT7D6srEiK58RHvKnCI0PXNHy0SJUmQLO688OFrknLOk8o5RfibxmdkEMXrU2wZW1L0cJ",
+	"S7u2a1u8108PIHjAtjEAet6x/fVczwtAkEnxxbXUFkLnsywexUkqa3HFRnsluIrw/VM0+zkV/fMCk3AN",
+	"D4Y02rMeGliTCm5EdMVNlXlOyMxKkUfSl2hNc3OnsbHR2Ny4aD5tbTVbzebaxubW9s6jtz4virgRDdCG",
+	"qyies5lVrQBFTVR+4qJ9VA0yUyDmE3ph4IUV2vqIc1HALm77zp27yQRFcaPabCV5EVUBYhMAsdFsbe+0",
+	"NjbXdpaHQVyKRFmyLN+9wdXxZEHoXRILabLUFwtNOORGLAMWDxiWNCrvcWutubaxsbX2uBbU5DSxGdQF",
+	"GOdzJ1ybK5dzOL8E+NnNyLz8N1xLrB3wF+Lbp4AZUPmKDyux7WJkzYyN9hBNzRVA4fKmuJ4j9TFOEr6+",
+	"s9Zk9Z82NnbZYSynH9iHJ4+uHm2vsOdxKgbqw/rG9s5a836glQgBnql3R32YFlC4sDM89fxaVXKteCgP",
+	"5FKqZq6qtLIgq13M+6vUF3cxwTx0Vqzyzw9XBX3Wep8mOBfMd98LLk6g8M5igP35YYzLpitUJLcU0dcL",
+	"9cqx9yE1Yh8sKZbXHSwOwrzw7KRz/vaD9nGbwYVm8EhFbENnClBeP1QyUrK4ziVs4rky+7DDXCLfaTcr",
+	"y8ihFKPNT0cxqMWoiCrrTpvNrb4/GH4jwuIeP7227sfo9UF8Eh/M3rxLRkebbzbfnr96ek812i+Zk/U/",
+	"n1/11dKpoE4DjwQecDE1yL4errFztOyCDMXqqTJAyVc+x3H74PyszKE8EjoL/aBUV2aU9a7lRiZ8WJe1",
+	"6i8ljnxSrleJsBQuXmHIAp6Wz7ASpQrgq6RM2TIW1gmmixz60ZP0VdEznBdNnqNABZK/VKbExcnF6d3p",
+	"ElhAQEnwzYF3Lir6Fcpmw09Kp/BWTlHeY5e0vzwVVWYCS7+apsniiCauGZcstM+21tdDdnl2UMTQ/Eej",
+	"zGT9kJv+6FrctHjE/4/tpmci+z9Jhvn7q2fnr99s7Z92Xp5+v3X602n5M5DhzUex1lOR/t0NR1/yZKjS",
+	"2IzGfz9/2d6g7/Bc9N8f0aeJSGMV/X2rWXXev6RX/QWBvD+cZacaeqAJMaKLszDihrcweW99Ioe7ZAcJ",
+	"AByHRXBUPxj/+OzkbNb8/sVQtdvt9vH55ahzOYQ/O/DPs732G/h/8Lx//gr+2L9MOj/8eLYtXxwP37zY",
+	"396ftZ89a3fas/PNk8s2vvLq7HKnk16/Gg6Hf//73THy84eLaAwnDMELXIutTcrdHXMJtjUs3Vrc132n",
+	"tqwpJyhgXn4mVTTg0lq4HyYcgKK+FKXzywDcBjUejWO5XCarDd24LyTjXkWtF6dmdBVxUwoD3Xj6BHXa",
+	"jWZZwVpm1KJt4cuaDBYEkYSwqAUpIAzLvUeoj6TCTNMsUVnYcJOuhMlb7FLGeAmPn+8FLFFkadIiwFex",
+	"mJUa81i6WJX2+d7BQVfWT6fyBt5bobCV3g072D9us/rlxTn72/YjGEpdTydskipIlgXPmerK8MN/ig//",
+	"/f846hQGOObx832mJ8LaNkCD+vCfH2SjIT7Ag43+lOPDjKdQGFVmNSycu5jrBW+4OgiwlsZ0wno3XWlj",
+	"hjI9F+3K9J+MAhsLFdgIAim0XgFxxppj+FgQ3MosZQnPxL0ohA9eFSqRVvNgqvewMPfnXmvQiOsrKoq2",
+	"2AqVCUn0YIiVvrmkXOrCLAsvbNnK0+w95VuDR6LxqL8RNbYHj0XjKd/ZaWxGG/0nYrv3eLDRXEaseqiR",
+	"E553xth8NZkCde+5OCPpwrCkLxIJ42mQXjHn+6HsR9DMR7Z8ggWmQM3t7r1pggyhy/hKJDo7Hw8M3hkU",
+	"6G8BFStB4DhEgcAuYluXE0fVH5gs5lK2lL3+a6yNdUncDzwF0WwC9WWI5vYTwVPtW34CFvZiBf+5rVIB",
+	"3Xy3lXVElmRq5TjDBzK5Et948+bNm8bRUWN/v6R3fx4L/ML30tvzxlJ7rr6n38dyWBxtCVH/c0PZ7r+I",
+	"nxRyVon1ZYvepzupPz30b3EY3wNyg68e7r/3qNLy2bveSyWAkgA/TWNzcw4nbO8o6rJg0Mo/PXeX49Vr",
+	"6vJRMuMVjELowy578gPfhIIVuKuLrRSeW7fUlmhLhQmm1ZUPNr2xNhvHGoLygrxZRdbeAav1QTHLeCi9",
+	"an02LmuuaB9DoSTCmgIRgjrAolNkkBWRrVS63dxg5bKBRB/xaiGPK5kQRsZMqARdLAcVUdxOa6VWMdmB",
+	"Y8B7sShiVrI/NozYSlabHqLsQTTUbCLUBDNHAww91UxNDdXVbSTx+6yYobMxwTRgZaIfS6UFNUnTiTCa",
+	"cetcBCs1gAfUP0wwwXq0VlwObD8oWI3LGIARcrwo7WmtK7sS61JGqj8F04RzIfaVNCnvm1K/gky8p2BM",
+	"ZitRY9RbCqYFvwS5TVEW2srTLhkPg7K0ATi6wltGaKNZfyT6113pnqYWRt7juNy//Y1dVIT0wU+rbHX1",
+	"vBhVtrrKpBBRVicdyoFTsbi1ubvFqIkKY+GvXWQL3VqLdYEddGu3oavqzGz3lJTLSI3ZajEAYZXVN3ce",
+	"sV6MOMEWZ2etZJ1Riv2jSqFvazDIOZT9djtiI/5eWMdSi5FggdpPSbByBd7WCC6nJZIGkHE7t1uSpS4D",
+	"xUJ3sJBCSTwotZdnUBCuApKCzocDihh0AndoL4TBioja8NQArndlGIZ61JV/Y3t4nebUkl12LcQEAdS1",
+	"RoluLY/tsd6aruwDfBuaNX5ieKRw51vr6yhZjJQ2rSfNJ811Pomzs2bdLuyn8ZJ955ebbM1Vu/yONSL2",
+	"XQU+fIfbYuf+hmMDdUInCSi+Ly+ODknJnan0Gi68WnnQUuGmskYj4oY3pmkiJOrb31nL3B+//S+7gj2e",
+	"kF2/fXqQNxsp+PrzaRdPNxYIjWoukM+Wuf2r/Besbusi+2X0XNHrwDoCMBfibyUvBCmlFNwWpza+09h4",
+	"t8KjNkA0ichw+zeqtIqVWR8MXsf/Ho4NBbM5ocUfv/0vQoswDC3K7yn5Hq6xkprI05mjgDLK6VtPRdgs",
+	"LxWY70gdHkq1fvN6p1iJsR4WJAISBogK0MZWoYJiohUe04TKFPqb+dCYzWYNQM8ct6IwRx/Nx1a/QVqp",
+	"A6YVEiwYqYTgRChCAn0JX0PEfqiZaPPOcCXFCq+xtjc5Z/MbO2xBhdiAynrCMDZ1mhaIqx6LKOYMGD99",
+	"zoCGtWE1kS9sm6EVRiLCMFlvATD3aJbE13QOGKXIpjISKeNSUZDNzUSgmdnuNsLqkZESEON95M0Ohzm2",
+	"Mqwj/CTLorrItaBU1qcbG80VpNAgGvqKYyp45Icxei0XgEUEDNlk/sQvU5HewGpI5gWQe/t3PMsfJhUD",
+	"NFHhmyzvnchi43aFeUyR6CewojokJLFy6zHMWYLhCFsmU+Oyqi/PDmEcbBCRoIe3W3PlY+0j/nq6tRXE",
+	"Mk/6jiXjMIytP0o7pjrZ+X3I4GvXEQ+lSgUeHK4bCYVGGF9SD7IimN9RfxUnYM7v0IFax4mQJkEgR6ma",
+	"TES0xn7MyrA4fNSIkLg9AolFuizUH9mFSiNak1d5W9hFPFgSPwGZAekq8wGDAgZgfp7OCzjO4NuRKM3j",
+	"8t933UA2gQqAV01v3B+ZFpF9YWWQVVv+lb50p7q+mj/oKSwr7uBiY9HAhl85qqMxwIwzbXjiwnyVtKIl",
+	"hLixPpdMmzhJHMewIh68TfMlmGobWnJA8kkOHFvGucBssh9jY7GQmni66g9DpSI8R9DpYW3jCSEW3O6t",
+	"ra2ncNqXF3u7LLYYd3l5sG+PXrLwp4blCY2DKCSS0yNUsduPNRP9kbJG+UQNh4jRyQ2FUtNdBRJqs1EL",
+	"MZeU79Z4y3jjI2s2nrI1doWZbln1aU9eR5qKgFFSrLEOArYiirS4ZifevUTsIV7QS9VMi9QyvU5RnHdD",
+	"hT81fD7QoDBy3WJSaRkPBuFa/nIILDvMx7DJ3fa+7PH+SOBgqQKR2PWkZfWJSDWIqnhlueFBpliRGAVS",
+	"ifgAHHLOct1i4SSN33MjAhixD3MQPiNy2i2igKqdJpOKXOWJjZMJNQuhsy/tJ1yPVF+HtIP0vSM8nDlY",
+	"nFtLQuNUJXH/hi4xtk2yukFsEA3Jg6FRN5QRMOIeYNggxSaOrB7CX6LBZV8ANDT7Dnwg34UrVh/YOzk7",
+	"X1tdZV4cZ9acxYroFryH7Yu9l9933lzBK1cnZwcvDo7PkfHVxQdUEdN4GEtN3YmAOYLUpVvr61CR0HNv",
+	"hNRGcjVcCRz8YBRy5sIilBbZYGNub7UVbVvYpDeJhyMD9OjkFKoenYcrFkOR0Gw2t0OCFYAATjRgLzvt",
+	"/QCFwYCdXsI/sJ2A7XcOOxedMFNoifohaEuEMSgLLCjuHAwax0qKBlqqMpdRhqHQY5YxzhIgmpHdVUC1",
+	"poD99ZNpJKLA3QaaFmm7Q+QGlu1pnOCbdtIfeXrTYv5X4sNEafu+340ksEhH7xVvLPPsfqzeV+o6FnqF",
+	"/GSOy2Yt4ZxmQSQzI4cErjV2giTUHhrpgJyoNWGTj0rApAnTUBMM2FAYJhUDvHLwRwXKHbQTHwBFw+3m",
+	"jkXeNn3IKQlCypNeqcNXFrE74WaUmQ7w/jtjQds3xqyukgz++kK7SG4c0dWyqYc8GbYYFqcJA/oN9+qX",
+	"j1nBVWH7ljDWGs6BT6OQ1cPEGpqyztDIJYfTVEQrxCf1tGc7AaGFJ8berTqO7JdZawn8PubG6f0fJiGr",
+	"b+wg/Y7l1AgNPMTm0a+QPpFXjCEuhJ81iKe2iPn62kwkSQMFpPV3s2u9BgoPmvmI16KSkpE0u5iW7YSD",
+	"cCDuGvgSHDlGCpy14dpmTLUgrmolUbcUJfsigPskXT8cV5rd2TLOClYye27UJD2w1Zi2miziNz4gCDkp",
+	"vKwF89hi9xXmUKtQkhJhS8CLyMIh941ri+pTxCJba79DtTEKbR8ycFA2Uskk51fRJqMgXUSdR8XZmx6D",
+	"FL65zUZqmuqAbeAf+ONO5clbnMeaWojznbysYZALT6maApcb8dxdzfSITwThXYjvh4y8F7Yyf3i3ohyu",
+	"sbzBNlXew3VmlQK70pUK3GWhlZzx4ewJa0rd9doUAzG1mt1gQLVIutIK8xVVErVfJBGoxk6zGVr6lor3",
+	"AshfbIuTaQTWPxnlt7N/Ileq6xX2T/i20Wgw+y98BC3hn/NdmOc6LQdzPZPt6xvwetmQvaBvzaKWNEGp",
+	"qYwbewvGflgfTzbfxjPwm3i6obdh6Lwloft6B76u6Mbofn/K/ukmznra3t/lNpjvcUvjbeAO59sEup93",
+	"CLiV5gP7zCYuqdDsy3bFLjBRe/o77rhta073La6j0FGuYoig3Olt/hlisln3tz6XoHb30AYAFoRdxGse",
+	"WVNXGqMG0EehiTMihX0lpcAKlY5oUpNq6h/H/mlJwRk3tkEi0oPnVEvURrVoVifBBLjXXIMiaoPnxKVS",
+	"LyUNJN7K1I7thuuQ2pCKBpr1ScBgaNcVEfYn93wtXQlfFBNudoFumrylY8kPQcb4cHvzaVcWT9K1N/dh",
+	"bNkzqztzpBcQPYtlpGZA/2hDoNe3pev5BlB3q85AW+4rY2vERWhi6krSEXu8f+20NGz1lYJQQ1aOYzS4",
+	"JIlILKRzSIJUZLW5rsx2/51mcjruUYE6cITlDgmUArY3n3oVBYQ2tAfnHMHKGA78KawKBTfiv2CwiPLK",
+	"SCr1/Z277OD0/SN7Nl1pD8fauPzjXH+0veapEyO0vdgJNaufiSjWKyxSfmfDgFG1G6kNaCoWNXMxA7Sc",
+	"bIjsxG5YpFCs6UpYcEMTL/BtHyiIUgdH6hVK600z/Ed+rhyLPHFvYkRlNFGxpBsSro+wCuNHNFpgkRT6",
+	"cwwXsY8C3gLRyTLKdTURkk/itRs+TkKmKRAeT0mpgn8NwKGmRseRsBpvi/x7gJZmpNlIpAJNSVoRiPBX",
+	"BFJIA+gW+8ev0zRpsfXbn0Fu5MOuXPV2t2rlwaGQ8J2I7MFqUrZoWlQ01zJdtQ6kpCvPZ3w4FCm7PAic",
+	"7ppZH6kBxoqV1lNhYVsLakncF5KKHZKrv9aeoL6+ibleGNNccwrjbDZb4/jzmkqH6/ZdvX54sNc5Pu/g",
+	"O7e5oz7z3bZPD2pBDfZPTt2NtSY9aWFfa9UgK2+LivaM0D9ffWo1TDdGUGLuFa1vvXYLFUpRSoQnJqoq",
+	"I+wcPcCZ92uuFEmhG5VuoTng19yx1QI3y211gF7gHsYbap8NWDeLX8hfV6l71t3gOx+vrhWO2n1WpApv",
+	"kxutYNuej88gqbMeFrLnyMjPQsxpC3NwmFEqxNpK7h5gfTUGXDJYdi7Wiyyy1NsrlwyLJlfHgrrSp9IG",
+	"Bhe2hbs2mNhRBukt2n2yagWA9i5whGrE2YkziTUXSWkvsPkT6XQC69Nymhsqw8BlQZ/xsyi5dPfQMb+u",
+	"JOt0X6VoJ1iQgZLxY2unQ5ZvgzmogEvYuq8DWK43k4IDHrjAodHi7loZm53Pqqtbtz4qlp4vcIW4oefw",
+	"JqUjFzJsAB82nZqNuBHWLgkQA49/wMpVY5wpBWrsICy4sfuw60PzEpljFjUmMoqpnuHWKWH7fDn5aJoK",
+	"e1dBbq/sLIl3SLKpdS+4vcG3TlBi+RXLJKW8l7vTTafDEVnyKZcPbC4ywAtnjfKomznmrVLqe+iBk7qe",
+	"r9nlbrEqcZ8OQczpqX7XT9d+zW/9Z/u1ZgEG7EYYPCg0S5LViIwBzAaC+dvO1zSna1gaFNmK1llQMr2x",
+	"+ZQVxTuaJGvNaxvj67wdukfDYlc4FKFl2VWsS5dtl7rvFgRGhLbt6MvKcvIiSbbuyVgwwCxLzhe5bOUX",
+	"NQSgorCITaRhO0BDd/ESF1afObly9PLkUp6NQlH6sRbRimtsNy9ZszqKdFZoW9klbYLLwq0ccWrAl5l/",
+	"D09eHBxfHbV/unrePji8POtAT1VXiHSjuZKfBCw2llVvvz443j957b+XWS5WqJ2rzBZprH82JvcuN4G1",
+	"V3iCubMczQnz6CwC5BTvaZiMyKEQ7pVqJNsK8WqO3l9ApBz0OvNAYeCNVBl+sg7IrnerCbkvE6lhpifA",
+	"rBVaQmyVBNQRMg3BToEjWO0QxvVVIzUUNthmFewcW8zXS3H0uW7nhMY9AZIzNj6PGDeIChTqYx1K+RG+",
+	"bJ+/BDqyd3l21jneexOu3NEO278/QEpPC7Nqm2cCn4ZKbsau9zqrn7xun5967ugW23jKjuJnQVdustg4",
+	"CR/MXwmXIsjsqEA8VkBXhpHYmEfWn2rjDvIRCdFYr5/eTAw9HY+pij2RCOfu1zfaiDFFIk4nw5RHqHnb",
+	"wJQPxrH5wTRxtMHm7juB+yCqtWoaRaEaxaAKbZ6p6OaB7bezXJ684XMnk8y8Tl1Zz2f7QkWGSfb0PfG6",
+	"t4W8tHze83KZlWxO9/SDauzcluKA84kuM4FzwR6X3Yk/gY0YfkBP64Igi8u9N5AG9/FJg9+W+7vjF+RT",
+	"QkTYbDYfiDqZeXnRWtzD67nQuJe9c2+9u4q3ycdSWx7E+atVzaLPXVUde28XmM694g1e+/2Cb3jROuzz",
+	"68cK899oEdvN5qLnsxNZf8azKm/4ysb9rxSa8ONLW/e/lLf4gDc2lnij3KwD39tZZnkVLT3g5c2n9798",
+	"odQRlzcWJBre21kGjK5FSNacaGcZoJyTLdDvI+LH4tda//g58AkXhWrWgprhQ9DuXT0oXfv51mn3LnZl",
+	"sZZvSxTq+XjZTMQIrR5EzMTvWGjr5BfEbhwDwxm4KXQRD5y0CFIlPmBLYksxywxxYKoLTy9JMbTVZlBz",
+	"d663QbY+pBQY1DUDLR2lF6sqYYiqlQKjPJzT+Zp8r9Iu4/oaZAb04pCCi1t4r+JIu+hMV4ffquLcoPqG",
+	"ksCBIY8uBczn7k5yrTmjJkpifq5Dy1POgq5cTApI2sl/ibVTK4s6XdG2YB00davEZYkMAUMBU6W4P4hb",
+	"xiWsBAuUGfz+KfPdHaAPZ4dAx9KVZEjwmrOShdhGWZE5VquxgLPHwufgGJuNICkWsj7m1KIqwaPvteV8",
+	"sPixHOmu6vz5hXlk9RTfOOU8p7woauu5pu6sRPNV6v7nWOWDuV5zCQYEuJLEffONTX4ym7TXbY69eXzT",
+	"VmOo4pvrlBF/h5HchnEC5ZtngyjGsanMUXfeMm3ZbKzzhH4gzbbPAhM8TWK0JHuDA+/V1mWUm0rDzeam",
+	"tWNitEILyHnnFK1Mq6sc8+ZXV9GMgMH0rtEMBLp1ZdHmBhyCFHhOfdS86wcD2Ph5eMbGHnSlS0riPTDt",
+	"zLDVS9G/lvMDXHwW3oDB2ShKkEVQpdcunHXGb1idVqL9ag5aJe9FZCGc5zWSixGBD6OgD2owKERng8uE",
+	"vJaYqhVjgGEWHm5EknSlzfVhcyRoPEE/4HI9S+7gz872z+owaRk5l+eJ6Vyd6a/EGRcXtP7C/PGuiZbg",
+	"kpv3U5A2JpE4deXhtP4bIf4kfUVYrj1PJjEl8h6CTNF4iwlxB+iw8yThxY3TUnaqNmqCVAGJlMkVBOuV",
+	"LmarWoKFeb1rmKMJ9JPyXRLwv7Vc2GWxxZg/5+pqwOZyDDE7xKZlYsst31mXNb1CpccpKWT/9ftgua1S",
+	"qOVnd8RiLA+V8afZtY8jv0CNKHDJLkipTcql5n3jVlLdVIvVSyrdinU8Ah9zjhjQS2CIG4EdruBsYoNx",
+	"0z2BNVcgJTeCRWEoiPNOIQTz/kJsjsJiymm72E0NtEiZcbZy8jYNtgHvVWRnuxO3OTresHDaxH2rUurs",
+	"CTvQBQUrfl6xD5VmDw+ZyzEyimnDCbg2MIYM6EkyBxSVzm2uOCjmlZBHxQYeQbB5lhaXp6v0EU6I+QOV",
+	"DoUhppn7FBH5e8qMAoqc8MEciX7soqzKvfRibTNkojU7iGW6QckBvChLvis7BAzIA7ChNXR5PGiiD7Ir",
+	"QwqPL3ib13+No9uQJBzMgSAKU8Vk6ZfPsnh7Ba9zknjh1TxmdQLdimcSBupHV7v4Xqfimle87hr6uTFu",
+	"8yKXxfGq0dkfqVQb80EFLB9gnC42evzCgkV58Nt54WH7znqadRv0JyQ46Gt/plH1m8ixpMhRLFTyj59v",
+	"g19v582mdJvvsptm6X0Y436X/md0lupNryw0nHrNO1geVOMKRFTza/IKEwmvu3IEKC/l06D91M2+ktes",
+	"K5pzbYAJ9wwpjs8aF3roQnRdsKItdzDXqWWgKIPLjJxOZxNzsfdTVSOXANXD5XoLsgWtBbsy7y24Mt9c",
+	"kBWj1bOAniyqCmtLdqWklDKXv0rwQv1vdVUqs7oK87PpJDfQWr5ICwOWCOVBbjK/6vzBo2wEws1aHn6F",
+	"pSww1su2jAm6srKpzBc365YhE7DldUvjtYv/WmrlXIehr6BRVsyxhDK5gB94URBWwiWrRPEiO93hm5r5",
+	"56qZppIeO/Kb1ZC+Q9csEv9Gmlf+r2YCR5idw8uJUajdWB/XXAmuzOyXu77ArpZb2Ww4HHxZZQ/Mp3CG",
+	"QKdMUcaYzabKPV3WmFVhLezKO8yFQWV8XmYS60qi/wKJkI1lcxSwZMdrFcxwmUEPTJh3WPTYfQY9Cie/",
+	"06DH7rHndeVfyKA33wDvq9Hexb32vjgJvmuqb2a9f11629bX5aD7XM69h856ymg1YT3D9FY93+ehVZnL",
+	"mtdOssW+KLLAL+1EpMYbyZr5qDg0EQjLwKGXdTwQJoZyxzqJI6Fp2rkiTjnVdRlLg2letsMbpT6fx7tC",
+	"2oFUM6Quq6u2vvG1VzJK6JJRCCodPEegYy0+Nkx5XzCqQN+VLmwZk4PRNrDRdMGLhZkJrASwgl3IWoWC",
+	"XKJdXQWKvrqapwcXV5SbjsxMMcN7OrOn+tZWAZkXk5KgTDWyTukw8Wm3KivGenyFdhprZqgSLqMs34Fp",
+	"Fc1GQG6bG6wy1TTP+hupJDtuF16b3tCOuhJwEXX9PDEI1+va68ALuXo2zxzmzVaZ4A7M1IruJTjaUJCS",
+	"TZIE+QX7Qd6yKHhjOZ6Tt1j+arxmvovzF+cxVVN8ocCK5ZbgdcmdD2doI+HIk1J2SzRsjqS4OnDfQgC/",
+	"8d5K3nuBFQj5wuKDOa7dY+3Kw8vuChQEY7YRrnhrI7buiqza3R3ZVS2sd0XO+YoMK0tfs8Es+6aaC4FT",
+	"ISjWsNQW586OOK5Gb6kfThdJC6uj9ajQJMcLHSRpv+313aFcHJQxbU4I+//+3w3KbdJGTBiwd71SzIEF",
+	"s1U/Uf1rW03Gexw3POPa2m6AP5aTflgdnRO4c9yIJg3JqolMQBOesZAGc1VtrRu3RtctHHaRxxNCaV7t",
+	"VdiAVelp+h6/dlkSOzaNu6+c1NOVO2bkfUv6G1QnKyaSYe0GKEt7HSeJ9Vm6uQNS9SBrI+Eoo9hkEysP",
+	"ZLlu5UxJZ/ayBtCuxK1h7m+sqQrdSCWRpjIraGHLU6NtisYsphxPNRiAxynfHvl/CNxGzbCooddEzxvo",
+	"8yxzABAQaTJwOKZegN3CQMxlFUhdbFv4lfj5guaIXyWfoGKWrxAu+ZfJC9h1DldXEMrL4vwmCnwTBarV",
+	"cMs3K2PIq7g/dnKzT1pRwJaGuLtmgGtvAKJARdNsQSKC78ECngZ1JZ15MBWNYtl2JxxA2MSyGf1Yem9R",
+	"tYGupK/z1MYL67wJSjZ61ARJf81Sz7HMBiWsD5UUu/P1obVRE12OJFrOOFiqtYK8HlIJsOa825sUIkL7",
+	"pO1IsBLcka1dLxZcQf2Rtr/r8rWzH50T0GNzeal2C4CutKEf1nT5nc5YIXHBlSq1EnZGET1UjAegR6ms",
+	"k5UqLkUIdCQ+K6jCb9uRX4VyafhPybH707IFl2Ye+xZgX8J/5fmW6Ry+RTP8i0QzFGg+oYR/iz1Cf0o9",
+	"NGpAtIdVzRjPbNE/73Uv9iAjdt+hepKuzd3goTD2+n4lYwr2YFyQFlLsHrL2yaj4Fz7dF8IwM7fVBSc8",
+	"4aY/qtDZ0TmtUeOCOluuSdeChl0JfuHaPqHKkffxwiA+v5FXRXuwRAwM4wlyTWoS1pXUJYxxmUXBokpe",
+	"v7NrGEztzbWylq/dLpTWk63VKzOHE6I99mI+CMYCxEYGllMNg4KvtivnHisGaVzYEBLMCizEwQDW37Ts",
+	"otnGH7/9Xihk7R9BV2798dvvW00qbv3Hb7+/ZfyP337/yJp//Pb7U3bF1liDdkvdGCuKFFkAYsFRUt+b",
+	"zeJsGdDYs71Ttv2YGT70j5pxr+l6V2Zd1/0zyYwDG+XRvZOi2n5JV/r91Rj8REaejafNZqO50WhuYISN",
+	"YkZF/MYaKagdwMBFgpJgtKhqUovqqBZqJpGBqVA0yQ6yqFqS1welWwugpH+s/AYY2EsKgWvDlDkNz7Dt",
+	"U1HMtKFXuKxiRaWudCvRy4mJaBChibIdkg+5+ZSVik1WiVdTbAL4meIVXqSi/LMHX1kA+9JP3sUObr1f",
+	"oQA+E92bE6VMxUDYCnBB/z+/nV+xS18+veuc9wDJymua+Ce7C+7icHSCkc/f/iyV/V8hMfEvzLgJl6xz",
+	"h1h0FdMmZXrdb0FbrVOfibF673RqfHoNWmj1UUmsY+D+ipfQRwULkVpJsbZA8WrTrEsqDG48Oz2KE2OV",
+	"in9LuYvA7UH7k4VqAhb2CvaaJxSL79dD/H393UQMM+vFq9POC1vnM2D2gYm0v6MBgxItRaLFii0z4Loy",
+	"YN044DfcMPiGCjLFslziHzjgUBgWbjW32bEy7EhFWMsJ6ivFiWWldg8jboulUbDjPA/bZl4dZYeGFC5L",
+	"7zrMreBVQ2EydMyrGuE5zXWUpE26skZZMJz1GtUBfMhxLfMfZy0ain02u7WtXzYbj2fdWi2oxTA2WUld",
+	"p99WrQCsms9Kyr04f76XQdABrhb5QtZYlmqNVnQ6rc6H95CqZA0G0NxnBMZncOithcaByiPPI8VtnS+L",
+	"bp+zhD+Po23f/9KxMs/VVP7VqdO+mkmgC/fTpzvyFTB4Z5LwfpmrCBl5zlaW8pklX7aWPqUu1kvV8nMC",
+	"FTCfnGWfhvGACrnazzPRm4QrVP4oHE8TE094atbRTRRxw0PbaZCKk8KOQgz6x7geWAehv1PB8BNwqHfT",
+	"aEilRoDS2htIGQY2jpSQ0DZ3tNGnqWhYx1RWlnAsDIeFsHrnp4PnMLTtkEV547PMcYs0GgbJvK+2lDBS",
+	"XU59fVoMCbo24NSBP4MyEe/KniD95PT4hXMUvzh4nvXj0WwQp9pgPxxRVctzY4vNl5CnmCgCT90dKClZ",
+	"dMAEW6prmZIPGXzheSU+KEt3FD8rhBFbPW3AU9YTN4q0K6oH2J8ajM4FunxjC14ubn7XsgoV7pngAntW",
+	"KXsteqfZIa8u0v/yzeXKfyTwJLOYAaw+TYvDnW03nz5ik/iDSHRWjwiRzbIpD9sWFOxszRV8xdp8G82s",
+	"Mnfdq6OnsHCmVABcYooJRxXa+d/vqDlYWf3Q27a21Q7tntlMTRNUGFA4Y2MxVtRDz4w4zU1Psh7cE8Pq",
+	"eS3E9o/ti/bZ1X4HfNBXzy73X3SgLjH0fqXjh2HyFiwdm3bDo3FsDFVapCunDRPaxGOeVR+E7+naYR3G",
+	"WRyZEfvv/2IjgZUr//u/iLLcUGQJHo3tzmP31WJPrBNo41GjRx3CEGW0YpBkBAuk3+Fw//u/4F+mJBZP",
+	"lPZQsCKqtiaHTaap2hNjqVLjgOo3DQVWPs66DLD5zgaYY2vlOaRNfSxqz8jkha23BFYDsQDGfAOgFXqM",
+	"KeM6PyoqveFTAMZiSuIFPCWy4hafxbLPBSkAduJFrTYCwNueqL/IEPCJAkpQq6Ddy2u/tLBLXOTnuTOs",
+	"TOQSCr45M/4FnRmEB3Bj75BqrM6clQ+dTKtEHCpLzr2ScQUjsPNDYx8Pl1aT1XVm7ap6dkO4gXm5ulJP",
+	"aalM3Bfud5VEXZk5ju0iXLG6TDeyVfSyeCdbEK/YAd8uJFxjl64icLHeeC4fqCRyq1oDW2qpZ1UwH6AP",
+	"mpHrIIm0jkopYMGHrsyL/kqvFB7mGNUrAp9WComihRrbroIz9tLz0mmodW3WEwu5tEvIaeVFayciSeCU",
+	"inmxNuPfm4jqP8zX1leDbKz83bmidsuYZe/3whfScCsK55XRx6vtYNeYBQG4AcpNg+rlivGujDMC9QHF",
+	"9BAtvmotvXyGv1qqz7+vXfTfkDMQHs1ntN/FIfzIkEomsZc5AnPaTz6dcqRRFbvIw5C93rKrq3iDV1ez",
+	"6KI8OWS3VLwHVMGuzEsXsoPqojo2XMnGL+P2G5ajACkGXbxcWccmU7r80/lyApQh3oKlQ3kdIPVONxlx",
+	"SY6z2UjBzKTaeGxMir7Qmqc3Gbkv8Tfq6TooF4u3ocKu+ivCUkQtqBtq+9zBgtF+Z2k1jbuC9QKAv2X1",
+	"QgMSqWEYrIejKagYJfc0a0jv2mktoNd/1bIGARXFgTew+8y9VQ6q+NZ8tv99XMths1v+LjlM740VK7fR",
+	"qogV68pqNlZ2njoFvMBA55qhLeZkX7lOwV5hkq9URGC3soDX59YR+Mbs/jWZndcjYCGfy2MUK91R5yNH",
+	"zujBqqgFW02mWGNTSOwmISIgcMgJYskmCTxoxAdTkQk/f8WrA3cXeIAosPJrhpPZGRb5VSwwbCujLxdn",
+	"/2dcvr8wPgMGMjMH4Ltx2oaoL8Lqw6xJGXBUTNN+n6XxalZ34UMuh1bmybYrgc2nhka7qTaBH9S05pVf",
+	"HPP0muYo1WUCGQ4b9fpBkpVF42JtvGj7z8Lr2Iixvh/BcTI42jH/cECvbDSbmeGOpym/WXQBCjB0UCKv",
+	"w7+lmx+QqBRfqfPTWpAsWS4feFfYBhYkzbslOlzN0dQ1DOCGRQL2wtTUrFBYG7elwe6rXArP3lG2NKuR",
+	"WNA+qkolYkPDrALivd59qQoIk1ezYXHkrBqwem/iQtd3VDJIzAG40Kr9VtYiuiNtwGH6PfECF4Uu8wHj",
+	"GmMDyEM4332wGCLwuL8pdqIN3tjqbQ8a2/yJaDztP4oaG2JzsMW3ezv9R5ELHphwM8pDB2Ing+ZCYVBl",
+	"V59O8cn74wnurkpIDSH+9IqE/0Y+9Q4acXWGVIsvfzFPetHNv6AQoOxZcInOWRFcdjP589x1zJKNqQyE",
+	"LGcu42+UzgSNYp0aloqx1TMLD9o8HJfjUVGgYj71tEJVKzYfwXbHtgPJyrIVJmwzxK+dlbpfmuaz9bTC",
+	"ziFz+JsS9r9DYg2hkXeFPapQSJtcFGazlwpODm0wMOGthvvqygOVTIvzGZEPS4YMHpIKiRJ5+Et6heQH",
+	"bW6hMhNYwNU0hRwI+IbeCslPPuZyip3EDTTFNsqXZ+ZqLlh3uhZIVbN2tdatVSCinn+reNNcIU5LZqgf",
+	"Job+yF2qeYAuIdJcrQfJjkVE0AtucgXJr8XNXy9F03l52odnnfb+m6vO8cMq9xAsPp2s/u+aTdkpwu1/",
+	"qlyQm5+WMxbSLqHCWphjcQA3EJ3lsbTFEst38F+wTsA3Vvc/Y58xPDXFluW2oswiljcnCt/fY7CDZLwg",
+	"EmcV4CiukWThvM7aHEZ3pQ2Jyl70bgSmzlXwl9CvedqVVCIGauHFcpiIxlSLkrwcMD0C7RhpvpJ90WLo",
+	"e+lzSc4mLBRKTDivC1Sfuf5/sJ5YMpXa7t/wOV/OinWMdWVxe7FmidK2SkFeHsgZnHK+hrPBWlAG79kM",
+	"e+KCRjFbHYfGKW7M71KMLjquu/LlUXuvcf6y3YAwv6mMBGwLwBmJNH7vl70bc21ESsRHK2Trkxvkh/Br",
+	"xA3vcS1sGFwWrQaB4vD6mE0nyyofc4xwkf9IqgwD8iJIy7JNC9OvrY7slab5H2IzZxYV9gATKhlMUc2R",
+	"u1apvPNqfOMx33jMkj4tugafwGVMGvf13fVo1ERIPonXbvg4uftJ7Ifz8b5nqJj1HWXwnGaX16jmEqp8",
+	"SczItm2P/ABCG5dAxcDQ6NuVsWG2NNuFTatgcW4tninKFWb18MwuyB419athoZLiZBCuUAuq1aIcvbrK",
+	"6iF9deYFMYQrVGcny6RHduZ1pnJJ4rtMKmubxfzcisLhG2Gh+wRls9vs+ayxYaZD1olyYB4hl2XrKz4T",
+	"MKlm+ICX09aV1EBDh1QiljZbVkhwu7ljvmrDNt4QBs3bLAR+Vy4Lk64sVCUot24o1UoolSDAcH3sZFSB",
+	"BGgCNIvgSPCjE2Es2zUwOQfFlbuHlxWjZ+XdqdcYmhUxtf20c7x/cPziau/k+PnB2VH74uDkGHLdCewV",
+	"DdpsfOouDlURn5pjQyGstZ+VjMwK6qEkwNjBoKJDidds0i8qX9yX+MD7JrFpDTZgClV2bFcCT9glxFIb",
+	"wW3GDtUWRNblBAFyN8A4toHlXMdKjKy0WAah+ZiWINnqqsOR1dUstAkhU5Gc38qifkgGm0x7SdzHQKtE",
+	"UDGAs2ni0ngQ8Vrz9SLWbLXnuSpYsXFZGS48GRbipgzwNlHgbhZixJQHe0oxyXC+xZaoRbG7uBAFDUfX",
+	"jQLM3EInGEwWJz31oeUEURt05tfcB5GSFaOE68fP9wKWqJlIbbGLg/3jNmuf7x0csEiB4dsWXrDLiqmf",
+	"ncm6tlzKGHA/YKdTeQN/4dPHz/ez4GJNgRE0Gp6TkghJF1HN2u5HnDwVgylgyKLaFASHjNS02HzkGKtn",
+	"yzp+vtfIw6SDHDFNOpV9bshtrfA6KR3nEWlr7MA2CHon+salldi2rWOM7KJbstEMms0mObpLkWqUBoU9",
+	"aHRVlBoMsQB58E0b4+a7Osf+OrZsChSmJHnbBxchqxej3VwkJTSkZQNSFvzWfks1+GGl/j7Fs5jvwsMW",
+	"NeFZJXrfyouiFuqe0BOWFbQKlVV2y5eS9YQ2bMxNf2RhhGhOYcyNQy6HUywW4tIT8dqGQtplZCymVajT",
+	"wrIyLcUJw8uLvfBbSZXlS6pUhkxusbPOi4PzizNkj3khVlYvhIbGVN9Xi+qQ//VKrsDqYeEpUMltLGxZ",
+	"dFSDwYKCe/4ykLlAC5hxDHQAqG2xil+L5cl+hX3heGHgEIhtNruSS2wesxLMZR/apii5CBCuVBeUt2L0",
+	"nIe+StPIH7GB/e5C1MgZ/ucZtG1iUY1H/D/tSGt9NbYVZjAuQMjGi2e5s78dcXao3gvwN+Bul7OIB7UC",
+	"Qbr/cUcCwJo2TdVErNtCN36tHVj3VfIJ5vZ8Mw8xopd0ky9fz788/BJWk40vaDVx0y+q2OvHDdqu6Zyo",
+	"qxfYn2lBsXa1/qs9c0gE6DJ9EbOKTaRZ7r7QkxEgQZVyUAtqlvpiiKroX7MbNU1ZLHvqg1+PHL8tSPXo",
+	"MV8yITTL6pmHdedOvbq1SGtR2NapK7GLvDUyA/er2iRUmTuH45lveJX36HIKysjmKuZBrZ9qyXpwgeRv",
+	"Zqw/paIyGXq8Q17QzOg2qLIn8UmM3Mu+UbYivcRSywEDZIolJqVaa1eQl/tm70UaD+yNBeO7y7sAmSNS",
+	"/ekY5VfUbAVLlTLF1gPUiowM+yGsyDFrS+5PHM/mSe02qDR0oZfdbjbwXRGFO267CGASj7H9qYfKGCHz",
+	"hEi9xo4VK4Y5FFaTwXR+Kee5awXmUVMTMK+5EAJLk6QIsiF8hzbGKEvXKhbRLIRhKomdk7w4UIrGLMIq",
+	"iwWbX918PdLvdB6ZYUuABV5IAUHLFl3Jp3CB0BUzxGPRAA9LxJQUDZT9M7iyOniiAnb2fI892tx60mLg",
+	"0tkI2COGHTJ0wLaaXWn7P60wrknKVjJiZG6FbrTYmwmDLQLfTjuc8pTaKkAlCVuDBH8ikksyS55Al5bi",
+	"vNmNLQ6aFyO3talQ6+qJvHuI1eaoQAWFdHB5kydIx1pPMYgth5hnMb79+fb/HwA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -128,6 +128,7 @@ type data struct {
 	ValidFor string // the link's lifetime, in words
 	Site     string // the public URL's host
 	Label    string // the link's button text
+	Subject  string // the rendered subject, the HTML part's <title>
 }
 
 // With returns d with the button label set (for the "button" template).
@@ -172,6 +173,7 @@ func (r *Renderer) Render(m auth.Mail) (*Message, error) {
 	if err := r.text[lang].ExecuteTemplate(&text, name+".text", d); err != nil {
 		return nil, fmt.Errorf("mail: %s text: %w", name, err)
 	}
+	d.Subject = strings.Join(strings.Fields(subject.String()), " ")
 	if err := r.html[lang].ExecuteTemplate(&html, name+".html", d); err != nil {
 		return nil, fmt.Errorf("mail: %s html: %w", name, err)
 	}
@@ -179,7 +181,7 @@ func (r *Renderer) Render(m auth.Mail) (*Message, error) {
 		From:     r.from,
 		To:       m.To,
 		Language: lang,
-		Subject:  strings.Join(strings.Fields(subject.String()), " "),
+		Subject:  d.Subject,
 		Text:     strings.TrimSpace(text.String()) + "\n",
 		HTML:     html.String(),
 		Link:     d.Link,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	htmltemplate "html/template"
 	"log/slog"
 	"strings"
 	"testing"
@@ -86,6 +87,9 @@ func TestRenderEveryKind(t *testing.T) {
 				}
 				if !strings.Contains(msg.HTML, "Ada &lt;Lovelace&gt;") || strings.Contains(msg.HTML, "<Lovelace>") {
 					t.Errorf("the HTML does not greet by the escaped name:\n%s", msg.HTML)
+				}
+				if title := "<title>" + htmlEscape(msg.Subject) + "</title>"; !strings.Contains(msg.HTML, title) {
+					t.Errorf("the HTML has no %s:\n%s", title, msg.HTML)
 				}
 				if !strings.Contains(msg.HTML, `<html lang="`+lang+`">`) {
 					t.Errorf("the HTML is not marked as %s", lang)
@@ -241,6 +245,11 @@ func TestSMTP(t *testing.T) {
 			if got := m.Header.Get("Message-Id"); got != "<0b6f6a4e-9d7c-4f0e-8f43-55d1f3f0e2a1@latchkey.test>" {
 				t.Errorf("Message-ID: %q", got)
 			}
+			for _, h := range []string{"X-Mailer", "User-Agent"} {
+				if got := m.Header.Get(h); got != "" {
+					t.Errorf("%s: %q names the mail library", h, got)
+				}
+			}
 			if got := m.Header.Get("Content-Language"); got != "fr" {
 				t.Errorf("Content-Language: %q", got)
 			}
@@ -338,3 +347,5 @@ func TestLog(t *testing.T) {
 		t.Error("the log mailer accepted an unknown kind")
 	}
 }
+
+func htmlEscape(s string) string { return htmltemplate.HTMLEscapeString(s) }

@@ -177,7 +177,9 @@ func (s *SMTP) Send(ctx context.Context, m auth.Mail) error {
 // message builds the MIME message: text and HTML alternatives, and a
 // Message-ID made from the outbox id, the same on every attempt.
 func (s *SMTP) message(id string, msg *Message) (*gomail.Msg, error) {
-	gm := gomail.NewMsg()
+	// No User-Agent/X-Mailer: naming the library and its version only
+	// helps someone looking for a vulnerable one.
+	gm := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	gm.FromMailAddress(msg.From)
 	if err := gm.To(msg.To); err != nil {
 		return nil, fmt.Errorf("mail: recipient: %w", err)

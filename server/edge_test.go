@@ -182,8 +182,8 @@ func TestMessagesSayTheRule(t *testing.T) {
 			{"not a date", "PATCH", "/api/me", map[string]any{"birth_date": "yesterday"}, []header{ab}, 400, "birth_date", "must be a real date"},
 			{"broken JSON", "POST", "/api/register", []byte(`{"name":`), []header{hdr("Content-Type", "application/json")}, 400, "body", "is not valid JSON"},
 			{"huge number", "POST", "/api/register", []byte(`{"name":1e999}`), []header{hdr("Content-Type", "application/json")}, 400, "", ""},
-			{"two credentials", "POST", "/api/auth", map[string]any{"secret": "x", "email": "a@example.com", "password": "long enough pw"}, nil, 400, "secret", "cannot be combined"},
-			{"email and username", "POST", "/api/auth", map[string]any{"email": "a@example.com", "username": "ada", "password": "long enough pw"}, nil, 400, "username", "cannot be combined"},
+			{"two credentials", "POST", "/api/auth", map[string]any{"secret": "x", "email": "a@example.com", "password": "long enough pw"}, nil, 400, "secret", "is not a field of a password account by email"},
+			{"email and username", "POST", "/api/auth", map[string]any{"email": "a@example.com", "username": "ada", "password": "long enough pw"}, nil, 400, "username", "is not a field of a password account by email"},
 			{"weak password", "POST", "/api/register", map[string]any{"email": "b@example.com", "password": "short"}, nil, 400, "password", "must be 8 to 128 characters"},
 		} {
 			h.run(c.name, func(h *harness) {

@@ -160,6 +160,8 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			body.Details = append(body.Details, errorDetail(d))
 		}
 		if c.Request().Method == http.MethodHead {
+			// The headers GET would get, without the body.
+			c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 			err = c.NoContent(apiErr.Status)
 		} else {
 			err = c.JSON(apiErr.Status, body)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"mime/multipart"
-	"sort"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -68,27 +67,23 @@ func deref[T any](p *T) T {
 
 func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) (gen.RegisterResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
-	locale := string(deref(in.Locale))
+	// The validator let through exactly one branch of the oneOf: a
+	// password account has an email (a valid one: never empty).
+	pw, err := in.AsPasswordRegistration()
+	if err != nil {
+		// The only member that can fail to decode after validation: the
+		// generated Email type parses it again (net/mail), stricter than
+		// the spec's format.
+		return nil, auth.Invalid("email", "must be a valid email address")
+	}
+	locale := string(deref(pw.Locale))
 	if locale == "" {
 		locale = preferredLocale(deref(req.Params.AcceptLanguage))
 	}
-	if in.Email != nil || in.Password != nil {
-		return h.registerPassword(ctx, in, locale)
+	if pw.Email != "" {
+		return h.registerPassword(ctx, pw, locale)
 	}
-	var extra []auth.FieldError
-	for field, set := range map[string]bool{
-		"username": in.Username != nil, "password_conf": in.PasswordConf != nil,
-		"bio": in.Bio != nil, "timezone": in.Timezone != nil,
-	} {
-		if set {
-			extra = append(extra, auth.FieldError{Field: field, Message: "only password accounts (with email and password) take this field"})
-		}
-	}
-	if len(extra) > 0 {
-		sort.Slice(extra, func(i, j int) bool { return extra[i].Field < extra[j].Field })
-		return nil, &auth.ValidationError{Fields: extra}
-	}
-	user, secret, tokens, err := h.svc.RegisterSecret(ctx, auth.RegisterSecretInput{Name: deref(in.Name), Locale: locale}, clientMeta(ctx))
+	user, secret, tokens, err := h.svc.RegisterSecret(ctx, auth.RegisterSecretInput{Name: deref(pw.Name), Locale: locale}, clientMeta(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -98,20 +93,10 @@ func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) 
 	}, nil
 }
 
-func (h *Handlers) registerPassword(ctx context.Context, in *gen.RegisterRequest, locale string) (gen.RegisterResponseObject, error) {
-	var missing []auth.FieldError
-	if in.Email == nil {
-		missing = append(missing, auth.FieldError{Field: "email", Message: "is required for a password account"})
-	}
-	if in.Password == nil {
-		missing = append(missing, auth.FieldError{Field: "password", Message: "is required for a password account"})
-	}
-	if len(missing) > 0 {
-		return nil, &auth.ValidationError{Fields: missing}
-	}
+func (h *Handlers) registerPassword(ctx context.Context, in gen.PasswordRegistration, locale string) (gen.RegisterResponseObject, error) {
 	user, tokens, err := h.svc.RegisterPassword(ctx, auth.RegisterPasswordInput{
-		Email:        string(*in.Email),
-		Password:     *in.Password,
+		Email:        string(in.Email),
+		Password:     in.Password,
 		PasswordConf: in.PasswordConf,
 		Name:         in.Name,
 		Username:     in.Username,
@@ -142,12 +127,19 @@ func preferredLocale(header string) string {
 }
 
 func (h *Handlers) SignIn(ctx context.Context, req gen.SignInRequestObject) (gen.SignInResponseObject, error) {
-	in := body(req.JSONBody, req.FormdataBody)
+	// The validator let through exactly one branch of the oneOf; the
+	// fields of the others are empty.
+	var in struct {
+		Secret, Email, Username, Password string
+	}
+	if err := unionFields(body(req.JSONBody, req.FormdataBody), &in); err != nil {
+		return nil, err
+	}
 	res, err := h.svc.SignIn(ctx, auth.Credentials{
-		Secret:   deref(in.Secret),
-		Email:    string(deref(in.Email)),
-		Username: deref(in.Username),
-		Password: deref(in.Password),
+		Secret:   in.Secret,
+		Email:    in.Email,
+		Username: in.Username,
+		Password: in.Password,
 	}, clientMeta(ctx))
 	if err != nil {
 		return nil, err

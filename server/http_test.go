@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"image/png"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -845,6 +846,24 @@ func TestRootEndpoints(t *testing.T) {
 		h.run("GET /readyz/200", func(h *harness) {
 			h.want(h.do("GET", "/readyz", nil), http.StatusOK, "")
 		})
+		h.run("HEAD /healthz/200 and /readyz/200", func(h *harness) {
+			h.want(h.do("HEAD", "/healthz", nil), http.StatusOK, "")
+			h.want(h.do("HEAD", "/readyz", nil), http.StatusOK, "")
+			// Through a real server, as a load balancer calls it: no body.
+			srv := httptest.NewServer(h.h)
+			defer srv.Close()
+			for _, path := range []string{"/healthz", "/readyz"} {
+				res, err := http.Head(srv.URL + path)
+				if err != nil {
+					h.t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || len(body) != 0 {
+					h.t.Errorf("HEAD %s: %d with %d bytes of body", path, res.StatusCode, len(body))
+				}
+			}
+		})
 		h.run("GET /metrics/200", func(h *harness) {
 			h.do("GET", "/api/me", nil)
 			r := h.do("GET", "/metrics", nil)
@@ -904,6 +923,9 @@ func TestRootEndpoints(t *testing.T) {
 				h.t.Fatal(err)
 			}
 			h.want(h.do("GET", "/readyz", nil), http.StatusServiceUnavailable, "UNAVAILABLE")
+			if r := h.do("HEAD", "/readyz", nil); r.Code != http.StatusServiceUnavailable {
+				h.t.Errorf("HEAD /readyz with the database closed: %d", r.Code)
+			}
 			h.want(h.do("GET", "/healthz", nil), http.StatusOK, "")
 			// The API answers 500 or 503, within the contract, and says
 			// nothing internal.

@@ -35,8 +35,11 @@ type Config struct {
 	TrustedProxies []*net.IPNet // whose X-Forwarded-For is believed
 	Spec           []byte       // openapi.yaml as served at /openapi.yaml
 	// Metrics are more series for /metrics (the rate limits' own).
-	Metrics     []prometheus.Collector
-	CORSOrigins []string // from ParseCORSOrigins; empty: no CORS
+	Metrics []prometheus.Collector
+	// Where the pages behind the links in mails are served (default
+	// /confirm and /reset-password, as the mailer's defaults).
+	ConfirmPath, ResetPath string
+	CORSOrigins            []string // from ParseCORSOrigins; empty: no CORS
 	// Registry receives the HTTP metrics (nil: a registry of New's own,
 	// with the Go and process collectors).
 	Registry *prometheus.Registry
@@ -120,10 +123,13 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 		}),
 	)
 
-	e.GET("/healthz", func(c echo.Context) error {
+	// Probes answer HEAD too (load balancers and uptime checkers use it);
+	// net/http sends no body for HEAD.
+	probe := []string{http.MethodGet, http.MethodHead}
+	e.Match(probe, "/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
-	e.GET("/readyz", func(c echo.Context) error {
+	e.Match(probe, "/readyz", func(c echo.Context) error {
 		if err := svc.Ready(c.Request().Context()); err != nil {
 			return fmt.Errorf("readiness: %w: %w", auth.ErrUnavailable, err) // logged at warn
 		}
@@ -148,8 +154,16 @@ func New(svc *auth.Service, cfg Config) (*echo.Echo, error) {
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
 
+	if cfg.ConfirmPath == "" {
+		cfg.ConfirmPath = "/confirm"
+	}
+	if cfg.ResetPath == "" {
+		cfg.ResetPath = "/reset-password"
+	}
+	registerMailPages(e, cfg.ConfirmPath, cfg.ResetPath)
+
 	api := e.Group("/api", retryReadOnce, s.validateRequests)
-	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody}))
+	gen.RegisterHandlers(api, gen.NewStrictHandler(&Handlers{svc: svc, cfg: cfg}, []gen.StrictMiddlewareFunc{rawImageBody, unionForms}))
 	return e, nil
 }
 

@@ -94,6 +94,9 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			},
 		}
 		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+			if err := oneOfError(route, req, body, err); err != nil {
+				return err
+			}
 			return requestError(err, attempt, route)
 		}
 		if err := unknownFormFields(route, req); err != nil {
@@ -270,21 +273,21 @@ func unknownQueryFields(route *routers.Route, req *http.Request) error {
 			}
 		}
 	}
-	bodyField := map[string]bool{}
-	if rb := route.Operation.RequestBody; rb != nil && rb.Value != nil {
-		for _, content := range rb.Value.Content {
-			if content.Schema != nil && content.Schema.Value != nil {
-				for name := range content.Schema.Value.Properties {
-					bodyField[name] = true
+	bodyField := func(name string) bool {
+		if rb := route.Operation.RequestBody; rb != nil && rb.Value != nil {
+			for _, content := range rb.Value.Content {
+				if content.Schema != nil && content.Schema.Value != nil && hasProperty(content.Schema.Value, name) {
+					return true
 				}
 			}
 		}
+		return false
 	}
 	var fields []auth.FieldError
 	for name := range query {
 		switch {
 		case declared[name]:
-		case bodyField[name]:
+		case bodyField(name):
 			fields = append(fields, auth.FieldError{Field: name, Message: "belongs in the request body, never in the URL"})
 		default:
 			fields = append(fields, auth.FieldError{Field: name, Message: "is not a known query parameter"})
@@ -332,7 +335,7 @@ func unknownFormFields(route *routers.Route, req *http.Request) error {
 	form := req.PostForm // parsed from the body by formFromBody
 	var fields []auth.FieldError
 	for name := range form {
-		if _, ok := content.Schema.Value.Properties[name]; !ok {
+		if !hasProperty(content.Schema.Value, name) {
 			fields = append(fields, auth.FieldError{Field: name, Message: "is not a known field"})
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/mail"
 	"net/url"
@@ -92,6 +93,17 @@ func intSetting(dst *int, lo, hi int) func(string) error {
 	}
 }
 
+func addrSetting(dst *string) func(string) error {
+	return func(v string) error {
+		_, port, err := net.SplitHostPort(v)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			return errors.New("must be a listen address such as :8080 or 127.0.0.1:8080")
+		}
+		*dst = v
+		return nil
+	}
+}
+
 func pathSetting(dst *string) func(string) error {
 	return func(v string) error {
 		if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# ") {
@@ -121,11 +133,12 @@ func contains(list []string, v string) bool {
 	return false
 }
 
-// parseConfig reads the environment (getenv) and the flags in args.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	c := &config{}
-	settings := []setting{
-		{"addr", ":8080", "listen address", stringSetting(&c.Addr)},
+// settingsOf is the one table of settings: each entry writes its field of
+// c. `latchkey --help` lists it (grouped by settingGroups), and a
+// LATCHKEY_* variable that is not in it is warned about at start.
+func settingsOf(c *config) []setting {
+	return []setting{
+		{"addr", ":8080", "listen address, host:port or :port (change LATCHKEY_PUBLIC_URL with it)", addrSetting(&c.Addr)},
 		{"public-url", "http://localhost:8080", "base of links in mails; the JWT issuer", func(v string) error {
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -257,10 +270,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
 	}
+}
 
+// parseConfig reads the environment (getenv) and the flags in args. A bad
+// value is one line naming the variable or flag; -h/--help answers
+// flag.ErrHelp.
+func parseConfig(args []string, getenv func(string) string, _ io.Writer) (*config, error) {
+	c := &config{}
 	fs := flag.NewFlagSet("latchkey", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	for _, s := range settings {
+	fs.SetOutput(io.Discard) // errors are returned, help is printed by run
+	fs.Usage = func() {}
+	var flagErr error
+	for _, s := range settingsOf(c) {
 		value := s.def
 		if v, ok := lookup(getenv, s.env()); ok {
 			value = v
@@ -268,13 +289,32 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		if err := s.set(value); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.env(), err)
 		}
-		fs.Func(s.name, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env(), s.def), s.set)
+		fs.Func(s.name, s.usage, func(v string) error {
+			if err := s.set(v); err != nil {
+				flagErr = fmt.Errorf("--%s: %w", s.name, err)
+				return err
+			}
+			return nil
+		})
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return nil, err
+		case flagErr != nil:
+			return nil, flagErr
+		}
+		// The flag package's errors, in one line without its usage dump.
+		msg := err.Error()
+		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+			msg = "unknown flag --" + strings.TrimLeft(name, "-")
+		} else if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+			msg = "--" + strings.TrimLeft(name, "-") + " needs a value"
+		}
+		return nil, fmt.Errorf("%s (see latchkey --help)", msg)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (see latchkey --help)", fs.Arg(0))
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = "sqlite:" + filepath.Join(c.DataDir, "latchkey.db")
@@ -292,19 +332,25 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 
 func (c *config) isPostgres() bool { return !strings.HasPrefix(c.DatabaseURL, "sqlite:") }
 
+// decodeMasterKey's error names no variable: the caller says where the
+// key came from.
 func decodeMasterKey(v string) ([]byte, error) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
 	if err != nil || len(key) != 32 {
-		return nil, errors.New("LATCHKEY_MASTER_KEY must be 32 random bytes in base64 (openssl rand -base64 32)")
+		return nil, errors.New("must be 32 random bytes in base64 (openssl rand -base64 32)")
 	}
 	return key, nil
 }
 
 // masterKey returns the configured master key or, on SQLite, the one kept in
-// the data dir, generating it on the first start.
-func (c *config) masterKey() ([]byte, error) {
+// the data dir, generating it on the first start (and saying so, once).
+func (c *config) masterKey(logger *slog.Logger) ([]byte, error) {
 	if c.MasterKey != "" {
-		return decodeMasterKey(c.MasterKey)
+		key, err := decodeMasterKey(c.MasterKey)
+		if err != nil {
+			return nil, fmt.Errorf("LATCHKEY_MASTER_KEY: %w", err)
+		}
+		return key, nil
 	}
 	path := filepath.Join(c.DataDir, "master.key")
 	if data, err := os.ReadFile(path); err == nil {
@@ -313,7 +359,11 @@ func (c *config) masterKey() ([]byte, error) {
 		} else if perm := info.Mode().Perm(); perm&0o077 != 0 {
 			return nil, fmt.Errorf("the master key file %s can be read or written by other users (mode %04o): run chmod 600 %s", path, perm, path)
 		}
-		return decodeMasterKey(string(data))
+		key, err := decodeMasterKey(string(data))
+		if err != nil {
+			return nil, fmt.Errorf("the master key in %s %w", path, err)
+		}
+		return key, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading the master key: %w", err)
 	}
@@ -333,5 +383,9 @@ func (c *config) masterKey() ([]byte, error) {
 		f.Close()
 		return nil, err
 	}
-	return key, f.Close()
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	logger.Warn("generated a development master key: keep this file with the database, or set LATCHKEY_MASTER_KEY", "path", path)
+	return key, nil
 }

@@ -3,11 +3,13 @@
 //	latchkey [serve] [flags]   run the service (the default)
 //	latchkey migrate [flags]   apply the database schema and exit
 //	latchkey version           print the version
+//	latchkey help              list the commands and every setting
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,24 +46,41 @@ func main() {
 	}
 }
 
+// environ lists the process's variables for the unknown-LATCHKEY_*
+// warning; tests replace it.
+var environ = os.Environ
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		cmd = "version"
+	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "latchkey", buildVersion())
 		return nil
+	case "help":
+		printHelp(stdout)
+		return nil
 	case "serve", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or version)", cmd)
+		return fmt.Errorf("unknown command %q (see latchkey --help)", cmd)
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stdout)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	for _, warning := range unknownVariables(environ()) {
+		logger.Warn(warning)
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -87,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, stdout io.Writer) error {
-	key, err := cfg.masterKey()
+	key, err := cfg.masterKey(logger)
 	if err != nil {
 		return err
 	}
@@ -151,6 +170,8 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		CORSOrigins:      cfg.CORSOrigins,
 		Registry:         registry,
 		MetricsElsewhere: cfg.MetricsAddr != "",
+		ConfirmPath:      cfg.ConfirmPath,
+		ResetPath:        cfg.ResetPath,
 	})
 	if err != nil {
 		return err
@@ -172,8 +193,11 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("LATCHKEY_ADDR: %s is in use by another process: stop it, or choose another port (LATCHKEY_ADDR=:8081, and LATCHKEY_PUBLIC_URL to match)", cfg.Addr)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("LATCHKEY_ADDR: cannot listen on %s: %w", cfg.Addr, err)
 	}
 	url := localURL(ln.Addr())
 	logger.Info("latchkey is serving", "addr", ln.Addr().String(), "version", buildVersion(), "dialect", db.Dialect())

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -210,5 +211,201 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "latchkey.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHelp: --help, -h and help print the commands and every setting of
+// the table, grouped, to stdout, and succeed.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"migrate", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if err := run(context.Background(), args, env(nil), &out, &errOut); err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+			if errOut.Len() != 0 {
+				t.Errorf("help wrote to stderr: %q", errOut.String())
+			}
+			help := out.String()
+			for _, c := range commands {
+				if !strings.Contains(help, "  "+c.name+" ") {
+					t.Errorf("help does not list the command %q", c.name)
+				}
+			}
+			for _, s := range settingsOf(&config{}) {
+				if !strings.Contains(help, s.env()+", --"+s.name) {
+					t.Errorf("help does not list %s", s.env())
+				}
+			}
+			for _, g := range settingGroups {
+				if !strings.Contains(help, "\n"+g.title+":\n") {
+					t.Errorf("help has no %q group", g.title)
+				}
+			}
+		})
+	}
+}
+
+// TestHelpGroupsEverySetting: a setting added to the table is listed even
+// without a group, under "Other settings"; today's settings all have one.
+func TestHelpGroupsEverySetting(t *testing.T) {
+	grouped := map[string]bool{}
+	for _, g := range settingGroups {
+		for _, name := range g.settings {
+			grouped[name] = true
+		}
+	}
+	var out bytes.Buffer
+	printHelp(&out)
+	for _, s := range settingsOf(&config{}) {
+		if !grouped[s.name] && !strings.Contains(out.String(), "Other settings:") {
+			t.Errorf("%s is in no group and no \"Other settings\" heading is printed", s.env())
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "latchkey ") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("--version printed %q", out.String())
+	}
+}
+
+// TestCommandLineErrors: each mistake is one line naming what is wrong,
+// never the usage, and never a secret value.
+func TestCommandLineErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad flag value", []string{"--access-token-ttl", "soon"}, nil, "--access-token-ttl: must be a positive Go duration"},
+		{"bad flag value after the command", []string{"serve", "--registration=maybe"}, nil, "--registration: must be one of open, closed"},
+		{"unknown flag", []string{"--acess-token-ttl", "1m"}, nil, "unknown flag --acess-token-ttl (see latchkey --help)"},
+		{"flag without value", []string{"--addr"}, nil, "--addr needs a value"},
+		{"bogus address", nil, map[string]string{"LATCHKEY_ADDR": "bogus"}, "LATCHKEY_ADDR: must be a listen address"},
+		{"bogus address flag", []string{"--addr", "localhost"}, nil, "--addr: must be a listen address"},
+		{"bad master key", nil, map[string]string{"LATCHKEY_MASTER_KEY": "c2VjcmV0LXNlY3JldA=="}, "LATCHKEY_MASTER_KEY: must be 32 random bytes"},
+		{"bad master key flag", []string{"--master-key", "c2VjcmV0LXNlY3JldA=="}, nil, "--master-key: must be 32 random bytes"},
+		{"unknown command", []string{"frobnicate"}, nil, `unknown command "frobnicate" (see latchkey --help)`},
+		{"stray argument", []string{"serve", "extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, env(tt.env), &out, &errOut)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q, want one line containing %q", msg, tt.want)
+			}
+			if strings.Count(msg, "LATCHKEY_MASTER_KEY") > 1 || strings.Contains(msg, "c2VjcmV0") {
+				t.Errorf("error %q repeats the variable or echoes the value", msg)
+			}
+			if out.Len() != 0 || errOut.Len() != 0 {
+				t.Errorf("printed more than the error: %q %q", out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+// TestBusyPort: a taken port is reported naming LATCHKEY_ADDR.
+func TestBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = run(context.Background(), []string{"serve"}, env(map[string]string{
+		"LATCHKEY_DATA_DIR": t.TempDir(), "LATCHKEY_ADDR": ln.Addr().String(), "LATCHKEY_LOG_LEVEL": "error",
+	}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "LATCHKEY_ADDR: "+ln.Addr().String()+" is in use") {
+		t.Fatalf("error %v, want one naming LATCHKEY_ADDR and the address in use", err)
+	}
+}
+
+// logLines starts serve (data dir, JSON log) with the process variables
+// environ, stops it at once, and answers its log records.
+func logLines(t *testing.T, dataDir string, environment []string) []map[string]any {
+	t.Helper()
+	old := environ
+	environ = func() []string { return environment }
+	defer func() { environ = old }()
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve"}, env(map[string]string{
+			"LATCHKEY_DATA_DIR": dataDir, "LATCHKEY_ADDR": "127.0.0.1:0", "LATCHKEY_LOG_FORMAT": "json",
+		}), pw, &logs)
+		pw.Close()
+	}()
+	if _, err := bufio.NewReader(pr).ReadString('\n'); err != nil {
+		t.Fatalf("no start-up line: %v (%v)", err, <-done)
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func messagesOf(recs []map[string]any, substr string) []map[string]any {
+	var out []map[string]any
+	for _, r := range recs {
+		if msg, _ := r["msg"].(string); strings.Contains(msg, substr) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestUnknownVariableWarning: a LATCHKEY_* variable that is no setting (a
+// typo) is warned about at start, with the setting it probably meant;
+// settings and the test suites' LATCHKEY_TEST_* are not.
+func TestUnknownVariableWarning(t *testing.T) {
+	recs := logLines(t, t.TempDir(), []string{
+		"LATCHKEY_ACESS_TOKEN_TTL=1m", "LATCHKEY_ADDR=:1", "LATCHKEY_TEST_POSTGRES_URL=x", "PATH=/bin", "LATCHKEY_FROBNICATE=1",
+	})
+	typo := messagesOf(recs, "LATCHKEY_ACESS_TOKEN_TTL")
+	if len(typo) != 1 || typo[0]["level"] != "WARN" || !strings.Contains(typo[0]["msg"].(string), "did you mean LATCHKEY_ACCESS_TOKEN_TTL?") {
+		t.Errorf("typo warning: %v", typo)
+	}
+	if other := messagesOf(recs, "LATCHKEY_FROBNICATE"); len(other) != 1 || strings.Contains(other[0]["msg"].(string), "did you mean") {
+		t.Errorf("unknown variable warning: %v", other)
+	}
+	for _, name := range []string{"LATCHKEY_ADDR", "LATCHKEY_TEST_POSTGRES_URL"} {
+		if got := messagesOf(recs, name+" is not"); len(got) != 0 {
+			t.Errorf("%s warned about: %v", name, got)
+		}
+	}
+}
+
+// TestDevMasterKeyLogged: generating the development master key is logged
+// once, with its path; a restart that reads it logs nothing about it.
+func TestDevMasterKeyLogged(t *testing.T) {
+	dir := t.TempDir()
+	first := messagesOf(logLines(t, dir, nil), "master key")
+	if len(first) != 1 || first[0]["path"] != filepath.Join(dir, "master.key") {
+		t.Fatalf("first start: %v, want one record with the path", first)
+	}
+	if again := messagesOf(logLines(t, dir, nil), "master key"); len(again) != 0 {
+		t.Errorf("second start logged %v", again)
 	}
 }

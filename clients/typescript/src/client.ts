@@ -1,9 +1,40 @@
-import createClient, { type Client } from "openapi-fetch";
+import createClient, { type Client, type ClientPathsWithMethod, type FetchResponse, type MaybeOptionalInit } from "openapi-fetch";
 import { throwOnError } from "./errors.js";
 import type { paths } from "./schema.js";
 
-/** The typed client of the Latchkey API: `client.GET("/me")` and so on. */
-export type ApiClient = Client<paths>;
+type Method = "get" | "put" | "post" | "delete" | "patch";
+type Operation<P extends keyof paths, M extends Method> = Extract<paths[P][M], Record<string | number, any>>;
+type RequiredKeys<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T];
+// The init argument of a call: optional when nothing in it is required.
+type InitArg<I> = RequiredKeys<I> extends never ? [(I & { [key: string]: unknown })?] : [I & { [key: string]: unknown }];
+// The answer of a call that resolved: errors reject (throwOnError), so
+// `data` is there, except on a 304 (an operation that documents one,
+// GET /me/avatar with If-None-Match), which resolves without it.
+type Success<R> = Extract<R, { error?: never }>;
+type Resolved<Op, R> = Op extends { responses: { 304: unknown } }
+  ? Omit<Success<R>, "data"> & { data?: Success<R> extends { data: infer D } ? D : never }
+  : Success<R>;
+type ResolvedMethod<M extends Method> = <
+  P extends ClientPathsWithMethod<Client<paths>, M>,
+  I extends MaybeOptionalInit<paths[P], M>,
+>(
+  url: P,
+  ...init: InitArg<I>
+) => Promise<Resolved<paths[P][M], FetchResponse<Operation<P, M>, I, `${string}/${string}`>>>;
+
+/**
+ * The typed client of the Latchkey API: `client.GET("/me")` and so on.
+ * Every error answer rejects with a `LatchkeyError`, so a resolved call
+ * types `data` as present (`const { data: me } = await client.GET("/me")`
+ * is a `User`), except where the operation documents a 304.
+ */
+export type ApiClient = Omit<Client<paths>, "GET" | "PUT" | "POST" | "DELETE" | "PATCH"> & {
+  GET: ResolvedMethod<"get">;
+  PUT: ResolvedMethod<"put">;
+  POST: ResolvedMethod<"post">;
+  DELETE: ResolvedMethod<"delete">;
+  PATCH: ResolvedMethod<"patch">;
+};
 
 /** Options of {@link createApiClient} and `createLatchkey`. */
 export interface ApiClientOptions {
@@ -31,7 +62,7 @@ export function createApiClient(options: ApiClientOptions = {}): ApiClient {
     ...(options.fetch && { fetch: options.fetch }),
   });
   client.use(throwOnError);
-  return client;
+  return client as unknown as ApiClient;
 }
 
 // serializeBody sends a Blob (an avatar upload) and FormData as they are, a

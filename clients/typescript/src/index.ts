@@ -20,11 +20,19 @@ export {
   type LatchkeyOptions,
   type LatchkeySession,
   type LogoutScope,
+  type PasswordRegistration,
+  type PendingConfirmation,
+  type Registered,
+  type RegisteredSecret,
+  type RegisterOutcome,
   type RegisterRequest,
+  type SecretRegistration,
+  type SignedIn,
   type SignInRequest,
   type SignInTwoFactorRequest,
   type TokenPair,
   type TokenStorage,
+  type TwoFactorChallenge,
 } from "./session.js";
 export type { components, operations, paths } from "./schema.js";
 

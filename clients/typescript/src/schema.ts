@@ -18,12 +18,14 @@ export interface paths {
          * @description Creates an account and, unless email confirmation is required, signs
          *     it in.
          *
-         *     **Secret account**: send `name` only (every other field must be
-         *     absent). The answer is `201` with the new `user`, the account
+         *     The body is one of two kinds (`RegisterRequest` is a `oneOf`):
+         *
+         *     **Secret account** (`SecretRegistration`): send `name`, and
+         *     optionally `locale`; no other field. The answer is `201` with the new `user`, the account
          *     `secret` (shown here and by `GET /me/secret`, nowhere else) and a
          *     `tokens` pair.
          *
-         *     **Password account**: send `email` and `password`, optionally `name`,
+         *     **Password account** (`PasswordRegistration`): send `email` and `password`, optionally `name`,
          *     `username`, `password_conf`, `bio`, `locale` and `timezone`.
          *     * With email confirmation off, the answer is `201` with `user` and
          *       `tokens` (no `secret`).
@@ -54,6 +56,11 @@ export interface paths {
          *     * `locale`: a BCP 47 tag; defaults to the best match of the
          *       `Accept-Language` header, else `en`.
          *     * `timezone`: an IANA time zone name; defaults to `UTC`.
+         *
+         *     A body of neither kind is `400 INVALID_REQUEST`: its `details` name
+         *     the fields of the kind it comes closest to (`{"name": "A", "bio": "…"}`:
+         *     `bio` is not a field of a secret account), and its `message` lists
+         *     the kinds.
          *
          *     Failures: `400 INVALID_REQUEST` (with field `details`),
          *     `400 WEAK_PASSWORD`, `403 REGISTRATION_DISABLED` (registration is
@@ -86,7 +93,10 @@ export interface paths {
          *     * `{"username": …, "password": …}` for a password account
          *       (the email and username are matched regardless of case).
          *
-         *     Any other combination is `400 INVALID_REQUEST`.
+         *     (`SignInRequest` is a `oneOf` of these three.) Any other combination
+         *     is `400 INVALID_REQUEST`, whose `details` name the fields of the
+         *     credential it comes closest to (`{"email": …}`: `password` is
+         *     required) and whose `message` lists the three.
          *
          *     On success a new session starts (its `User-Agent` and client address
          *     are recorded, see `GET /me/sessions`) and the answer is an
@@ -417,6 +427,11 @@ export interface paths {
          *     zone name, `location` at most 100 characters, `birth_date` a real
          *     `YYYY-MM-DD` date from 1900-01-01 up to today.
          *
+         *     A body of neither kind is `400 INVALID_REQUEST`: its `details` name
+         *     the fields of the kind it comes closest to (`{"name": "A", "bio": "…"}`:
+         *     `bio` is not a field of a secret account), and its `message` lists
+         *     the kinds.
+         *
          *     Failures: `400 INVALID_REQUEST` (with field `details`),
          *     `409 USERNAME_TAKEN`.
          */
@@ -692,39 +707,195 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness
+         * @description `200` while the process runs; it checks nothing else. `HEAD` answers the same without a body.
+         */
+        get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** Liveness, without a body */
+        head: operations["healthzHead"];
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness
+         * @description `200` when the database answers, `503 UNAVAILABLE` otherwise. Redis
+         *     (shared rate limits) is not part of readiness: without it limits
+         *     fall back to each instance's own counters. `HEAD` answers the same
+         *     without a body.
+         */
+        get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** Readiness, without a body */
+        head: operations["readyzHead"];
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description The Prometheus text format: `latchkey_http_requests_total{route,method,status}`,
+         *     `latchkey_http_request_duration_seconds{route,method}`, and Go and
+         *     process metrics.
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/.well-known/jwks.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The keys that verify access tokens
+         * @description A JSON Web Key Set (RFC 7517) of the Ed25519 public keys whose
+         *     signatures are still accepted: the current signing key and retired
+         *     ones whose tokens may still be live. Cacheable for 5 minutes.
+         */
+        get: operations["jwks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openapi.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This document */
+        get: operations["openapiDocument"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /**
-         * @description A secret account: `name` only. A password account: `email` and
-         *     `password`, plus any of the other fields. See `POST /register` for
-         *     the rules.
-         */
-        RegisterRequest: {
+        Health: {
+            /** @enum {string} */
+            status: "ok";
+        };
+        Readiness: {
+            /** @enum {string} */
+            status: "ready";
+        };
+        /** @description A JSON Web Key Set (RFC 7517). */
+        JWKS: {
+            keys: components["schemas"]["JWK"][];
+        };
+        /** @description An Ed25519 public key (RFC 8037). */
+        JWK: {
+            /** @enum {string} */
+            kty: "OKP";
+            /** @enum {string} */
+            crv: "Ed25519";
             /**
-             * @description Display name, 1–64 characters. Required for a secret account.
-             * @example Ada Lovelace
+             * @description The public key, base64url without padding.
+             * @example 11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo
              */
-            name?: string;
+            x: string;
+            /**
+             * @description The key id, as in the `kid` header of the tokens it verifies.
+             * @example 1bc4
+             */
+            kid: string;
+            /** @enum {string} */
+            use: "sig";
+            /** @enum {string} */
+            alg: "EdDSA";
+        };
+        /**
+         * @description Exactly one of the two kinds of account: a secret account (`name`
+         *     only) or a password account (`email` and `password`, plus any of
+         *     the other fields). See `POST /register` for the rules.
+         */
+        RegisterRequest: components["schemas"]["SecretRegistration"] | components["schemas"]["PasswordRegistration"];
+        /**
+         * a secret account
+         * @description A secret account; the answer carries its secret.
+         */
+        SecretRegistration: {
+            /**
+             * @description Display name, 1–64 characters.
+             * @example Ada
+             */
+            name: string;
+            locale?: components["schemas"]["Locale"];
+        };
+        /**
+         * a password account
+         * @description A password account, signing in by email (or username) and password.
+         */
+        PasswordRegistration: {
             /**
              * Format: email
-             * @description Required for a password account; unique in its normal form (see `User.email`).
+             * @description Unique in its normal form (see `User.email`).
              * @example ada@example.com
              */
-            email?: string;
+            email: string;
             /**
-             * @description Required for a password account. 8–128 characters, not a common
-             *     password, not containing the username or the email's local part;
-             *     a breach is `400 WEAK_PASSWORD`.
+             * @description 8–128 characters, not a common password, not containing the
+             *     username or the email's local part; a breach is `400
+             *     WEAK_PASSWORD`.
              * @example correct horse battery staple
              */
-            password?: string;
+            password: string;
             /**
              * @description Optional confirmation; must equal `password` when sent.
              * @example correct horse battery staple
              */
             password_conf?: string;
+            /**
+             * @description Display name, 1–64 characters; defaults to the username, else the email's local part.
+             * @example Ada Lovelace
+             */
+            name?: string;
             /**
              * @description Optional public handle, 3–30 of `A–Z a–z 0–9 _ . -`; unique regardless of case.
              * @example ada_l
@@ -742,21 +913,35 @@ export interface components {
          * @description Exactly one credential: `secret`; or `email` and `password`; or
          *     `username` and `password`.
          */
-        SignInRequest: {
+        SignInRequest: components["schemas"]["SecretCredentials"] | components["schemas"]["EmailCredentials"] | components["schemas"]["UsernameCredentials"];
+        /** a secret account */
+        SecretCredentials: {
             /**
              * @description The account secret of a secret account.
              * @example jYlteToYeQUM17T7sCCXNsvgtc5mpKBUgohsnGwG3IM
              */
-            secret?: string;
+            secret: string;
+        };
+        /** a password account by email */
+        EmailCredentials: {
             /**
              * Format: email
+             * @description Matched regardless of case.
              * @example ada@example.com
              */
-            email?: string;
-            /** @example ada_l */
-            username?: string;
+            email: string;
             /** @example correct horse battery staple */
-            password?: string;
+            password: string;
+        };
+        /** a password account by username */
+        UsernameCredentials: {
+            /**
+             * @description Matched regardless of case.
+             * @example ada_l
+             */
+            username: string;
+            /** @example correct horse battery staple */
+            password: string;
         };
         SignInTwoFactorRequest: {
             /**
@@ -1181,6 +1366,39 @@ export interface components {
         ErrorCode: "INVALID_REQUEST" | "WEAK_PASSWORD" | "INVALID_TOKEN" | "INVALID_CODE" | "UNAUTHENTICATED" | "INVALID_CREDENTIALS" | "REFRESH_TOKEN_REUSED" | "REGISTRATION_DISABLED" | "EMAIL_NOT_CONFIRMED" | "ACCOUNT_DISABLED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_ENABLED" | "NOT_APPLICABLE" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL" | "OVERLOADED" | "UNAVAILABLE";
     };
     responses: {
+        /** @description The process runs. */
+        Healthy: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Health"];
+            };
+        };
+        /** @description The database answers. */
+        Ready: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Readiness"];
+            };
+        };
+        /** @description `METHOD_NOT_ALLOWED`: the path exists, but not with this method. */
+        MethodNotAllowed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": "METHOD_NOT_ALLOWED",
+                 *       "message": "Method not allowed."
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /**
          * @description Accepted; a mail is on its way if there is anyone to send it to
          *     (`code` is `ACCEPTED`).
@@ -1357,7 +1575,7 @@ export interface components {
         /**
          * @description The user's preferred languages; at registration the best match
          *     becomes the account's `locale` unless `locale` is given (else `en`).
-         * @example fr-CH, fr;q=0.9, en;q=0.8
+         * @example en
          */
         AcceptLanguage: string;
     };
@@ -1385,7 +1603,7 @@ export interface operations {
                 /**
                  * @description The user's preferred languages; at registration the best match
                  *     becomes the account's `locale` unless `locale` is given (else `en`).
-                 * @example fr-CH, fr;q=0.9, en;q=0.8
+                 * @example en
                  */
                 "Accept-Language"?: components["parameters"]["AcceptLanguage"];
             };
@@ -2081,6 +2299,147 @@ export interface operations {
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Healthy"];
+            405: components["responses"]["MethodNotAllowed"];
+        };
+    };
+    healthzHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process runs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            405: components["responses"]["MethodNotAllowed"];
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Ready"];
+            405: components["responses"]["MethodNotAllowed"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    readyzHead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The database answers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # TYPE latchkey_http_requests_total counter
+                     *     latchkey_http_requests_total{method="POST",route="/api/auth",status="200"} 3
+                     */
+                    "text/plain": string;
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+        };
+    };
+    jwks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key set. */
+            200: {
+                headers: {
+                    /**
+                     * @description `public, max-age=300`.
+                     * @example public, max-age=300
+                     */
+                    "Cache-Control": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JWKS"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    openapiDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document this binary serves and validates against. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
         };
     };
 }

@@ -6,11 +6,39 @@ import type { components } from "./schema.js";
 type Schemas = components["schemas"];
 /** An access and refresh token pair, as `POST /auth/refresh` returns it. */
 export type TokenPair = Schemas["TokenPair"];
-/** The outcome of a sign-in: tokens, or a two-factor challenge. */
-export type AuthResult = Schemas["AuthResult"];
-/** The body of `POST /register`. */
+/** A sign-in that is complete: the token pair. */
+export type SignedIn = TokenPair & { two_factor_required: false };
+/** A sign-in that waits for a second factor: answer it with `signInTwoFactor`. */
+export interface TwoFactorChallenge {
+  two_factor_required: true;
+  /** The challenge, for {@link LatchkeySession.signInTwoFactor}. */
+  two_factor_token: string;
+  /** Seconds until the challenge expires. */
+  expires_in: number;
+}
+/**
+ * The outcome of a first factor, discriminated on `two_factor_required`:
+ * `if (r.two_factor_required) r.two_factor_token; else r.access_token`.
+ */
+export type AuthResult = SignedIn | TwoFactorChallenge;
+/** The body of `POST /register`: a secret account or a password account. */
 export type RegisterRequest = Schemas["RegisterRequest"];
-/** The body of `POST /auth`. */
+/** The body of `POST /register` for a secret account: `{ name }`. */
+export type SecretRegistration = Schemas["SecretRegistration"];
+/** The body of `POST /register` for a password account: `{ email, password, … }`. */
+export type PasswordRegistration = Schemas["PasswordRegistration"];
+/** A registration that signed in (201): the user and the tokens (stored). */
+export type Registered = Schemas["RegisterResult"] & { signedIn: true };
+/** A secret account's registration: always signed in, with its secret. */
+export type RegisteredSecret = Registered & { secret: string };
+/**
+ * A registration waiting for its email confirmation (202): no tokens; the
+ * mailed link signs in (`POST /auth/confirm`).
+ */
+export type PendingConfirmation = Schemas["Accepted"] & { signedIn: false };
+/** The outcome of `register`, discriminated on `signedIn`. */
+export type RegisterOutcome = Registered | PendingConfirmation;
+/** The body of `POST /auth`: exactly one credential. */
 export type SignInRequest = Schemas["SignInRequest"];
 /** The body of `POST /auth/two-factor`. */
 export type SignInTwoFactorRequest = Schemas["SignInTwoFactorRequest"];
@@ -41,15 +69,20 @@ export function memoryStorage(): TokenStorage {
 
 /** The signed-in state of a {@link Latchkey} client. */
 export interface LatchkeySession {
-  /** Creates an account; with tokens in the answer (201), signs in. */
-  register(body: RegisterRequest): Promise<Schemas["RegisterResult"] | Schemas["Accepted"]>;
+  /**
+   * Creates an account; with tokens in the answer (201), signs in. A
+   * secret account is always signed in and gets its `secret`; a password
+   * account may wait for its email confirmation: narrow on `signedIn`.
+   */
+  register(body: SecretRegistration): Promise<RegisteredSecret>;
+  register(body: RegisterRequest): Promise<RegisterOutcome>;
   /**
    * Signs in. With a two-factor challenge in the answer, no tokens are
    * stored: answer it with {@link LatchkeySession.signInTwoFactor}.
    */
   signIn(body: SignInRequest): Promise<AuthResult>;
   /** Answers a two-factor challenge and signs in. */
-  signInTwoFactor(body: SignInTwoFactorRequest): Promise<AuthResult>;
+  signInTwoFactor(body: SignInTwoFactorRequest): Promise<SignedIn>;
   /**
    * Trades the refresh token for a new pair. Concurrent callers share one
    * request. A refresh the server refuses (4xx) ends the session.
@@ -106,8 +139,8 @@ export function createLatchkey(options: LatchkeyOptions = {}): Latchkey {
       }
       try {
         const { data } = await anonymous.POST("/auth/refresh", { body: { refresh_token: current.refresh_token } });
-        await storage.set(data!);
-        return data!;
+        await storage.set(data);
+        return data;
       } catch (err) {
         // The server refused this refresh token: it will never work again.
         // Anything else (network, 429, 5xx) may pass, so keep the session.
@@ -165,24 +198,32 @@ export function createLatchkey(options: LatchkeyOptions = {}): Latchkey {
   };
   client.use(middleware);
 
-  async function signedIn(result: AuthResult): Promise<AuthResult> {
+  async function signedIn(answer: Schemas["AuthResult"]): Promise<AuthResult> {
+    const result = authResult(answer);
     if (!result.two_factor_required) await storage.set(tokenPair(result));
     return result;
   }
 
+  async function register(body: RegisterRequest): Promise<RegisterOutcome> {
+    const { data } = await anonymous.POST("/register", { body });
+    if ("tokens" in data) {
+      await storage.set(data.tokens);
+      return { ...data, signedIn: true };
+    }
+    return { ...data, signedIn: false };
+  }
+
   const session: LatchkeySession = {
-    async register(body) {
-      const { data } = await anonymous.POST("/register", { body });
-      if (data && "tokens" in data) await storage.set(data.tokens);
-      return data!;
-    },
+    register: register as LatchkeySession["register"],
     async signIn(body) {
       const { data } = await anonymous.POST("/auth", { body });
-      return signedIn(data!);
+      return signedIn(data);
     },
     async signInTwoFactor(body) {
       const { data } = await anonymous.POST("/auth/two-factor", { body });
-      return signedIn(data!);
+      const result = await signedIn(data);
+      if (result.two_factor_required) throw new TypeError("a two-factor answer without tokens");
+      return result;
     },
     refresh,
     async logout(scope = "current") {
@@ -210,10 +251,21 @@ async function isUnauthenticated(response: Response): Promise<boolean> {
   }
 }
 
-function tokenPair(r: AuthResult): TokenPair {
+// authResult narrows the spec's flat AuthResult (every field optional but
+// the flag) to the union the server guarantees.
+function authResult(r: Schemas["AuthResult"]): AuthResult {
+  if (r.two_factor_required) {
+    if (!r.two_factor_token || !r.expires_in) throw new TypeError("two-factor challenge without its token");
+    return { two_factor_required: true, two_factor_token: r.two_factor_token, expires_in: r.expires_in };
+  }
   const { access_token, token_type, expires_in, refresh_token, refresh_expires_in, session_id } = r;
   if (!access_token || !token_type || !expires_in || !refresh_token || !refresh_expires_in || !session_id) {
     throw new TypeError("sign-in answer without a complete token pair");
   }
+  return { two_factor_required: false, access_token, token_type, expires_in, refresh_token, refresh_expires_in, session_id };
+}
+
+function tokenPair(r: SignedIn): TokenPair {
+  const { access_token, token_type, expires_in, refresh_token, refresh_expires_in, session_id } = r;
   return { access_token, token_type, expires_in, refresh_token, refresh_expires_in, session_id };
 }
