@@ -74,6 +74,7 @@ const (
 	ErrorCodeInvalidCredentials   ErrorCode = "INVALID_CREDENTIALS"
 	ErrorCodeInvalidRequest       ErrorCode = "INVALID_REQUEST"
 	ErrorCodeInvalidToken         ErrorCode = "INVALID_TOKEN"
+	ErrorCodeLastAdmin            ErrorCode = "LAST_ADMIN"
 	ErrorCodeMethodNotAllowed     ErrorCode = "METHOD_NOT_ALLOWED"
 	ErrorCodeNotApplicable        ErrorCode = "NOT_APPLICABLE"
 	ErrorCodeNotFound             ErrorCode = "NOT_FOUND"
@@ -112,6 +113,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeInvalidToken:
 		return true
+	case ErrorCodeLastAdmin:
+		return true
 	case ErrorCodeMethodNotAllowed:
 		return true
 	case ErrorCodeNotApplicable:
@@ -137,6 +140,75 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUsernameTaken:
 		return true
 	case ErrorCodeWeakPassword:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventTypeAccountCreated       EventType = "account_created"
+	EventTypeAccountDeleted       EventType = "account_deleted"
+	EventTypeAccountDisabled      EventType = "account_disabled"
+	EventTypeAccountEnabled       EventType = "account_enabled"
+	EventTypeAdminGranted         EventType = "admin_granted"
+	EventTypeAdminRevoked         EventType = "admin_revoked"
+	EventTypeEmailChangeRequested EventType = "email_change_requested"
+	EventTypeEmailChanged         EventType = "email_changed"
+	EventTypeLogout               EventType = "logout"
+	EventTypePasswordChanged      EventType = "password_changed"
+	EventTypePasswordReset        EventType = "password_reset"
+	EventTypeRecoveryCodeUsed     EventType = "recovery_code_used"
+	EventTypeRefreshReuseDetected EventType = "refresh_reuse_detected"
+	EventTypeSessionRevoked       EventType = "session_revoked"
+	EventTypeSignIn               EventType = "sign_in"
+	EventTypeSignInFailed         EventType = "sign_in_failed"
+	EventTypeTwoFactorDisabled    EventType = "two_factor_disabled"
+	EventTypeTwoFactorEnabled     EventType = "two_factor_enabled"
+	EventTypeTwoFactorFailed      EventType = "two_factor_failed"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeAccountCreated:
+		return true
+	case EventTypeAccountDeleted:
+		return true
+	case EventTypeAccountDisabled:
+		return true
+	case EventTypeAccountEnabled:
+		return true
+	case EventTypeAdminGranted:
+		return true
+	case EventTypeAdminRevoked:
+		return true
+	case EventTypeEmailChangeRequested:
+		return true
+	case EventTypeEmailChanged:
+		return true
+	case EventTypeLogout:
+		return true
+	case EventTypePasswordChanged:
+		return true
+	case EventTypePasswordReset:
+		return true
+	case EventTypeRecoveryCodeUsed:
+		return true
+	case EventTypeRefreshReuseDetected:
+		return true
+	case EventTypeSessionRevoked:
+		return true
+	case EventTypeSignIn:
+		return true
+	case EventTypeSignInFailed:
+		return true
+	case EventTypeTwoFactorDisabled:
+		return true
+	case EventTypeTwoFactorEnabled:
+		return true
+	case EventTypeTwoFactorFailed:
 		return true
 	default:
 		return false
@@ -200,6 +272,102 @@ type AcceptedCode string
 //
 // Example: password
 type AccountType string
+
+// AdminUser An account as admins see it; every `User` field plus `disabled`, `last_sign_in_at` and `live_sessions`.
+type AdminUser struct {
+	// AccountType `secret`: a name-only account whose credential is a server-made
+	// secret; `password`: an email (and optional username) and a password.
+	//
+	//
+	// Example: password
+	AccountType AccountType `json:"account_type"`
+
+	// Admin Example: false
+	Admin bool `json:"admin"`
+
+	// Bio Example: Poetical scientist.
+	Bio nullable.Nullable[string] `json:"bio"`
+
+	// BirthDate Example: 1985-12-10
+	BirthDate nullable.Nullable[openapi_types.Date] `json:"birth_date"`
+
+	// CreatedAt Example: 2025-11-21T09:30:00.123456Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Disabled A disabled account cannot sign in and has no live session.
+	//
+	// Example: false
+	Disabled bool `json:"disabled"`
+
+	// Email Example: ada@example.com
+	Email nullable.Nullable[openapi_types.Email] `json:"email"`
+
+	// EmailConfirmed Example: true
+	EmailConfirmed bool `json:"email_confirmed"`
+
+	// HasAvatar Example: false
+	HasAvatar bool `json:"has_avatar"`
+
+	// ID Example: 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+	ID openapi_types.UUID `json:"id"`
+
+	// LastSignInAt The last successful sign-in (a session started), if any.
+	//
+	// Example: 2025-11-21T10:45:12.5Z
+	LastSignInAt nullable.Nullable[time.Time] `json:"last_sign_in_at"`
+
+	// LiveSessions How many sessions are live (neither revoked nor expired).
+	//
+	// Example: 2
+	LiveSessions int `json:"live_sessions"`
+
+	// Locale A BCP 47 language tag.
+	//
+	// Example: en-GB
+	Locale Locale `json:"locale"`
+
+	// Location Example: London
+	Location nullable.Nullable[string] `json:"location"`
+
+	// Name Example: Ada Lovelace
+	Name string `json:"name"`
+
+	// Timezone An IANA time zone name.
+	//
+	// Example: Europe/London
+	Timezone Timezone `json:"timezone"`
+
+	// TwoFactorEnabled Example: false
+	TwoFactorEnabled bool `json:"two_factor_enabled"`
+
+	// Username Example: ada_l
+	Username nullable.Nullable[string] `json:"username"`
+}
+
+// AdminUserPage defines model for AdminUserPage.
+type AdminUserPage struct {
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	//
+	// Example: MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+	NextCursor *string     `json:"next_cursor,omitempty"`
+	Users      []AdminUser `json:"users"`
+}
+
+// AdminUserUpdate Any of the flags an admin may set.
+type AdminUserUpdate struct {
+	// Admin Example: false
+	Admin *bool `json:"admin,omitempty"`
+
+	// Disabled `true` disables the account and revokes every session of it.
+	//
+	// Example: true
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// EmailConfirmed Marks a password account's address confirmed (or not).
+	//
+	// Example: true
+	EmailConfirmed *bool `json:"email_confirmed,omitempty"`
+}
 
 // AuthResult The outcome of a first factor.
 //   - `two_factor_required: false`: signed in; every `TokenPair` field is
@@ -335,6 +503,62 @@ type Error struct {
 //
 // Example: INVALID_REQUEST
 type ErrorCode string
+
+// Event One security event. It never holds a secret, token or password; a
+// failed sign-in for an unknown identifier has no `user_id` and does
+// not keep the identifier.
+type Event struct {
+	// ActorID The admin who acted; absent when the user (or nobody known) acted.
+	//
+	// Example: 2a7c9e1b-0d3f-4b6a-8c5e-7f9a1b3c5d7e
+	ActorID *openapi_types.UUID `json:"actor_id,omitempty"`
+
+	// CreatedAt Example: 2025-11-21T09:30:00.123456Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// ID Example: 5f1e2d3c-4b5a-4697-8877-665544332211
+	ID openapi_types.UUID `json:"id"`
+
+	// IP The client address of the request, if known.
+	//
+	// Example: 203.0.113.7
+	IP *string `json:"ip,omitempty"`
+
+	// SessionID The session concerned, when there is one.
+	//
+	// Example: 7c2e5d1a-3b4f-4a8e-9c6d-1e2f3a4b5c6d
+	SessionID *openapi_types.UUID `json:"session_id,omitempty"`
+
+	// Type What happened.
+	//
+	// Example: sign_in
+	Type EventType `json:"type"`
+
+	// UserAgent The `User-Agent` of the request, if any.
+	//
+	// Example: Mozilla/5.0 (X11; Linux x86_64) Firefox/145.0
+	UserAgent *string `json:"user_agent,omitempty"`
+
+	// UserID The account concerned, when there is one.
+	//
+	// Example: 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+	UserID *openapi_types.UUID `json:"user_id,omitempty"`
+}
+
+// EventPage defines model for EventPage.
+type EventPage struct {
+	Events []Event `json:"events"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	//
+	// Example: MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// EventType What happened.
+//
+// Example: sign_in
+type EventType string
 
 // FieldError defines model for FieldError.
 type FieldError struct {
@@ -727,6 +951,15 @@ type UserUpdate struct {
 // AcceptLanguage defines model for AcceptLanguage.
 type AcceptLanguage = string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// Limit defines model for Limit.
+type Limit = int
+
+// UserID defines model for UserID.
+type UserID = openapi_types.UUID
+
 // BadRequest The body of every error answer.
 type BadRequest = Error
 
@@ -757,10 +990,46 @@ type Unauthorized = Error
 // UnsupportedMediaType The body of every error answer.
 type UnsupportedMediaType = Error
 
+// AdminListEventsParams defines parameters for AdminListEvents.
+type AdminListEventsParams struct {
+	// UserID Only the events of this account.
+	UserID *openapi_types.UUID `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type Only events of this type.
+	Type *EventType `form:"type,omitempty" json:"type,omitempty"`
+
+	// Limit The most items on one page (1–100).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; absent for the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// Q A case-insensitive substring of the email, username or name.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Limit The most items on one page (1–100).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; absent for the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetAvatarParams defines parameters for GetAvatar.
 type GetAvatarParams struct {
 	// IfNoneMatch An `ETag` from an earlier answer (or a list of them, or `*`).
 	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
+// ListMyEventsParams defines parameters for ListMyEvents.
+type ListMyEventsParams struct {
+	// Limit The most items on one page (1–100).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; absent for the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // RegisterParams defines parameters for Register.
@@ -769,6 +1038,9 @@ type RegisterParams struct {
 	// becomes the account's `locale` unless `locale` is given (else `en`).
 	AcceptLanguage *AcceptLanguage `json:"Accept-Language,omitempty"`
 }
+
+// AdminUpdateUserJSONRequestBody defines body for AdminUpdateUser for application/json ContentType.
+type AdminUpdateUserJSONRequestBody = AdminUserUpdate
 
 // SignInJSONRequestBody defines body for SignIn for application/json ContentType.
 type SignInJSONRequestBody = SignInRequest
@@ -850,6 +1122,30 @@ type RegisterFormdataRequestBody = RegisterRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListEvents Read the security log
+	// (GET /admin/events)
+	AdminListEvents(ctx echo.Context, params AdminListEventsParams) error
+	// AdminListUsers List and search accounts
+	// (GET /admin/users)
+	AdminListUsers(ctx echo.Context, params AdminListUsersParams) error
+	// AdminDeleteUser Delete an account
+	// (DELETE /admin/users/{id})
+	AdminDeleteUser(ctx echo.Context, id UserID) error
+	// AdminGetUser Read one account
+	// (GET /admin/users/{id})
+	AdminGetUser(ctx echo.Context, id UserID) error
+	// AdminUpdateUser Disable, enable, make admin, or mark the email confirmed
+	// (PATCH /admin/users/{id})
+	AdminUpdateUser(ctx echo.Context, id UserID) error
+	// AdminRequestPasswordReset Mail the account a password-reset link
+	// (POST /admin/users/{id}/password-reset)
+	AdminRequestPasswordReset(ctx echo.Context, id UserID) error
+	// AdminRevokeUserSessions Sign an account out everywhere
+	// (DELETE /admin/users/{id}/sessions)
+	AdminRevokeUserSessions(ctx echo.Context, id UserID) error
+	// AdminListUserSessions List an account's live sessions
+	// (GET /admin/users/{id}/sessions)
+	AdminListUserSessions(ctx echo.Context, id UserID) error
 	// SignIn Sign in
 	// (POST /auth)
 	SignIn(ctx echo.Context) error
@@ -895,6 +1191,9 @@ type ServerInterface interface {
 	// ChangeEmail Change the email address
 	// (PUT /me/email)
 	ChangeEmail(ctx echo.Context) error
+	// ListMyEvents The signed-in user's security log
+	// (GET /me/events)
+	ListMyEvents(ctx echo.Context, params ListMyEventsParams) error
 	// ChangePassword Change the password
 	// (PUT /me/password)
 	ChangePassword(ctx echo.Context) error
@@ -924,6 +1223,173 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// AdminListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListEventsParams
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserID, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListEvents(ctx, params)
+	return err
+}
+
+// AdminListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUsers(ctx, params)
+	return err
+}
+
+// AdminDeleteUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteUser(ctx, id)
+	return err
+}
+
+// AdminGetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetUser(ctx, id)
+	return err
+}
+
+// AdminUpdateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminUpdateUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminUpdateUser(ctx, id)
+	return err
+}
+
+// AdminRequestPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRequestPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRequestPasswordReset(ctx, id)
+	return err
+}
+
+// AdminRevokeUserSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRevokeUserSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRevokeUserSessions(ctx, id)
+	return err
+}
+
+// AdminListUserSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUserSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUserSessions(ctx, id)
+	return err
 }
 
 // SignIn converts echo context to params.
@@ -1078,6 +1544,31 @@ func (w *ServerInterfaceWrapper) ChangeEmail(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ChangeEmail(ctx)
+	return err
+}
+
+// ListMyEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListMyEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMyEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListMyEvents(ctx, params)
 	return err
 }
 
@@ -1250,6 +1741,15 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/me/two-factor", wrapper.DisableTwoFactor, options.OperationMiddlewares["disableTwoFactor"]...)
 	router.POST(options.BaseURL+"/me/two-factor", wrapper.EnrollTwoFactor, options.OperationMiddlewares["enrollTwoFactor"]...)
 	router.POST(options.BaseURL+"/me/two-factor/confirm", wrapper.ConfirmTwoFactor, options.OperationMiddlewares["confirmTwoFactor"]...)
+	router.GET(options.BaseURL+"/me/events", wrapper.ListMyEvents, options.OperationMiddlewares["listMyEvents"]...)
+	router.GET(options.BaseURL+"/admin/users", wrapper.AdminListUsers, options.OperationMiddlewares["adminListUsers"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id", wrapper.AdminDeleteUser, options.OperationMiddlewares["adminDeleteUser"]...)
+	router.GET(options.BaseURL+"/admin/users/:id", wrapper.AdminGetUser, options.OperationMiddlewares["adminGetUser"]...)
+	router.PATCH(options.BaseURL+"/admin/users/:id", wrapper.AdminUpdateUser, options.OperationMiddlewares["adminUpdateUser"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/sessions", wrapper.AdminRevokeUserSessions, options.OperationMiddlewares["adminRevokeUserSessions"]...)
+	router.GET(options.BaseURL+"/admin/users/:id/sessions", wrapper.AdminListUserSessions, options.OperationMiddlewares["adminListUserSessions"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/password-reset", wrapper.AdminRequestPasswordReset, options.OperationMiddlewares["adminRequestPasswordReset"]...)
+	router.GET(options.BaseURL+"/admin/events", wrapper.AdminListEvents, options.OperationMiddlewares["adminListEvents"]...)
 
 }
 
@@ -1288,6 +1788,911 @@ type TooManyRequestsJSONResponse struct {
 type UnauthorizedJSONResponse Error
 
 type UnsupportedMediaTypeJSONResponse Error
+
+type AdminListEventsRequestObject struct {
+	Params AdminListEventsParams
+}
+
+type AdminListEventsResponseObject interface {
+	VisitAdminListEventsResponse(w http.ResponseWriter) error
+}
+
+type AdminListEvents200JSONResponse EventPage
+
+func (response AdminListEvents200JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminListEvents400JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminListEvents401JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminListEvents403JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminListEvents500JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminListEvents503JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserPage
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminListUsers400JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminListUsers401JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminListUsers403JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminListUsers500JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminListUsers503JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminDeleteUser400JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminDeleteUser401JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminDeleteUser403JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminDeleteUser404JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser409JSONResponse struct{ ConflictJSONResponse }
+
+func (response AdminDeleteUser409JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminDeleteUser500JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminDeleteUser503JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUser
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminGetUser400JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminGetUser401JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminGetUser403JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminGetUser404JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminGetUser500JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminGetUser503JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUserRequestObject struct {
+	ID   UserID `json:"id"`
+	Body *AdminUpdateUserJSONRequestBody
+}
+
+type AdminUpdateUserResponseObject interface {
+	VisitAdminUpdateUserResponse(w http.ResponseWriter) error
+}
+
+type AdminUpdateUser200JSONResponse AdminUser
+
+func (response AdminUpdateUser200JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminUpdateUser400JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminUpdateUser401JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminUpdateUser403JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminUpdateUser404JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser409JSONResponse struct{ ConflictJSONResponse }
+
+func (response AdminUpdateUser409JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response AdminUpdateUser413JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminUpdateUser415JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminUpdateUser500JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminUpdateUser503JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordResetRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminRequestPasswordResetResponseObject interface {
+	VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type AdminRequestPasswordReset202JSONResponse struct{ AcceptedJSONResponse }
+
+func (response AdminRequestPasswordReset202JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminRequestPasswordReset400JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminRequestPasswordReset401JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminRequestPasswordReset403JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminRequestPasswordReset404JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset409JSONResponse struct{ ConflictJSONResponse }
+
+func (response AdminRequestPasswordReset409JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminRequestPasswordReset500JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminRequestPasswordReset503JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessionsRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminRevokeUserSessionsResponseObject interface {
+	VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminRevokeUserSessions204Response struct {
+}
+
+func (response AdminRevokeUserSessions204Response) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminRevokeUserSessions400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminRevokeUserSessions400JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminRevokeUserSessions401JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminRevokeUserSessions403JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminRevokeUserSessions404JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminRevokeUserSessions500JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminRevokeUserSessions503JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessionsRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminListUserSessionsResponseObject interface {
+	VisitAdminListUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminListUserSessions200JSONResponse []Session
+
+func (response AdminListUserSessions200JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminListUserSessions400JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminListUserSessions401JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminListUserSessions403JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminListUserSessions404JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminListUserSessions500JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminListUserSessions503JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type SignInRequestObject struct {
 	JSONBody     *SignInJSONRequestBody
@@ -3094,6 +4499,95 @@ func (response ChangeEmail503JSONResponse) VisitChangeEmailResponse(w http.Respo
 	return err
 }
 
+type ListMyEventsRequestObject struct {
+	Params ListMyEventsParams
+}
+
+type ListMyEventsResponseObject interface {
+	VisitListMyEventsResponse(w http.ResponseWriter) error
+}
+
+type ListMyEvents200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListMyEvents200JSONResponse struct {
+	Body    EventPage
+	Headers ListMyEvents200ResponseHeaders
+}
+
+func (response ListMyEvents200JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListMyEvents400JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListMyEvents401JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListMyEvents500JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListMyEvents503JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -4067,6 +5561,30 @@ func (response Register503JSONResponse) VisitRegisterResponse(w http.ResponseWri
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// AdminListEvents Read the security log
+	// (GET /admin/events)
+	AdminListEvents(ctx context.Context, request AdminListEventsRequestObject) (AdminListEventsResponseObject, error)
+	// AdminListUsers List and search accounts
+	// (GET /admin/users)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminDeleteUser Delete an account
+	// (DELETE /admin/users/{id})
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser Read one account
+	// (GET /admin/users/{id})
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminUpdateUser Disable, enable, make admin, or mark the email confirmed
+	// (PATCH /admin/users/{id})
+	AdminUpdateUser(ctx context.Context, request AdminUpdateUserRequestObject) (AdminUpdateUserResponseObject, error)
+	// AdminRequestPasswordReset Mail the account a password-reset link
+	// (POST /admin/users/{id}/password-reset)
+	AdminRequestPasswordReset(ctx context.Context, request AdminRequestPasswordResetRequestObject) (AdminRequestPasswordResetResponseObject, error)
+	// AdminRevokeUserSessions Sign an account out everywhere
+	// (DELETE /admin/users/{id}/sessions)
+	AdminRevokeUserSessions(ctx context.Context, request AdminRevokeUserSessionsRequestObject) (AdminRevokeUserSessionsResponseObject, error)
+	// AdminListUserSessions List an account's live sessions
+	// (GET /admin/users/{id}/sessions)
+	AdminListUserSessions(ctx context.Context, request AdminListUserSessionsRequestObject) (AdminListUserSessionsResponseObject, error)
 	// SignIn Sign in
 	// (POST /auth)
 	SignIn(ctx context.Context, request SignInRequestObject) (SignInResponseObject, error)
@@ -4112,6 +5630,9 @@ type StrictServerInterface interface {
 	// ChangeEmail Change the email address
 	// (PUT /me/email)
 	ChangeEmail(ctx context.Context, request ChangeEmailRequestObject) (ChangeEmailResponseObject, error)
+	// ListMyEvents The signed-in user's security log
+	// (GET /me/events)
+	ListMyEvents(ctx context.Context, request ListMyEventsRequestObject) (ListMyEventsResponseObject, error)
 	// ChangePassword Change the password
 	// (PUT /me/password)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -4148,6 +5669,229 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// AdminListEvents operation middleware
+func (sh *strictHandler) AdminListEvents(ctx echo.Context, params AdminListEventsParams) error {
+	var request AdminListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListEvents(ctx.Request().Context(), request.(AdminListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListEventsResponseObject); ok {
+		return validResponse.VisitAdminListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx echo.Context, params AdminListUsersParams) error {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx.Request().Context(), request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		return validResponse.VisitAdminListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, id UserID) error {
+	var request AdminDeleteUserRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		return validResponse.VisitAdminDeleteUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx echo.Context, id UserID) error {
+	var request AdminGetUserRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx.Request().Context(), request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		return validResponse.VisitAdminGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminUpdateUser operation middleware
+func (sh *strictHandler) AdminUpdateUser(ctx echo.Context, id UserID) error {
+	var request AdminUpdateUserRequestObject
+
+	request.ID = id
+
+	var body AdminUpdateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminUpdateUser(ctx.Request().Context(), request.(AdminUpdateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminUpdateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminUpdateUserResponseObject); ok {
+		return validResponse.VisitAdminUpdateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRequestPasswordReset operation middleware
+func (sh *strictHandler) AdminRequestPasswordReset(ctx echo.Context, id UserID) error {
+	var request AdminRequestPasswordResetRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRequestPasswordReset(ctx.Request().Context(), request.(AdminRequestPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRequestPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRequestPasswordResetResponseObject); ok {
+		return validResponse.VisitAdminRequestPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRevokeUserSessions operation middleware
+func (sh *strictHandler) AdminRevokeUserSessions(ctx echo.Context, id UserID) error {
+	var request AdminRevokeUserSessionsRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRevokeUserSessions(ctx.Request().Context(), request.(AdminRevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRevokeUserSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRevokeUserSessionsResponseObject); ok {
+		return validResponse.VisitAdminRevokeUserSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUserSessions operation middleware
+func (sh *strictHandler) AdminListUserSessions(ctx echo.Context, id UserID) error {
+	var request AdminListUserSessionsRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUserSessions(ctx.Request().Context(), request.(AdminListUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUserSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUserSessionsResponseObject); ok {
+		return validResponse.VisitAdminListUserSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // SignIn operation middleware
@@ -4876,6 +6620,31 @@ func (sh *strictHandler) ChangeEmail(ctx echo.Context) error {
 	return nil
 }
 
+// ListMyEvents operation middleware
+func (sh *strictHandler) ListMyEvents(ctx echo.Context, params ListMyEventsParams) error {
+	var request ListMyEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyEvents(ctx.Request().Context(), request.(ListMyEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListMyEventsResponseObject); ok {
+		return validResponse.VisitListMyEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ChangePassword operation middleware
 func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
 	var request ChangePasswordRequestObject
@@ -5197,294 +6966,336 @@ func (sh *strictHandler) Register(ctx echo.Context, params RegisterParams) error
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rctvGtj/4Kl3cZyqUCpSom2NTtWsOLdGOHN0iUXHszYzQJJokLLCbQTdN09muyjtkqs4LTP2/zyvM",
-	"eZM8ydRaqxtogKAuvuRk77+/2CIJ9L3Xff3Wr7WBmkyVFNLoWuvXmnjHJ9NE4N/tmRlfCD1LzMGYJ4mQ",
-	"IwFf69lkwtNFrVXrzlVjyAdGpWyQPRHU3vJkJqixaZwKfR3LWmun2QxqZq6u6YXrVPwyi1MR1VomnYnC",
-	"T0bdCFlr1S67P6WLk8fd+Tzpq+fvXkzml4+fN14dfHfdffzjq+jdT6MX5pfzN/rb1+3ahw+BN94utKCL",
-	"g72MR1JELJb+CPlgILTOehSLF+P+80F8Fr949rpz0f3h8kgfTcz09cHRo6M3z+JX73+Ijw9eNMVPbXjm",
-	"+x+3foiHP2yIxYvpYOcEvlLRdxfzs/jx2/7zJ29evXyn+junzbM3o/nZYRteHUcvf4Dn9KufLt7w5yYR",
-	"0IU83XoVQxdP47OXnfev37xOjruv35y8/MGcPn+18/qyufeqe7V13H1xc/LyZPd19yI+3X717uQA37XD",
-	"i96cTK62Xh8+Gx93T+PT56/M6fPOLr77/vXNcfdZcjJ59f4VvPvyZPs1vDtJxtHB0aOT7mD75P2rvZPD",
-	"9vzkYB6//mk8P3qj3p2+f/X+9M3N/Kzbng9/2OhPnjSPX3bMYPLjuH+w9Z6/jGavfrrYGkyuakFhs5/A",
-	"ZqdimAo9vvZ/2N57st30f3Qrb3YexW/2hNwb/KBuJk8bJ929Z005f7wTd98vnj9qptunu693xZbp6lpQ",
-	"00LrWMnrOKq1at8OtsVetMUbO/3dYWOXPxaNJ4NHUWNLbA93+G5/b/AoqgU17OnaLKai1qo9FTwVaW3F",
-	"iRzyRIsPcKTGgkcixZPU6fIR/B8JPUjjqYkVjLstmZryX2aCvRUpjIkZPmJqyMxYMP6WG56yOme/zJQR",
-	"EdMmjeVobaMWuItWa9V6tZ1fthvfznu1WlDLB0HXQg/GYsKhXztyagLP+6m6NCoVFYNK5nyhWShVQ8MT",
-	"4T4NR+q5SNmAp2ksNOMMl4SplHGmxSAVpjgw9/qtw5pyY0QKvf5f7vn/qAVLo/0Q1KY85RNh7HK2BwMx",
-	"NcdcjmZ8VDGH7liwmRbpN5pNUzEUaSoiltjH9T7jhqViFGuTcoPLPhasL7RhE24G457si4GaCE0THwzU",
-	"TJpvNAsTNeCJCNlMJkJ7n2PNRvFbIVldJFqwUMhwbaMnC+sxTBsH3wVsmO7/8vfmxpOACYl/Pa4FNTjc",
-	"9rTUgprkE3iB5tjIJnnbdn6ARdZTJbXw1gdWHEi0NEIa+JNPp0k8wClvvtFKEpm1I4QnI+z44KBz3u0c",
-	"1oLaRGiNC1w7socyilKYel8kSo40M4px6ZYoYJxNeJzAeijJYqPZnC82ah/8of9HKoa1Vu1vmznr2KRf",
-	"9WY2bJxR6Vja3/YrO2Exji8V8DWXCyUFjE0LGbHYMKN6sh7C/HCzQjdF2qYPQe0pjy7ELzOhzf2XDFc6",
-	"lm95EkdFbnF0+mP7+Ojw+qLzw1XnsuvzDLvGy09EwvA40bXWP36tDWORAHESMNHCNkxm2rC+YJxhtwyf",
-	"cLtS+/Cz/yz+1mJ3vPLBErfqGXTPvu+c3jJ+93veK1y9JJY3sM52cYBIjLlmRMujDex0LvhNsc+Xnfb3",
-	"1+fty8uXZxeHFX2Wf69asSnXeq7SqHrRDEsE14Y9Bokj5QMkJ8VFcw202B1vfbj3qe6kqUqrjjQsVUqn",
-	"DlZrwpOhSicC16ufCn6jGWfpLBEtFpYOTMjq89iMezK0qxCyqUgZLsNawMLCWtmHGWf500KadMEkn8Ry",
-	"1JNwtd3Msce1AAYRFrY5ZHUu6fgELBVaGHjGZGJcTxJLMGOO85nJG6nmMnD7Dk/PtIjcnTtQcpjEg4fe",
-	"OPt7PynJk6dn3ev2+fnx0UH76XGn4vwsPeAfWqAmU2HZQaSEZlIZBn0tgJAYeMCSOTq/dDcLI+ictI+O",
-	"r7vt6itT/PV+1x06TVLBo4XlVwLY6Iefl8ZeuNSs8jU7bAkrV6JX7eOLTvvw1XXnFFam6u4tP+ENIBfk",
-	"vY5tR9Qr8GJia363V5edi9P2SWflki09ULVqWdulhTMcqFrFWrkXmHto47PcZnecNcPLBldKG26Ek+e0",
-	"SN/GA7jL3kkIg54Mi9MMAxaWljvEy1g8vyGrm7HoyTtP7U0sIxiDPb3QFI7LXcNnKu3HUSTkA+9hFOuq",
-	"o3RwcHZ12r0+PLpceZaWHyntkBtqrJnrhc6RL7QV+73oPD+67F60u0dnp7d1vuq5fAQXXh8wgkGidHaO",
-	"5UDJYQxEuurqww4dnJ0+O7o4qey8+qm86wNqnC3ULC1d6WGcavN5DuopHJEkUXMRtVhYuSBwBisGi6e1",
-	"vH10OJ+dXTw9OjzsnIb2WB1JA9csoWF8jBx6dNqFe3FclENts0xAuw+QLVcuR+j6CVuMSzaT4t1UDIyI",
-	"2JDHySwVGwwYdV9FC6ZBM5LKjGM5YhOViv3saouUJWpEl7CeKHXDhsAdfRYfreF4T5V5pmby44Rz2I9n",
-	"Z1enxYMDWzqENj/LgmR9hC0mFdOzwRj4vZqlA2FnZckodnfOF4niUVepY56OxEdN67z96visDYLG2fVx",
-	"++J5Z0mmdKuI+wCUWymWQH+fZcpL/YctUgqht7rdyNkU5ikiFk/4SKyhBvJW0G9JPIkNDuWS6PyV5G95",
-	"nDg55QGEFdqkjoo05uzHzgUMspK0FH4srpxlPDDc/kwv9hlIfnzEY8n0WKUmWTjiVhixx6dP2z+2j45X",
-	"iFXFX1d2bcRkqlKexsmCeT19HpLWrW68xcJ8XYBhKsUmXC5yWXfM9VhoEHZ70hpcIgETAxV3oWQEmxun",
-	"bCImKl2w/iwaCROwWLJpqkZAmfdZKnBBh0akPRlewKdGGz6FTIuBkpFeQxLpLRQxbxZxw/tci4x19ySZ",
-	"Waz1wDMgec0umzsuqRtg+XMeg9YyVKmAfQY6RVtd10IaEk38RSmak7b8nZjEMp7MJvitNTjE0oiRwC34",
-	"ENS6Sp1wubCKs/6oi3/R7nauj49OjsoGh67bK27g6Bjtn9uEG/F5iL/fP9z55V697WWVu7vxeXeqsCGP",
-	"mreZz+7coSvJZ2as0vj9Q2xBOt+fKpvAwdlh5xaTgP25SAjgGRaTeIo2ASI5g1REQpqYJ3pFXxedw85p",
-	"96h9fHlbl4WnSj3nXTCeivIIUgEqaVmWfHbRufyOtN7ri87V5QpRsvKxkixrbdXWXDrnuYYEHTv5AS3S",
-	"DB9/q25ycRO2D0Y/4KY8yqvT9lX3O5j2QbtbOcDlJ/KxtfOGs57pmH1GIdMffIuFpfGErC5V4BuJnKGA",
-	"HCs9qdLi8gVkbrZr5JYN7B0VJwGsHqkC64aj9oE1VGMrpGLAu1X7CLYOuPkwnJ4s7mEqpglfrN67tYLp",
-	"BK5D2JM0Fs9awnByA2D2C7weTh+7kno2narUiOhERDHvLqZ2Ux9IWq9OL6/Oz88uup3D65PO4VH7uvvq",
-	"vFNWOKDNBvSRG7xKrX8WOls9GBC5WeiPIkRpCwUsEDUn3KyRuFmh54LyThfF9l82ffMoiuEVnpyn8L6J",
-	"hbYOmqA29b7KyV1ZLuycHh6dPncqEGpJIRvaY+gpihzIOdBwqyDit4FnaWYK7NPzWAsk8BLI9j9qVe3X",
-	"gtwE/7PvQmjnhvmiAyCovWtAi423HC0bGpsWMorl6MAbTy3Il+fnD95B8I7PJ1n6gwpHU86+/kGrnPf7",
-	"c/a86r8RAwMHrU09uFNf2g+6wHhsYKINJZOFGxSbj5X2CT6MjlvlrDHhkehJen+fhY4mkNJHunady4ip",
-	"KZ2YzEy0xuBrnsmM1rFjN5AarAW55bmwZdPcHl1aGd/jfOdZXbYbq5kBFxUadsg4wIiubPTkOgsrPJMt",
-	"ho2FLaadM3ufCSQ/Ibq8z3mchmRCZrHuScamqUCpsR76rm4wDuT+UPiUO2nBQsBYWHDQhkH+hf8kC3NP",
-	"bIirjO+WffnoseF9GMgtcwPRCI9FFkuwz/BwLLcHvXD0C+nC0FE8sFMOmFRE7vUGa5PrMzaMGxzi+dll",
-	"l20Ce9vMCXpIB6NIVoohAkuuVvbiZZfVs/3AEa9tVB0W3w++SqicSRMnzmcJdxe7ZX/89n8zlQaWamXr",
-	"E+CTFcsNz9vuCrIo+uVvEzmrvfZ3j7bIXu27lcuSjSULBbjfeFas/xk534v932s7/BiCKuezFPNMMqhq",
-	"kFgbWK9ncSVx8AMObue5eHeRXH5YEZHgUXdLT2x3faUSwWXpxRWLhcK0OzzEDvBacLPqQrB6/vyqpSwx",
-	"iKrxV3IJ1NWv0CDzQE4/jJMVEQMkddTPT58H7MV553nAnh89AzntpeifF7etH0uQwu+aDvZVNf6DMZcj",
-	"0QG24/mdHzCLzP1UffYs9y7cmRqP+H8m6q1I+EBsuK+9SWX+J/7uWMiRGcM92604nBlXqz4kszQV0uQM",
-	"szCIgUpTMTBsrFItWB8DQBZMG06DuX093Qh9Zrtibc/tIx+3vHYO1/5MP3YOQU2K+fXqNXv8x2+/b237",
-	"3uV9poVwt8p58MLcoDxLRHlraddlxPoCRoOLPx2nXN+9qEtzLQ24co1JqvyEA3wLlcGf2DBVE5wu9CEi",
-	"DCooTnr7+qg/fjd//ah/LQZz/VZcbc+eXX57czVJnv749urFHu+r5i/Db08PTsqn+tGdhAiHd8vUu3P1",
-	"DAnVRx6wSn3Dvz6PGlE8ig2ZTlxMWK5RAzOfTosLsvtku7nzpDjXR7vIJN3HrXuJ6FXzPhSJMOJE3He+",
-	"Jck9E7itHOI+5yqFE+7tA/Qpd7qXV/DzXE3qpdjGm1eJEV31SvxwdbL1bfdbfXDw06l+OzKDvcn0+6dX",
-	"IzXW8vn8+c7R/c7V8lKSU/MzHaFbhQPXxQE8fO+97shUJcmDx/d1y1dueeYGfaCehw4oNbSKGjo9reC1",
-	"vDz3ORA4DjoMXjhFFR1CRVBTNE8/VTfCBiMFbD4WEj5Yj9yQ6DNa8dDMACOLjZjouwbzDLqwNqNszXia",
-	"8kWtaJ0oq03j2YTLRip4BPcIVIaES+x7Hy1DE8GlwUOFbho+KbHLe4XGfQZjRr7aFZPQBgYfsAkfjGMp",
-	"vOngLkPzG+xSCKT8+CyLKVQ1liZV0WzgFtsZI5ajCssxc+W4vZLRftliXG1iX2H6XhVcUR33UBEHkkUR",
-	"1IKCp/uk0/3u7BBbaB8fn730WnWhQUuxQsshS0sBYFVe55VW05KnyotOKPhefXdowRS0vDn3MOIdkXHc",
-	"EeCg9lLwm/NcULO/ow6Yfzygk3lVch/kv3tul6B2QeovtnFB7pCgEAVz6CJ9ghoKfKfKHGRhMJnFznsq",
-	"Dynyoh2C2okwYxWdKtOm6BPXXpfT6K+sxc19bpOjpCNdu/BqHv23HHmwwnge1C64EcfgoberQDEksHW5",
-	"rx3XK3OAg3nUI08PVTExNO3XW+I98ZGA9RdohnpxeXaKBs0KMlXFwioNt59GzWjMt5OzY4x3r6JlTw/O",
-	"2e63WYg9M3xUmopsPH9aZJ07ewXJdDvw0wH+0W685o33P/+6HTz+UG/Yj83Gk59/3Qoef1hb/4+qdTlW",
-	"IzUzHyeuvKQQ2T4md5AOgrbhzCAc6oGainCDwZNqZpiSAqNEerJk8MxD/sgCZBQTMqqyD95hoDrCazqM",
-	"ha5oj/iwVIUhs1gzNJUWVv9hCTJ3iDdBDRfiLuZOe3GJj1aKRP4DSzN/OY4HYzdh7WZcj8SQzxLDQqsl",
-	"hWut/G9cowFYnNJvNISqoctFh1Z4wk/ZGjqNKhNFeZK4J+0zPVm3pn9ypdgbNUD7wlrRD2DHUAtq1Gkt",
-	"qPEkKXKA/JmlFb2wnkCg3PqB1MZ5Ea8H7uVycIxkOpajRDRmWhSdjjpgeqzm0vrY5KBIgf5R+3b8y25j",
-	"e/L+XS2oDZ5EN435DlLUXfNGNh6nQw5865ftt41H/TGenb3FqDH99mZWC2o7w/eDxhM5B7IiHqemsffu",
-	"zS+1oHazPe83xo8mb2tB7cl0pBvRbgK2tNm3XDYGO+Z97WdPgFwmfvzdEf24RQZg71NRhiyRuNJCVVG4",
-	"Ii/8GK1s6UZ/oVu4NDe/2+qpkR3p46hju6SctVgI/CpEw+4Gay8pdy0W4nUJybGTK4MBmyYzTNJxd5Au",
-	"JukbJPFWmb4oS4FsXxWUtB+rCsZk2ERpw/aaTc+8VqSN50qAgJQwPYiB2mqzUVz9vWazyiFTbYC9sHuy",
-	"QuXdZzMZg88hJq+pBNtrAg9PIEJLsBCEoA1aubVl8639tDFQk4+y3CYZB7+ddONTH1wuWnmSh7GGEAiU",
-	"WAK29cdvvz/a9deXlVZhWa/3nNoRZ8fWKP1Ay9Vthug79mGDLVtdAwqeZwM1mQDxz8NG4PuBkobHEtiA",
-	"sdmFMH1mbbK4A99ohgvMpjw1+z3JMY1nMMacs91mkxXTcsopgg81ZLgBXkPMQZV3ywoufkjCPim94pcZ",
-	"SDS5hQZliWXB4aFDMvFEvFfybruUe66UHLJiBtNZP4kHbMxlBBrzzh+//b7TBPIRtv/47ffXjP/x2+/v",
-	"WfOP335/wq7ZBmuE2UVLxYinEeZrqiEbcC2WbtU1uRTKsmez8eR6o/HzrzvBTvPDf9TuZebJiey9/PpF",
-	"EpYbppb1Bntu3VWqF6+UJv8axSzDn14URE8WRZ0N9r0QUxYbpvlQ7LPweafLNidi09niQCDQ8DuFI5YO",
-	"6cMsZdV+TX0vnybEI7jzcdcLQDWXeCK+mHVZzRORF+a+Ii3MJ/rjPie9rvR+Vc9DCxn5oT7/qrMwn+a3",
-	"u90zCT4y9wSr39fvtvYJrrY/hUg/cET397xRkifs15/teLvDxXuZUcovRF77XItHu7M0wUCgKfSyBL3w",
-	"SZSwNGs7tuq5ojL6wMkOUsGNiK65qdKthcyEmDwarLTHze29xtZWY3ur23zS2mm2ms2Nre2d3b1Hr30a",
-	"EHEjGsD1q06aU3irRoAyP2qdcdG4oYaZHo8x8V4oU2GEFvllKZLFxR7dOnPXmaBIJBQPrAoloqqF2IaF",
-	"2Gq2dvdaW9sbe/dfg7jkrbon4MidAULxdIX7OImFNFn4pl1N2ORGLAMWDxlmZZfnuLPR3Nja2tn4thbU",
-	"5CyxWUCFNc77Trg21y5ufnkI8LPrkXkx3DiWWLvFX3nePmaZ4Shf81HlaeuOrV7VaI/QTlSxKFwuiuM5",
-	"Ue/jJOGbextNVv9pa2ufHcdy9o69e/zo+tHuGnsWp2Ko3m1u7e5tNO9etNJ9xz317qi/poUjXJgZ7np+",
-	"rSqpRTySR/LjdPzOOz4wyYIp6UfRtjIv7T4Gtudavcea9jGDKnSifPnnKoX9i8gawWf3Ed/JKzAC9zYN",
-	"97P6lovq0rIac7cstuLI/PnBCPcNOqwIUS1eYM8hni/IQ/C/HiyjlMcdrA6l6Hoa8RL601H7tM2ApDF4",
-	"pMID1JnBKm8eKxkpWRznPcwjuRr1sM28R9TyfoatwwFPx2aZofTaYgSQxXqzZnNn4DeG34iwOMePx017",
-	"H708is/io/mrN8n4ZPvV9uvLF0/uQBr7nJHV//NR0l8sKBqyLXkkcIOLAb729XCDXaJTAaRIVk+VAV62",
-	"9il+pwdHWWf+sLHQVnlxCSvMKGtQzc0b+LAu63OfSyD7qIjtEmEpXLxCk4VzWt7DyiNVWL5KypQNYyUG",
-	"HF3k0I8xoa+Kjq0cEG+JAhVI/r3iHbtn3fPbgx4xDVBJ0ZMzCRJT0aVVNlh9VFCkN3KKhZu41Lv7U1Fl",
-	"pjD061m6IlD7RiwY14xLFtpnW5ubIbu6OCqe0PxHo8x085ibwfhGLFo84v/HbtMTmP5PEkP+/uLp5ctX",
-	"O4fnne/Ov985/+m8/BnI8PajWOuZSP/umqMveTJSaWzGk79fftfeou9wX/TfH9GnqUhjFf19p1m137+k",
-	"14MV4U4/XGS7GnpLEwa4BiyMuOEtDMHfnMrRPmngASzHcXE5qh+Mf3x6djFvfv98pNrtdvv08mrcuRrB",
-	"nx345+lB+xX8P3w2uHwBfxxeJZ0ffrzYlc9PR6+eH+4ezttPn7Y77fnl9tlVG195cXG110lvXoxGo7//",
-	"/aFSIh5j2OFYMhjizjZl4Ey4BKsO4m8V53XXrt3XiBAUTl6+J1U04MraVh8mHICMey9K5yfzfQhqPJrE",
-	"8n75KNadd5eb7k5VtR+nZnwdcVOSl7eePEatfqtZVjHv02rRuvJ5jSYrHIshDGpFoCxDKM8Ila5UmFma",
-	"pRsJ62HsSei8xa5kjJfw9NlBwBJFiJ5aBPgqQlKoCY+lc0+2Lw+Ojnqyfj6TC8xRJk9lf8GODk/brH7V",
-	"vWR/230ETamb2ZRNUwUpL2sb7FL1ZPjuP8W7//5/HHUKA2zz9Nkh01NhrTugJr77z3ey0RDv4MHGYMbx",
-	"YcZT0ZMwA2vKcJEKXK94w2UzwlgasynrL3rSJnZmmj5aNOk/GQU2lCOwviIptF4DccYapPhE0LqVWco9",
-	"9NQ7jxA+eF2Ak6rmwZS1ebcndZU9bMz1NUGbrLbDZUISPRgiXCOXlBFV6GXlhS3buZr9J3xn+Eg0Hg22",
-	"osbu8FvReML39hrb0dbgsdjtfzvcat5HrHqoxxqed/Bg+WgyBerOfVlWrUse6s/i8/Q0SA+R7+5Vvl35",
-	"/wgbVIGa29l73QTZgS6fVyLR2f54y+DtQYH+Fo5i5RI4DlEgsKvY1tXUUfUHhtS7wHZlr/8Ga2N2sfuB",
-	"pyCaTSFLnGjuIBE81b55K2BhP1bwn5sqoaDlsw1viVF5aOzJA5lciW+8evXqVePkpHF4WNK7P40FfuZ7",
-	"6c15615zrr6n38dyVGztHqL+pwYt3H0RP0dwAcmbszQ2i0sYkD1SqHqB/SX/9Mzt5YuXhCxcsjoVbBjo",
-	"7Cu7PANf40fUv+oM38Jzm5Y40FWosBi0evLBliLWZpNYQ/hikAPkZpCyCBEDCErxSHoQMUpaYIQSUgxD",
-	"HhphIluE3q8AkQ7IfigiC4+129xiZawaus54EpAklzTesTFTwj2J5bAiEM0pWQRPnZmQMby0iMSTwYTG",
-	"hhEVzPAwIaYVJBnNpkJNMR0kwJgYzdTMEJhbI4nfZgg6ziQC3YBRhH4s4dloEv4SYTTj1hsIRlVYHtBW",
-	"MJwbQdCsdBdYaHoYjYvPhRbyc1Ga00ZP9iSCIUVqMANN2vn8BkqalA9MCSM1k0YpbJVZ6EE17EmTgibs",
-	"oy7avCOhrfjnIuwxekUbWEeH9mCENpoNxmJw05PuaYJN9x7H4f7tb6w7Vwieqj30VPhpna2vXxbDb9bX",
-	"mRQiyqAh+zNjEUo2lu4WI+BmxsJfe0jFerUW6wH16tU+hNaWbUFkOUu5jNSErRedDuusvr33iPVjPBOM",
-	"Ze5qfA0Og3NZZ2jMRSj7UozQBjRyCTiPbkZszN8K6+xpMeKDKKyX5ACHKrJB63JeirODlXEzt1OSJWTT",
-	"IroKDKSAwwL4LjkWC51VOKQsltSgiEGEdZv2XBiE4dGGpwbOek+GYajHPfk3doDXaUmK3mc3QkxxgXpW",
-	"h+7V8iAI61zoyQGsb0Ozxk8MtxTufGtzExnhWGnTetx83Nzk0zjba9brwXwa37FvfIyj1hLE0jesEbFv",
-	"Ks7DNzgtdulPODYATjVNeCzZd92TY9LJ5iq9gQuv1h40VLiprNGIuOGNWZoIierhN9aQ9Mdv/8uO4IAn",
-	"ZIZunx/lAMcF53ze7eruJgJXo5oL5L1lfvoqczurWzA+H7vFIS0G1m6NaRl/KxnNSYeiKKA4tYFwxgYG",
-	"FR61kXRJRHbGvxG8F8KBPXh5Hf97+GkoWHnpWPzx2/+iYxGGoT3yB0q+hWuspCbydOEooIxy+tZXEdbt",
-	"SAVmGxGobQlgLgfZQvifeliQCEgYICpAE1sH2J5EK9ymKWHj+JN515jP5w04nvnZisL8+ICGbQGH4ODr",
-	"gGmFBAtaKh1wIhQhLX3pvIZ4+gGox2Z54EiKsGKxtjc5Z/Nbe2wFLFlAWFLQjM2HogHiqCciijkDxk+f",
-	"s0VDQDJN5AuRgrXCkC1oJgOTBeuEZkl8Q/uA4VxsJiORMi4VRcUspgKtona2EUIWRUrotQ124vUOm4kV",
-	"S0SUEX6Kd0XthoNj5uLZAXuytdVcQwoNoqGv56SCR368l4exCywiYMgm8yd+mYl0AaMhORWW3Ju/41l+",
-	"M6kYokUF32R5GRcWGzcrjK+OxCCBEdUxULpc7gCqfmBzdFqmM+NyYa8ujqEdRARO0CHZqznMMvuIP55e",
-	"bQ1PWc5x4CkOzVjQK5oxgTPm9yFbXzuOeCRVKnDjcNxIKDSu8RXVPSgu8xuClHYC5vIM3VLrOBHSJLjI",
-	"UaqmUxFtsB+z3Gp3HjUeSJweLYk9dBlACLILlUY0Jg/uUdhBPFgSPwOZAekq8xcGBQw4+XnyHJxxBt+O",
-	"RamfkBFS6r5ryEZ2w+JV0xv3R6ZFZF9YGWTdYo7Rl25XN9fzBz2FZc1tXGzsMbDxUo7qaIwI40wbnrh4",
-	"SCWtaAkxaWzAJdMmThLHMayIB29TfwkmtoWWHJB8ki+OxQ4sMJvsx9jYU0j1hFxK50ipCPcRVFAY22RK",
-	"Bwtu987OzhPY7avuwT6L7Ym7ujo6tFsvWfhTw/KExlEUEsnp01Gx0481E4OxsjbkRI1GeKKTBcWc0l0F",
-	"EmoTagr5HhSI33jNeOM9azaesA12jSH4GeShJ68jTcWFUVJssA4ubKm4FCKzFcbsxLvv8PQQL+inaq5F",
-	"aplepyjOu6bCnxo+H2hQvK1uMam0jIfDcCN/OQSWHeZt2FRKe18O+GAssLFUgUjsymOx+lSkGkRVvLLc",
-	"8CBTrEiMAqlEvAMOuWRobbFwmsZvuREBtDiAPug84+G0U0QBVTtNJhW5yhMbJxNqFkKRMZpPuBmpgQ5p",
-	"BulbR3g4c2txaS0JjXOVxIMFXWIsCmB1g9jgMSSDu0bdUGIyTR9O2DDFwjGsHsJfosHlQMBqaPaNVFJ8",
-	"E65ZfeDg7OJyY32deYGXGSK4FdHt8h63uwfffd95dQ2vXJ9dHD0/Or1ExlcX71BFTONRLDXB0QNzBKlL",
-	"tzY3AQbHs8aHVLpmPVwL3PpBK+R7hEEoLbLGJtzeaivatrBeWBKPxgbo0dk5QBlchmv2hCKh2W7uhrRW",
-	"sASwowH7rtM+DFAYDNj5FfwD0wnYYee40+2EmUJL1A+XtkQYg7LAAq+ER8PGqZKicQJcPvNwZCfUKGiJ",
-	"swSIZmRnFRCABLC/QTKLRBS420DdIm13B7mBufiNM3zTdvojTxct5n8l3k2Vtu/7ENiBPXT0XvHGMg9l",
-	"gNUHSt3EQq+RW8dx2awMhdMsiGRm5JCWa4OdIQm1m0Y6ICdqTafJP0rApOmkoSYYsJEwTCoG58qtPypQ",
-	"bqOd+ABHNNxt7tnD26YPOSXBlfKk1wnCGWQhtlNuxpnpAO+/Mxa0fWPM+jrJ4C+72oVeY4udaHtvb+sJ",
-	"YG0moxbrRIeX7TCg33Cu4U0cOfa5hqNCzPAw1hr2gc+ikNXDxBqasiJ1yCVHs1REa8Qn9axv4efRwhNj",
-	"vSgdR/bLDM8Yv4+5cXr/u2nI6lt7SL9jOTNCAw+xCdlrpE9Ybn4jFsSF8LMG8dQiZ25uzEWSNFBA2nwz",
-	"v9EboPCgmY94LSopGUmzg2lZ+HVcB+KugS/BkR2/wFkbDqt5pgVxVSuJuqEoORAB3CfpQNgdHqizZVwU",
-	"rGR236heY2AhFnaaLOILfyHocFI0VAv6sQirFeZQq1CSEmFxR0Vk1yF35Wp71Gd4iizAa4cy0QtYw9ly",
-	"UNpGySTnQzeSUZAuos6DuOxNj0EK395lYzVLdcC28A/8ca9y5+2ZR6AMPPOdHKsoyIWnVM2Ay4157l1l",
-	"esyngs5diO+HjIztFg42vF1RDjdYXtSP4HRwnBn8T086/J99FlrJGR/OnrCm1H2vNBoQU6vZDYeU+d+T",
-	"VpivgD7SPvIRUI29ZjO09C0VbwWQv9gijmhcrH/CWM1Ms38iV6rrNfZP+LbRaDD7L3wELeGfy5Xflqq7",
-	"BUt12uzrW/B62ZC9Aix9FQ56UEIyd23vQNsPqx3ElksHBX7hINf0LjSd16BxX+/B18tAQNnvT9g/XcdZ",
-	"Ha27K2sFy3W1qL0tnOFyXRj38x4tbqX5wD6zjUMqVJiwlfgKTNTu/p7bbluNyH2L4yiUMaloIiiXF1l+",
-	"hphsVnJkwKVUqFxgijIV1kRzAJm60hg1gAEKTZwRKRwoKQXCTjmiSYXxqGgJ+6clBRfc2Io4SA+eEUCY",
-	"DcLQrE6CCXCvJVR8qr3ixKUSgL8GEm9lasd2w01IN0hFA836JGAwtOuKCGsier6WnoQvihky+0A3TV7D",
-	"p+SHIGN8uLv9pCeLO+lKKvprbNkzqztzpBe/O49lpOZA/2hCoNe3pSs0AqvuRp0tbRnM/K1IAQwmQhNT",
-	"T5KO2OeDG6elYX2JFIQasnKcosElSURiVzpfSZCKrDbXk9nsv9FMziZ9ELaG6AjLHRIoBexuP/FwSIU2",
-	"NAfnHEEMEbf8KYwKBTfiv5JPYHILa/+HIpeLzLK/z47O3z6ye9OTdnOsjcvfzs1HuxueOjFG24vtULP6",
-	"hYhivcYi5ZfTCRhl4UttuBzYqXpiBmg5WRPZji1YpFCs6UkYcEMTL/BtHyiIUtkgKg5F402z84/8XDkW",
-	"eebexADAaKpiSTck3BwLnpjxezRaIOoV/TmBizhAAW+F6ATO2U01FZJP440Fnzg/jdUANQVw43YpVXC0",
-	"wbqomdFxBAhGqPta0ToVjNyXfYojgzeAbJ50yA2axAMhNfq+XbHiKWrH25gKhQGvNaeezefzDY4/b6h0",
-	"tGnf1ZvHRwed08sOvoNOeEMRAc5T2j4/gpomVBgbwhU2mvSknWytVYOktR3K3R+jNxwFLPhjqnRFXOYl",
-	"Ok8zx5GX7kTLUqgeoFuoSf+a+4Ra4KH4UB2KFbiH8XDbZwPWy/KR8tdV6p51h//Wx6sBLFAxzoAncNtc",
-	"awWz8DL8AQlsmamcDdSkH8usDEylcRJfOZNOCLVOFKcqoPYFZB0EaD/PDkZVpLY9SebQgUpRMV0RoZ8x",
-	"AGsYQh5jowcIWiFs3VXnIFfUSKIGl0/gFn91DYGMri9nHdWtHxk1Gc/5tEbk1/OwkpSbczUb4ITQ+vMx",
-	"N8IawmDFwMUcsDKeg9PdAQ8H1wIuMc7Djg/tGaT/r4JfN4qpvuH2AttqBo4hz1JhTzgIipX1c/DkSVfH",
-	"1y8gyh1nZvnBzFhzXi/RKUOz0ZhMx5TrhEVXAzym1gqMyoDjFiql6i7ecop3sTZkzgxB9qySL2kTxJJi",
-	"5Nc2ckUm/AIntipV5tFmC2Fwo9AORmYK0j6ZzSL0p52PabkuJt1cV8E0C9qkN7afsKI8QZ1kBchs8Umd",
-	"F1z0bn7scOFwtax3Jtaly7ZPNcYKEgqutq1bxsqC2SrRqe4xdWhgnqVvi5yZF1BxXEV8LJUH0wHKs4+X",
-	"uDD6zKsi/aKvbgw8a4WimGOoHu3KdyyLcqyOMoSVEtb2SXzlsnArx5zKjGT2xuOz50en1yftn66ftY+O",
-	"ry46UDnK4cxtNdfynYDBxrLq7ZdHp4dnL/33MlWZKmlzmQ3SWIdgTP5EbgKrIHuSoDNVLEmP6J2Awyne",
-	"UjMZkUOpj+WYRaTME4fj6G6Eg5Qvvc5cHhjpIVV2PlkHhKXb5dLceYbUMBNModcKsTS2UikKpZlIarvA",
-	"Fqw6Au36srgaCRvdsQ6K9Q7zFSFsfammIx3jvgBRDcs7RowbPAoUW2I9GPkWfte+/A7oyMHVxUXn9OBV",
-	"uHZL0T///gApPS/0qm0cPnwaKbkduwqTrH72sn157vk/W2zrCTuJnwY9uc1i40RKsLckXIogM9wB8VgD",
-	"5QxaYhMeWQeedXTnLdJBY/1BupgaejqeEBYqkQjnX9YLbcSEQt9m01GKNU0pjY5J8c44Nj+cJY42kNyX",
-	"Sb5HUa1V05g3XKOgYqHNUxUtHlhksKqIeibPePUIssp29oWKCPzs6TuSvT8U8nbyfosRXX6f7ukHJXLf",
-	"UvU8E9NWzPG+M/E7sJGnD6jcVwQKgPfujNzAeXxU4x/KVSzxC3Ji4EHYbjYfeHQye+aqsbiHN3Oh8SB7",
-	"504kqoq3yahfu/8S569WlcS7dLgr9t6usNV6ye1ekdGCM3LVOOzzm6cK84NoELvN5qrnsx3ZfMoz/CV8",
-	"ZevuVwqlRvGlnbtfyoGi4Y2te7xRhnzG9/buM7wKYGh4efvJ3S+XC91+CGp791nGYg10fOseU6woIO0H",
-	"f9da//g58AkXxQbWgprhIwQNt4hBuvYzvFcIllitG1vwML0coJmJGKHVg4iZ+HVZLAxyQezGNtB/zk2h",
-	"VmLgpEUlBT1glIvCyyw/YBsKz69IMbSQI6jvOl/PMBsfUgqMIpqDbovSi1WVMCbSSoFRHj/onBu+G2Of",
-	"cX0DMgO6DUjBxSm8VXGkXTigg1m25kduUH1DSeDIkAuRIrRz/xr5cpwVDSUxP7i+5SlnQU+uJgUk7eS/",
-	"xNqplUWdrqjBW49A3SpxWeR8wFDAVCnODwJlcQhrwQplBr9/wnz7OujD2SbQtvQk1WD0SlCRSdKG9ZD9",
-	"T6uJgL0XiRboiZmPIWkQLFlLalGV4DHwig89WPy4H+muqm/0mXlkdRdfOWVFdfeitp5r6s5KtIxj9j/H",
-	"Kh/M9Zr3YEBwVpJ4YL6yyY9mk/a6LbE3j2/abPUqvrlJGcO3mJZt3CBQvmU2SMVzZzI/usv2XMtmY50n",
-	"PANpdoDDgqdJjOZar3Hgvdr6KHJTabjd3LZ2THSPt1hehXh9nWNe8fo6mhEwetvVEYDIqp4s2tyAQ5AC",
-	"78qW53OABmzANjxjnd096bJgeB9MO3NE8i86dHJ+gIPP/OkYDYyiBFkEVXrj4ifnfMHqNBLtZ7trlbwV",
-	"kV1hN3ZI/Xal47AV9HUMh4VwYPAakJsMc4NijGjLi0uLJOlJ6pwGWSBBkyk6nu4H430Lf3YWdqiFbpYO",
-	"5/15YrqEAPuFOONqqNnPzB9v6+geXHL7bgqS1cL+SFr/lRB/lL4iLNdeJpOYg3cHQabwr9WEuAN02HmS",
-	"8OLGaSkdUhs1RaqARMrkCgKmOZbTIy3BwkTSDUwKBPpJCRZJwmLTcnF+xQoyfp/r6wFbSmrDdASbB4gV",
-	"VTKfn1/TBJUep6SQ/dcvc+KmSrF9n1zwhLE8NsPvZt8+jvwCNaLAOYaRUpuUS80Hxo2kumYKq5dUujVb",
-	"sx34mHPEgF4CTSyECZiOYW9ig4G6fYGYFNKkswgGhbEHzjuFK+gcmPB+hQ+TsXaxWA5okTLjbOVsYWps",
-	"C96rSAd2O26TQrxmYbeJ+1blcNkddksXFKz4OaIZKs3eOfQL8WvDaXFtJAYZ0JNkaVFUujS5YqOYyIAb",
-	"5iJdILo5y8PK8yMGuE548ocqHQlDTDP3KeLh7yszprrihWWOxCB2YT3lUkmxtikZ0YZtxDLdoOQAXpWW",
-	"3ZMdWgwIPLexHHR5vNVEH2RPhhSPXfA2b/4aRx9CknAw6J4oTBWTpV8+yeLtQSLnJLHroeKyOi3dmmcS",
-	"BupHV7v4Xqfimle87uo1uTY+5CCAxfaqj7PfUgk78EEAfw8wThfreH1mwaLc+Idl4WH3VrzBuo0yExIc",
-	"9LU/06j6VeS4p8hRRMb4x88fgl8/LJtN6TbfZjfN8skwqPo2/c/oLLeYXllpOPVg9VkeVOMQCar5NXmF",
-	"iYTXXf47ykt5N2g/db2v5ZheRXOuDTDhniHF8VnjYt1cTKiLjrP59Us1FIaKUobM2Ol0NhMUyzRVlVgI",
-	"UD3Mquywjymy05N5lR30jN5aZScL6MkCvBF7rycl5TC5hElaL9T/1telMuvr0D+bTXMDreWLNDBgiT2J",
-	"bmLrV13eeJSNsHB5DoaN2AlhkBdzCHqystzDZzfrllcmYPfXLY1XdPRLqZVLtT++gEZZ0cc9lMkV/MCL",
-	"grASLlklihfZ6Q5f1cw/V800lfTYkd8MY/cWXbNI/BtpjoxezQROMB2ElzNxULuxPq6y3Y9lZr/c9QV2",
-	"tdzKZsPh4Msqe2DehTMEOmWKUpRs+k7u6bLGrAprYU/eYi4MKuPzMpNYTxL9F0iEbCybo4AlO16rYIbL",
-	"DHpgwrzFosfuMugB7zPjWw167A57Xk/+hQx6y6WpvhjtXV0F67OT4Nu6+mrW+9elt219Uw5Vz+XcO+is",
-	"p4xWE9YLzKfUyzj4rcrkyRysx6JLUWSBjyVEpMZryZr5CDyXCIRl4FDVMR4KEwMcrE7iSGjqdgk1KKe6",
-	"LkVmOMtxIrxW6suJo2ukHUg1R+qyvm7xX288jCKhS0YhSK1/houO4G9slPKBYITQ3ZMubBmzUdE2sNV0",
-	"wYuFnmlZacEKdiFrFQpyiXZ9HSj6+nqej1ocUW46MnPFDO/rzJ7qW1uFjECyLgrKBMp0TpuJT7tRWTHW",
-	"4ys001gzQ0ihjNJKh6ZVNBsBuW1uscrcxjzNbKySbLtdeG26oBn1JJxF1PVzHBwcrys/Ai/k6tkyc1g2",
-	"W2WCOzBTK7qX1tGGgpRskiTIr5gP8pZVwRv34zl59eMvxmuWCyx/dh5T1cVnCqy43xC8+pXL4QxtJBx5",
-	"Usp+iYYtkRQHPPY1BPAr763kvV2EvOMr0e7ys3aHtSsPL7stUBCM2UY4tNBGbN0VGbzaLdlVLQRYIud8",
-	"RYaVpa9ZY5Z9U5J/4FQIijUslQ25tWKIA4Ut1QvpIWlhdbQeFYqIeKGDNl/Oq0tCuTgoY9qcEPb//b9b",
-	"lNukjZgyYO96rZhrCWarQaIGNzbH0nscJzzn2tpugD+Wk35YHZ0TOHOciCYNyaqJTMhUYY2SNRidBVdx",
-	"Y3R1fGEWeTwhYMFqD9IBRqVn6Vv82mVJ7Nm84YFyUk9P7pmx9y3pbwCHVUwkQ7AAwEG9iZPE+ixd3wGp",
-	"elwuWMJRRrHJJlYeyHLdyvmIzuxlDaA9iVND8JFYE+zZWCWRJlwPtLDlubg2RWMeU2akGg7B45RPj/w/",
-	"tNxGzRFFzysy5jX0aZY5WBAQabLlcEy9sHYrAzHvq0DqYlm3L8TPVxSP+yL5BBW9fIFwyb9MXsC+c7g6",
-	"BCIvi/OrKPBVFKhWwy3frIwhr+L+WOnKPmlFAVeKH7j8Mv8/FMT9fecUsCvAKHSWv1Q0ihDgju9DRMR9",
-	"U9wRxm1V+n1PlmvgdK1fJiiZ31HJI9U0yypHyAbKRR8pKfaXsYa1UVNdDhK6n92vhNuBbByyBBC/3M1N",
-	"ChGh6dGi268FtyRi14vgHaga0vT3XSp29qPz73kcLIf9tgvQkzaqw1olv9EZlyMGt1alMcLMKFiHgF1g",
-	"9ShLdbpWxYDoAJ2IT4qX8Mu55qe8DDP+Melzf1oi4L35wqFdsM/hmvLcxrQPXwMV/kUCFQrknI6Ef4s9",
-	"Gn5O9RhqP38IaqOqOnQXFkDOe90LK8iI3TeoeaQbSzd4JIy9vl/IToLl51ZkfBQrUWx89FH8C+/uc2GY",
-	"WZrqih2ecjMYV6jj6HfWqEwBZpOrT7SiVlGCX7iKN6hN5CWMMD7Pr2FUURkpEUPDeIJck+oj9SQVSGJc",
-	"ZgGuqG3Xby2YBF17fa1t5GO3A6XxZGP1IMuwQzS1dpfjW+yC2KC/chZhUHDD9uTSY8X4i66NDsGEv0KI",
-	"C5z6RcsOmm398dvvBVBkfwt6cueP337faRJQ8h+//f6a8T9++/09a/7x2+9P2DXbYA2aLRWiq0DtsQuI",
-	"4JWkmTebxd6yRWNPD87Z7rfM8JG/1Yx79aZ7Mis47e9JpvdvlVv3dopw4pKe9EtLMfiJ7DdbT5rNRnOr",
-	"0dzC4BnFjIr44n6yExoA8LTl8TrkM20+YSU0vyqZY4ZFwT5R5sDTVRQKDuArew18kSCvagVXwc/Ih89E",
-	"DJbkC1PREJYGW1EPzC/vVazalXfvKmk9QNzwiqj9yebx28g+7WDkE/0/S0X9V0jE+wtzMzpL1plBfKuK",
-	"k5GGuemXpKxWNC/ERL11iiY+vQE1igaoOdUxUH3NS2AD07CgJAIpNlZoI21XffBeUrRrz3aPPHaiUvFv",
-	"KYzQcnur/dGSJi0W1g710OmL6Ob1EH/ffDMVo0ylf3HeeW6BFAMWZiWe6XfU6imxUCRarNm0egd7jzhp",
-	"wM65YfANARDFsoyhDgxpJAwLd5q77FQZdqIixC4CPKE4ET3pzWHMLTgYBfct87Bd5gHVumNI4aH0rju5",
-	"FbxqJEx2HHMUH9ynpZJ9NEkH45MFf1kvSR2WD3GLrXg/yTDwiyUfe7WdX7Yb3857tVpQi6Ftsgq6yp+t",
-	"WmGxaj4rKRco/PlOBkEbuF7kC1mhyX4s4eAtVz6szv/2DlXJ+glLc5fRE5/BpndWasyVW55HRltcK3vc",
-	"PmUIfx5H2737pVNlnqmZ/KtTp0M1l0AX7qZPt8TnY7DKNOGDMlcRMvKciyzlc0u+LFg5perVS3DkOYEK",
-	"mE/Osk+jeEhwn/bzXPSn4RrB/YSTWWLiKU/NJrpFIm54aEu5oZkthBmFGOSOcSwwDjr+Ti/BT8Ch3syi",
-	"EUFrAKW1N5Ai6m3cJB1CWz3PRlumomEdMRkM30QYDgNh9c5PR8+gaVuCiPKk55mjEmk0NJJ5G22dEaS6",
-	"nAqntBgSdG3AiQF/BmUi3pN9MVATodn56XPnGH1+9CwreKLZME61wYIjogq7cmuHLWN0UwwQLU/dbSgV",
-	"taINprUlHMeUfKbg+82R5wCG7SR+WgibbVMTQ56yvlgoxAK1+HeDmcFoVKDLCwvwuLq6WItRCgTOmdYF",
-	"5qxS9lL0z7NNXq9WkvzJ5RpxJHAnMx+5jiNhB4cz220+ecSm8TuR6Ax/Bw+bZVPeaVsBUNlaAjhFLLqt",
-	"ZgZ9XPdw4xQCRUoFi0tMMeGoVzp/8y0Ye5Vof960tUX3s3NmczVLUGFA4YxNxERRkTIz5tQ3Pcn6cE8M",
-	"q+fYf+0f2932xfVhB3yu10+vDp93AGEfimvS9kMzeY2Ljk0z4dEkNoaQBenKacOENvGEZ2h78D1dO8Qd",
-	"nMeRGbP//i82FojU+N//RZRlQZEUuDW2/ImdV4s9tp6RrUeNPpVgwiOjFYOkGhgg/Q6b+9//Bf8yJREs",
-	"UNpNQQRQbfXwbaYJ3YixVKlJQHhFI4HVDjIYd7YMHY85pVaeQ9o0QNRwRnYgrG0kEP3CLjDG1wOt0BNM",
-	"kdb5VhHUhE8BGIspaRXOKZEVN/gsdnvJKQ+nEy9qtREA3vZE/VWGgI8UUIJaBe2+v/ZLA7vCQX6ajd/K",
-	"RC6A/quF/1/Qwk/nAG7sLVKN1ZkzuMzprErEIRhu7kGkFSyjzjmLhRJcGkmGY8zaVfhtI7iBOTxbqWiv",
-	"VCYeCPe7SqKezLypdhAOnC3TjSxqXBbfYwHgiiXG7UDCDXblEHCL+Nq5fKCSyI1qAwKcSkWBguWAdNCM",
-	"XIk+pHUEHYAABz2Zg9xKD/oNc2rqFYE+a4XEyAKmtEMsxmJlXvoI1QbNig4hl3YJKK0cpHUqkgR2qZgH",
-	"ajPcvY4I72C5SowaZm3l7y6BuN3HLHu3a7qQdloBFFc+Ph6WgR1j5hl3DZSrstTLCOkOthgX9QHgcXgs",
-	"vih2XN7DXy215d/XLvpvyBnoHC1ncN/GIfxwiUomcZB5x3Laj6RiKfymil3kYbde8c71dbzB6+tZyE2e",
-	"DLFfAqsBVbAnc6g+dlQNImNjeGy8Lk6/YTkKkGLQxctIMjZ50OVbLqfPU0Z0C4YOcDJA6p1uMua2zP98",
-	"rKBnUm08NibFQGjN00VG7kv8jYpmDsvg6DY01qGd4lqKqAU4mbaQGAwY7XeWVlO7a5gfD/wtw8cMSKSG",
-	"ZhD/RVMQLUruaVbx29UrWkGv/6pp/AGBwMAbWKPkzqz+Kr61nN1+F9dyp9kNf5/F5j4BVOU6RRUBVD1Z",
-	"zcbKhWOcAl5goEvVplZzsi+cl39Q6OQLJc3vVwJWfWre/Fdm96/J7DxM/JV8Lg/cq3RHXY4dOaMHicOV",
-	"Lh6hpxQxJYXE6gkiAgKHnCCWbJrAg0a8MxWZ38tXvDqadYUHiKINv2SMle1hlV/FLoYt3fP54sr/jMv3",
-	"Fz7PcAKZWVrg28+0DcledaqPs8KkwFExLfltlraqWd0Cp2U5ozJPLl0LbP4wVDJNtQn8SJ8ND25wwtMb",
-	"6qOEQwQyHFZC9SMHK0HSYm286PJPOtexERN99wHHzmBrJ/zdEb2y1Wxmhjuepnyx6gIU1tCtEnkd/i3d",
-	"/HCISkGHOt+tFcmBZbi828I2EIAzr6nnzmp+TB1APjcsEjAXpmZmrYXWHG6hsO5C6oRnb4HpzDABC9pH",
-	"FTRgrH3Evzu9+1IVDkyO3sLiyFk1YPRex4Wy2qhkkJgD60Kj9msFi+iWWHp30u+IF+gWyngHjGtXIL6/",
-	"qKi2VwwR+HawLfaiLd7Y6e8OG7v8sWg8GTyKGltie7jDd/t7g0eRCx6YcjPOQwdiJ4PmQmFQZVefzfDJ",
-	"u+MJbkfhowIIfzoC37+RT72DRlydHarVl7+YF7zq5ncpBCh7FlyiS1YEl81L/jx3HbPkWoI9kOVMXfyN",
-	"cnygNqhTw1IxsXpm4UGbnOISHyoAGZZTLStUtWKxDawnayturN0XUcEW//vSWZiHpW4+WU8rzBwyZb8q",
-	"Yf87ZJvQMfKusEcVCmmCq8JsDhCNxSFh4q2G++rgcEqmxeU0wYdlCAYPyQ9EiTz8Jb1G8oM2t1CZKQzg",
-	"epZCYgB8Q2+F5CefcDnDUs0mXaw5N5eVZ5YwBqw7XQukqll5VuvWKhBRz79VvGkOeNKSGar/iKE/cp9y",
-	"/NElRJqr9SDZtogIesFNDoD7Riz+enmLzstTUY7/XnSV1uLjyer/rimGneK6/U/B47j+aTgTIe0QKqyF",
-	"+SkO4AaiszyWFhywfAf/BfPiv7K6/xn7jOGpKZbotggqq1jekih8d029DpLxgkicIZ5RXCPJwjmu2NKJ",
-	"7kkbEpW96N0IzCer4C+hj/HZkwSJAthvsRwlojHToiQvB0yPQTtGmg9Kdouh72XAJTmbEBiTmHCOg1Of",
-	"u3p3MJ4YwcxI4IXP+XDWrGOsJ4vTizVLlLap+zkcjjM45XwNe4OxoAzet2nnxAWNYhYNxpUS8ifmV+VF",
-	"Fx3XPfndSfugcflduwFhfjMZIV4CLGck0vitD/M24dqIlIgP1gYYqOkC+SH8GnHD+1wLGwaXRatBoDi8",
-	"PmGz6X2VjyVGuMp/JFV2AnLQn/uyTbumX1odOSh18z/EZi7sUTiAk1DJYIpqjty3SuWtV+Mrj/nKY+7p",
-	"06Jr8GAu45CUb8Fgc2pWDpDMJUBMScwZtjV3/Gg+GyRASFRoge3J2DCLC7a+XhRJ19cJsMVlNyPprPtO",
-	"WsrRRdz6PhB2zBNfq8CW3goLBQooK9pmYWe17zK1q06XDVPvuCwbLPGZgEk1xwe8NLCepBoLOiQUUZpU",
-	"WYbPp2Uj8eDdHHA/8Osz0cyBDPtJ7GUQ/1JqfSljHQPZsaZNxY6gccysWi5aJoasl7FsckD+3WKt3d68",
-	"rGg9A/qmqlNocKu1WK923jk9PDp9DmXwnx1dnLS7R2envdoHmhCvKNVlIzf3samKyM180wsBn4MMPDCD",
-	"VkMeydjRsKJWhVd20IcXL85LvOMDk9iAfxtKhMosFq6AJ+wQYqmN4DaXhVDmkKg7FkmGeGjHljJcql2I",
-	"MYf2MEHQOgbsS7a+7s7I+noW9IMrU5G23sriYUg6mc76STzAEKREELTcxSxxCS548FrL8AIbFvd3CTQp",
-	"Ni5fwQXuwkBclwFeGgppzYJvmPLWnpIvsjPfYveALthfjVtAzdF1o9ArN9AphlnFSV+9azkRzYZj+ejr",
-	"IGyxYvxs/fTZQcASNRepxUY4Ojxts/blwdERixSYhG31EzusmCqbmax+x5WM4ewH7HwmF/AXPn367DAL",
-	"u9UUMkCt4T4piSvpYo1Z2/2InadiOIMTEutq8wqtQ0ZqWmw5porVs2GdPjto5AHEQX4wTTqTA27Ioavw",
-	"Oikd57FaG+zIlop5IwbGJVzYAp4TjHmiW7LVDJrNJrmASzFclCCE1Uh0VfwWNLHi8OCbNvrLdwJO/HHs",
-	"2OQgTNbxpg/OM1YvxoG5GEMoTcqGJEb7Rd7uVeqFlSq9FPdiuR4LW1WOZZ3ofSuHxyzAZNATlhW0CkAc",
-	"++VLyfpCGzbhZjC2a4THnAJ8G8dcjmZ8JMIscQ+vbSikHUbGYloFWA+WoXoUOwyvugfhJyNwVEbY7bCL",
-	"zvOjy+4F8owcp5LVC5GEMcGfalEdIb5ZSSpZPSw8BWKIDZ0sCzdqOFwBWuYPAykuVMiYxHA5gAQVkdBa",
-	"LM8NK8wL2wsDt6psu9mTXGJtjbVgKVnN1ozwyryvVeNtW0FvyaFbJZjmj9g4cHdKauQ7/fPsnzYPpcYj",
-	"/p+2pY2BmlhAEnQjC9l4/jT3Dbcjzo7VWwHmaZzt/QyoQa1wS+9+3N0LML7MUjUVmxYXxYdmgXFfJx9h",
-	"nc0n8xCb64Xd5S8Gd15u/h5K9tZnVLJd97eWby8WlcYQDu2VbM8dL7F2UOjVjhwkAnSZPosWbvMu7ndf",
-	"6MkIDkGVxFwLahOhNVxJiGgUgxu2ULOUxbKv3vlwzfhtQdRFB+s98wezJJDlte7cqvm1Vony8JjRPYlF",
-	"tq1NErhs1SQBqesStme5HlBewshJ7WOb2pbHQH6tq/9vVlcfTRHeJq+o9YJNpG8dg5ulwEA2+TRG7mXf",
-	"qLRzoMfTthT4ZuHCBbII5phQYWxt3JEyRsg8OU1vsFPFii5nIiWOsrsBfwh+rYBltmZu6EfNTMC8wiak",
-	"oJPWkcQaR4D2nihLnSmi/BVC4pTEqi1eTB5Fxq0VRpfF5SyPbhkw8Rude8ktHFPguXdptSwARt6FC0qt",
-	"6CGeiAZYuyOmpGigtJmtK6uDVyBgF88O2KPtncctBub1rYA9YojOrwO20+xJW3tmjXFN4dhKRoxMX1AJ",
-	"E+vCoOM78G1moxlPCdIdsvotHgT+RPSMBII8mSktxdyyhUUvzIGQLU6QNV/llQus/kBgAeRe53KRJ6vG",
-	"Ws8woChfMc969+HnD///AA==",
+	"7L37chrJsjf6KhWsfWJA0Uigi22hWHE2lrBHs3QbCY3HXsxRF3QBbTVVuKsxxrMcMe8wX8R+gRPf/+cV",
+	"zn6TeZIvMrOqu7ppJOTLXNb2P7aA7rpXVlbmL3/5c2WgJlMlhUx0pfVzRbzjk2kk8O/2LBlfCj2LksMx",
+	"jyIhRwK+1rPJhMeLSqvSnav6kA8SFbNB+oRXecujmaDCpmEs9E0oK62dRsOrJHN1Qy/cxOLNLIxFUGkl",
+	"8UzkfkrUrZCVVuWq+2O8OH3Snc+jvnr+7rvJ/OrJ8/rLw29vuk9+eBm8+3H0XfLm4rV+/Kpd+fDBc9rb",
+	"hRJ0vrFX4UiKgIXSbSEfDITWaY1i8d24/3wQnoffPXvVuex+f3WsjyfJ9NXh8aPj18/Cl++/D08Ov2uI",
+	"H9vwzD9+aH4fDr/fFIvvpoOdU/hKBd9ezs/DJ2/7z/dfv3zxTvV3zhrnr0fz86M2vDoOXnwPz+mXP16+",
+	"5s+TSEAV8qz5MoQqnobnLzrvX71+FZ10X70+ffF9cvb85c6rq8bey+5186T73e3pi9PdV93L8Gz75bvT",
+	"Q3zXNC94fTq5br46ejY+6Z6FZ89fJmfPO7v47vtXtyfdZ9Hp5OX7l/Dui9PtV/DuJBoHh8ePTruD7dP3",
+	"L/dOj9rz08N5+OrH8fz4tXp39v7l+7PXt/Pzbns+/H6zP9lvnLzoJIPJD+P+YfM9fxHMXv542RxMrite",
+	"brL3YbJjMYyFHt+4P2zv7W833B/tyCc7j8LXe0LuDb5Xt5On9dPu3rOGnD/ZCbvvF88fNeLts91Xu6KZ",
+	"dHXFq2ihdajkTRhUWpXHg22xFzR5fae/O6zv8ieivj94FNSbYnu4w3f7e4NHQcWrYE03yWIqKq3KU8Fj",
+	"EVdWrMghj7T4AEtqLHggYlxJnS4fwf+B0IM4nCahgna3JVNT/mYm2FsRQ5tYwkdMDVkyFoy/5QmPWZWz",
+	"NzOViIDpJA7lqLZZ8exGq7QqvcrOm+3643mvUvEqWSNoW+jBWEw41GtaTkXgej9TV4mKRUmjojlfaOZL",
+	"VdfwhH9AzZF6LmI24HEcCs04wyFhKmacaTGIRZJvmH39zmZNeZKIGGr9f+zz/1Hxllr7watMecwnIjHD",
+	"2R4MxDQ54XI046OSPnTHgs20iL/RbBqLoYhjEbDIPK4PGE9YLEahTmKe4LCPBesLnbAJTwbjnuyLgZoI",
+	"TR0fDNRMJt9o5kdqwCPhs5mMhHY+h5qNwrdCsqqItGC+kH5tsydz4zGM64ffemwYH7z5e2Nz32NC4l9P",
+	"Kl4FFrdZLRWvIvkEXqA+1tNO3j2dh7NYq7h8JHwp3iU3A3zCt8trGou3oZppNuUjccB4XwuZsKGK8ddh",
+	"GOsEf8rP6unr9uLsqvHu9KqxOP3h+/l5V70/PVLz08Pdd6evTxtn3Vd8eJQJItu5NzMRL7K+UVtyXZrw",
+	"dydCjpJxpbUNe3wSSvu56ZV0+CSchEl5fydKJyxMxEQzJZmSAjvCqs3ffvm12Wjkd9Beo7yJEZbvtjAQ",
+	"Qz6LEnplwt+Fk9mk0mqaxppPaVNDmYiRiLGt11rEx0fljTXLi4VBfqQb/X2+M3wk6o8GzaC+O3ws6vt8",
+	"b6++HTQHT8Ru//Gw2bCjO+XJOGt5GNy554YqnvCk0qrMZvhkyWaLhZ4qqYWz16AkOO5lIiQOO59Oo3CA",
+	"22frtVaSjmzTengywEV8eNi56HaOKl5lIrTGzVo5NgIuCGLYRn0RKTnSLFGMSzseHuNswsMI9paSLEw0",
+	"m/PFZuWD25X/iMWw0qr8bStTQ7boV72VNht7VBBx5reD0kpYiO2LBXzN5QIWUKKYFjJgYcIS1ZNVH/qH",
+	"G9+3XaQt/8GrPOXBpXgzEzpZf8hwpEP5lkdhkNc8js9+aJ8cH91cdr6/7lx1Xf3DjPHyE4FIeBjpSuuf",
+	"P1eGoYiCSqsioKO5aZjMdML6gnGG1TJ8ws5K5cNP7rP4W4vd88oHc1CW96B7/o/O2R3tt79ntcL+iEJ5",
+	"C+NsBgcOnDHXjPSCYBMrnQt+m6/zRaf9j5uL9tXVi/PLo5I6i7+XjdiUaz1XcVA+aAmLBNcJewLaa8wH",
+	"eDTlB80W0GL3vPVh7VXdiWMVly1pGKqYVh2M1oRHsM8Fjlc/FvwWjux4FokW8wsLxmfVeZiMe9I3o+Cz",
+	"qYgZDkPNY35urMzDjLPsaSGTeMEkn4Ry1JN4uJieY401Dxrh56bZZ1Uuafl4LBZaJPBMkl4JepLUi2TM",
+	"sT8zeSvVXHp23uHpmRaB3XOHSg6jcPDQHWd+70eFu8nZefemfXFxcnzYfnrSKVk/Sw+4ixakyVQY1SJQ",
+	"QjOpEgZ1LUCQJPCAEXO0fmlv5lrQOW0fn9x02+VbJv/retsdKo1iwYOF0X0EHA8fflpqe25Ts9LXTLMl",
+	"jFxBXrVPLjvto5c3nTMYmbK9t/yE04DsUuhUbCqiWiOuk3YwCQtS5qR91b1pH50el41X7sdCdwdjLkeC",
+	"zdUsCmB3vhVMKlsl41ATVQwKJR2xbr3XV53Ls/ZpZ+VcLT1QNl1p2YUZSziI05JJsi8w+9DmZxEjdh9p",
+	"hrsc9rJOeCKs1qhF/DYcgBBxlqDv9aSf76bvMb8wz/BVftv4rJqMRU/eu1luQxlAC6yupGJqVY2BpPCz",
+	"2aUS15lSKzieqbgfBoGQD5QcQajLFv/h4fn1Wffm6Phq5epffqQwtalGqJmthRbg0G1rVumz88unx0dH",
+	"pYvP/W2liAo16v04Lpqqcm9H+douO8+Pr7qX7e7x+dld/Vz1XNaKS6cOaMMgUtp2dSYHSg5DOMHK5CKs",
+	"o8Pzs2fHl6ellZc/lVV9SIWzhZrFBXmHN5/Ps5nOYCFHkZqLoMX80gGBTVHSWNxRxZXi4zGazqhvVvCx",
+	"hCs0j6gZH6OkH591Ye+e5JV0UywTUO4DFO+Vw+HbevwW45LNpHg3FYNEBGzIw2gWi00GWkxfBQumwQQh",
+	"VTIO5YhNVCwOUvEjYhapEYmKaqTUbXppTfWfoIbtPVPJMzWTH3dzgfl4dn59ll84MKVDKPOzDEhah98C",
+	"AaVngzEoQ2oWD4TplRH1WN0FX0SKB12lTng8Eh/VrYv2y5PzNmhh5zcn7cvnnSWF244izgOcLkqxCOr7",
+	"LF1eqt9vkfUFaquaiZxNoZ8iYOGEj0QNr2dvBf2G93JsyhWdRdeSv+VhZJW4B8hwKJMqysuY8x86l9DI",
+	"UtGS+zE/cuZwhOb2Z3pxwEAt5iMeSqbHKk6ihRVuuRY7usRZ+4f28ckKnTP/68qqEzGZqpjHYbRgTk2f",
+	"R6R1ywtvMT8bFziElWITLhfZRWDM9VhoDw9sY9kMBHQM7v8LJQOY3DBmEzFR8YL1Z8FIJB4LJZvGagSS",
+	"+YDFAgd0mAg49S/hU70Nn3ymxUDJQNdQRDoDZRSCgCe8z7VIFYyeJHumMdM5llqn2GWDzRVVwxLF5jyE",
+	"K91QxQLmGeQUTXUVDWmoPrmDkrc6NXOmr7usRzAHXaVOuVwYq4L+qI1/2e52bk6OT4+L1piunSuewNJJ",
+	"tLtuI56IzyP83fphzy/X6kwvK53dzc87U7kJedS4y2Z27wxdSz5LxioO3z/EUKaz+SkzmByeH3XusJeY",
+	"n/OCAJ5hISnRaDAhkTOIRSBkEvJIr6jrsnPUOeset0+u7qoy91Sh5qwKxmNRbEEs4L5e1CWfXXauviWT",
+	"wM1l5/pqhSpZ+lhBnzVOIeOXmPPs+ggVW/0BXT8MH3+rbjN1E6YPWj/gSbGV12ft6+630O3Ddre0gctP",
+	"ZG1rZwWnNdMy+4xKptv4FvML7fFZVSrPtaBZKwp5MHtSxfnh88ivY8bIDhsYg0pWApiEYgWmHyvtPeMR",
+	"wlLoNgPvls0jGIJg50NzejI/h7GYRnyxeu5qObsSbAe/J6ktjimJYecGcNgvcHvYq9+11LPpVMWJCE5F",
+	"EPLuYmom9YGi9frs6vri4vyy2zm6Oe0cHbdvui8vOsULB5RZhzoya2Ch9M8iZ8sbAyo3891W+KhtoYLF",
+	"yCVQY0n+XpjexsHAQBvF1F/0C/AgCOEVHl3E8H4SCm08oV5l6nyVibuiXtg5Ozo+e26vQHhL8ulamnfV",
+	"cRDnIMPNBRG/9RwzPFNgvJ+HmlxXEsT2Pytl5Ve8zD/xk+t7Sb8teke8yrs6lFh/y9H6orFoIYNQjg6d",
+	"9lS8bHh++uAsBGf5fJIbpMwjlh1f/6RRzur9KX1e9V+LQQILrU012FVfmA/awLhsoKN1JaOFbRSbj5V2",
+	"BT60jpvLWX3CA9GT9P4B861MoEsf3bWrHOw5U1oxqSmrxuBrnuqMxoNqJpAKrHiZWT43Zem3SyPjVdBa",
+	"CD64e5fqknve9hhOEyhFMy0EC5MDJlCe+FCsT7ZyNo1mmvnWZgNX+4jr5EaHI3kTyhue+NhDPwrfihsj",
+	"zrS/WSluEVOpgRvc6+ZKZ/GDV+HWMJqOjOmZGZS+UpHgKP76oco9WLlQAo6QiOlBCPOq0aMvZ5G5qRio",
+	"TXF0+2GcjG8CnhSWd3P/yV69uV1HN2XqdMTn1ih1EAs4zG54ki91u7G9V28269vNbmO/tdNoNRqbze2d",
+	"3b1Hr4rV1JMQDapLZbu2u8KMpxa3dOYHXIIIhEmE2whMIPifpGIwjfZUyumSK4c8tfNn/eEB/0/zaXOg",
+	"Jm4frAn/3rHCB29yBrO0gtwrTlPGXN/QPWy91RLmi13XPX2Ps9mrFHZIuY8cHgLrCCgrw1mEk1GHqxZP",
+	"tQKdcDjIax54b7lc5CbEXTXNRmt3r9Xc3txbuWDuHfDcBl5u8rdqTncb+wjqw/ASq0oRwvGUqlYy08by",
+	"N8RtB1XQWL51eBUCn9wnH07oKfO8NedmI3OiZKDkOp22rg/nmAw4O1FvRcQHpfsMhvO9kve2sWuf+5CD",
+	"VDnupfvXp+ucye2umzW2UOHwxJWaE8Km957rp7Hbs7j7SLKm8+MMgzMHObGZ242lQ2AFe04uOoJseR8V",
+	"F2mpBmDPxQujmzxAjXMgRcsb4IJrDUembzFH1kILb+UBRwZ8hTv8s8CNllYhTBk2GRFB956ndkzg1Ql/",
+	"d0wvIcrHFM3jmC+WFg1Vc+cwX0/tKfkgJWRhnW/DiI80KodQIptwkDB4SE9C6RbUXNIo1lcLVh+OPuwd",
+	"356QOXAcHosk0rTRjKxgVkMW5qGBq46kkmMs34BTHiOMITUqZtA8q0Snb+PtRqqktkbVH8omLYUDP3C+",
+	"4LxSswTwg9B3bqB0tKE3e3KD+SWw0RbDwvwWnm2INE5VTMQjX/Aw1TND3ZOMTWOBO6jquzhk0DozsCp8",
+	"yhC04FVizM+hZ30v+8J9kvkZTNZHzRzfLQKtEQJFW/mOvuHCaTGeAb0PGF4olsuDWjgCrXSu6XiEmi57",
+	"oH3h43qTtQmXGiaMJ9jEi/OrLtsCk8hWZgTw6TKxpGc7+O1lXfC7F11WTecDW1zbLBMxLkh5lSFyJpMw",
+	"snsGlipWy3775X8xFXvmppuOj4dPlgw3PG+qy63s/ftgiOWQ6vtbmzfJmHdLhyVTXSxOe732rBj/c0JG",
+	"5+tfazpcgHeZOinFPBVPZQXeq7S6aPB7VBt40l7OSuHi68jk5fCGsm6li4dMCLgteLJqQ7Bq9vyqoSwc",
+	"cWXtLz3wUJO5RifeA9WKYRitgHOTpap6cfbcY99ddJ577PnxM6Zi9kL0L/LT1g8lRyjv3d3Busraf4jw",
+	"kQ4cRw6Q8wG9SO955WvPHFZ5VQcugpFRpjft1yW3QRcnvbdbsjhTS0j5IpnFMZwa9ql8IwYqjsUgYWMV",
+	"a8H6iM5fMJ1waszd42lb6BpoVozthXnk44bX9OHG7enH9sGrSDG/WT1mTwAzvu3CNQ/QBGR2lYXEZSou",
+	"IB6LU0uzLgPWF9AaHPzpOOb6/kFd6muhwaVjTErQJyzgO6QM/sSGsZpgd6EOESBKt3Dlvjnuj9/NXz3q",
+	"34jBXL8V19uzZ1ePb68n0dMf3l5/t8f7qvFm+Pjs8LS4qh/dK4iweXd0vTtXz1BQfeQCK7VRu9vnUT0I",
+	"R2FC7jYbsJN5YeAwn07zA7K7v93Y2c/39dHu/YEOS2bdsn4fiUgk4lSs29+CZp8aaY0eUtSwUR1Eg7B5",
+	"gD5lKNbiCH6erUm15Mt4/TJKRFe9FN9fnzYfdx/rw8Mfz/TbUTLYm0z/8fR6pMZaPp8/3zleb10tDyXd",
+	"bz7TErpTObBVHMLDa891R8Yqih7cvq9TvnLKU+jcA+95CFpSQ3NRQ6CcUbyWh2edBYHtoMXgwITL5BBe",
+	"BDXB4/uxuhUG3e+x+VhI+ECrAqF1IiBHPJqeoGVrWUKeQRXGz1i0feQ8WsVr03g24bIeCx7APoIrQ8Ql",
+	"1n2A3sSJ4CbSDKE9fFI4LteKNfkMDrBstEs6oRNovMcmfDAOpXC6g7MMxW+yKyFQ8uOzcIWAD6FMYhXM",
+	"BnawrQNrOUynGIRSDIQpAD2WUQblsIwVcIlVgNxyrGwJTNnFErvoyNNO99vzIyyhfXJy/sIp1ULelzDw",
+	"yzEASxEVOcx+GWxxpdu9AHVy4K058J6Lp8v5Epdnag0v8DGhK6w09iovBL+9yLQ28zteCLOPh7RMrwv4",
+	"k+x3B7fjVS7pLoxlXBKexsvBqI8ygzBqf2cqOXQM08ZZ6DyVwd8duKxXORXJWAVnKmkTfNmW1+XU+mtj",
+	"Bref24S06aTmang1i63xKidp0MYyjHUFEsOrXPJEYJinGRECJMM0ZsBNHLsUTQm+9s5bC95YX5ifSwHn",
+	"2ywOkwVIc5lssuOESRDsbKxA1NoD0MsCn+2Jd8B4TxpBa11TeGZKG7fEQpzFYShi6z30wWAMxjW8GARK",
+	"6B46Gm+FmJIcSV8pt13BNXyVhYMMxPOxYnxAcY5kbcfDITHB0cZEiocYtrJGTxf0eP54sC+a/Xoj2BnW",
+	"d/uPeP3JYE/UHw/3ebO/M9gLHot1bCZf0qFbdE7uDZtiO9gZ1Hf7e7y++2j/cf3Jk8eP648e7e3t7u7s",
+	"bG83m+u0OZyuuAVEIYymNTob/d8cueiBxPEs+iB3NhubzebO5uOPMVqZ38HCPRCxFIGXziZFqipZcJ6s",
+	"SW1w7yisY+fCTWftXLiy+chsw+WuIGii3oYH/LLBW3Lfnqr3YRTxrb3NBqv+2GwesJNQzt6xd08e3Tza",
+	"rbFnYSyG6t1Wc3dvs7HKB7R6s1hP/9oj+3mc32VeR+NtdDZLqeYCo/0RTjuUbOv7wrCae/1g3l/GF1gY",
+	"cDMaKwe4HBn1AlTuMZ9OhRSBq99Zh7GZu4pXMe7Y7K8bOiTyPt70O2sPR6TsTSASDI5Br/FIzRKHucSA",
+	"Bxxb2w2FvOW+wrDazEGND9yYfSaCwg/BKsez86XjbraAyhtQhG+MJmJHwHnOflVwZN+MYi4T53PWo7QQ",
+	"tGgUUF7ZiC5tcee68lCTM4Zg/nxHQDU+4rH+At1S312dnyEoruTaUtayUvDfp91uqM13X29OUnxI8W7z",
+	"9PCC7T5O+VBYwkeFrsj686f5q/TOXs5Ste253C3/bNdf8fr7n37e9p58qNbNx0Z9/6efm96TD7WN/ygb",
+	"lxNc1h9nvnhBMeh9ZOIhjQzxhSmo0NcDNRX+JoMn1QyEi8BIo54sOECz0FY6YBPFhAzKdK57HFbHVmHT",
+	"JeXRkSJVrslwuKDrNDf6D2Mzusfc4VVwIO6HCcFcXOGjpSYS94ESmRgOxhnayfS4aghTmG+spn6tlf2N",
+	"YzTgUQQsPRDuiLBd7RtjCn5yQQQO2sBjPo8iPw806MmqgY8SHNfsKJJutTyW1LSh4lWo0opX4VGUFzXZ",
+	"M0sjemmEH1ze9AOlTU5wlhl3hGQ6lKNI1Gda5IHr2oM4srk0OG05yEugf1Yej9/s1rcn799VvMpgP7it",
+	"z3dQndhNXsv6k3jI4er6Zvtt/VF/jGtnbzGqTx/fzipeZWf4flDfl3M8GJ7ESX3v3es3Fa9yuz3v18eP",
+	"Jm8rXmV/OtL1YDdaVLzK7DGX9cFO8h6GLVUnloWfozqgBHE+3YmnKQxUmYTLX4c/xkq7tKO/0C5c6ptb",
+	"bXnXyK/0cdKxXTDWtpgP55WPjt5N1l4y9raYj9vFJ6BHZhz2CNTMMxASbUyyP5IFrMwVRjQg5AsrkaQG",
+	"e1xodULMTXuNhuNuy8vGcoyyM/p7jcbS6HurHLKXZk5WmMAP2EyGgEEICXkvQZ+P4OEJRPmZi8wmjVxt",
+	"2Z17D673Xk/uQxGeFv+Y7+RRqCGMBjUWjwEH1qNdd3xZYRSW7fwrEZ8P8WTd5Zi+Zx422bIX1iOaCDZQ",
+	"kwkI/yz0CL4fKJnwUMIxYK0d0H1mrh44A99ohgPMpjxODnqSI0/OYIykTruNBsvz3hT53B7q2Mg0dSWH",
+	"ZWgXo7i4YS0HZAQXb2ag0WQeG9QllhWHhzbpY/C5Ls52RQ+ms34UDtiYyyASHtv57ZdfdxogPvz2b7/8",
+	"+orx33759T1r/PbLr/vshm2yup9utFiMeBxExqgy4Fos7aobghgUdc9Gff9ms/7TzzveTuPDf1TWcvtk",
+	"QnYtnF9ehGWOqtUWBXqGVc3/5mtNeBuKe4c/nUiansyrOpvsH0JMWZgwzYfigPnPO122NRFb1jcHCoGG",
+	"3ymktbBIH+Y5K8c56bUwToBPtOvjvhcIXluCn62kVZafiXgWZtgRLZJPxOd8TnldioYp74cWMnDDxf6q",
+	"vUg+DcdzN1IJMDP2CVZdF4dT+wToze8ipB/YovWROMSiBvP1ewNx7oF8XaWS8guJ1z7X4tHuLI4QGDyF",
+	"WpZ4cj9JEhZ6bdpW3le8jD6ws3nfSPFu7bpsUrTqyvimj3ai2AtvWQtQ58dbZ5g3bqhheo9HXgUH2rwe",
+	"5t9gke/sua1MEDIZ1QNzhRJB2UBsrxnoda8j6XO5UB7mSDI+xPUcSfcHq0FkkOVeWBVbRzUyhwcA2xJq",
+	"O/ifEk9X7o55oIPIHZRPdhB9RDxYLvAqG9PcEs71DGc921al0iIcyWP5cXf8zjs+SKIF0htn+mMrRW0d",
+	"IDlCdqt3jqYDos2zqnzx57IL+xfRNbzPjhm796zAiJy7brifFWt2X1ji/brYiiXz+4MT1w1CKAlZyW9g",
+	"ByCXDchDkjU8WEcptttbDa3sOjfiJS6A4/ZZm4FIY/BIiQeoM4NR3kpDah9mHsmuUQ+bzDWimA5S8mpw",
+	"xLYNUxFqry1G2QxYb9Zo7AzcwvAb4ef7+PFJLt4HL47D8/B4/vJ1ND7dfrn96uq7/XvSQnzOSKs/Pmrq",
+	"iwVJAWMXDwROcD7gx7zub7IrdCqAFsmqsUrgLKt9it/powEsyVhoc3mxpCcsUcagmpk3DDtG7QthWj4m",
+	"gqsgWHIbL1dkbp0W57B0SeWGr1Qypc1YmbCDNrLvYhLoq7xjK8tesiSBciJ/rfiH7nn34u4gCKSSUlL0",
+	"5EyCxpR3aRUNVh8VJOG0nLDxk3UQgHkpqpIpNP1mFq8I3LoVC5CeXDLfPNva2vLZ9eVxfoVmPyYqmW6d",
+	"8GQwvhWLFg/4/7XbcBSm/5vUkL9/9/Tqxcudo4vOtxf/2Ln48aL4GcTw9qNQ65mI/26Loy95NFJxmIwn",
+	"f7/6tt2k73Be9N8f0aepiEMV/H2nFBX1Jr4ZrIA/f3+ZzqrvDI3v4RgwP+AJb2FI3tZUjg7oBu7BcJzk",
+	"h6P8wfCHp+eX88Y/no9Uu91un11djzvXI/izA/88PWy/hP+HzwZX38EfR9dR5/sfLnfl87PRy+dHu0fz",
+	"9tOn7U57frV9ft3GV767vN7rxLffjUajv//9oVoiLmOY4VAyaOLONkXkTrgEqw4S3Of7dd+srWtE8HIr",
+	"L5uTMhmwFoXRVyqh3xN5usKx6EOjVgTOMMy7FBjKhGQWp+HHwngYexIqb7FrGeImPHt26LFIUfolLTx8",
+	"FWlN1YSH0ron21eHx8c9Wb2YyQW8VyNPZX/Bjo/O2qx63b1if9t9BEWp29mUTWMFIbC1TXaletJ/95/i",
+	"3X//v1Y6+R6WefbsiOmpMNYduCa++893sl4X7+DB+mDG8WHGY+BxlymbmUUqcL3iDctuAG2pz6asv+hJ",
+	"Qw6W3vTRokn/ycAzUA7P+Iqk0LoG6owxSPGJoHErHilfiGGp/AwmFof7Panr0TKV2+FSJYke9BFRziVF",
+	"SK9HRPXF2Jy+chL9z+YkWnVsfRT1jRvopsz232Rtk6mMfuAxqGZTYBokmTuIBI+1a97ymN8PFfxnu0pM",
+	"+llv/TswKg/FnjzwkCucGy9fvnxZPz2tHx0V7t2fdgR+5n3p9Lm5Vp/L9+k/QjnKl7aGqv+poIX7N+Ln",
+	"ABeQvonxRFfQILOk8OoF9pfs0zM7l9+9oNRdywyUmQ0DnX1Fl6fn3vgxc0Q540fuuS0jHGgrlFgMWj35",
+	"YEsRa7NJqAG+6GUZqNKcTUgzDCzcQKWY0QyD1oBm2QLbMMMz1MDA0fvlIfMR2Q9FYCjWdxtNVuQ7pu2M",
+	"KwFFcuHGO06SKXHnhnJYAkSzlyzK/5bjuOJ5Nuc0HU6YMJKCafoWwLSCJqPZVKgphod6iInRTM0SSghQ",
+	"B462IDfFGqsBowj9WOBE1qT8RSLBiDT0BoJRFYYHbisI50YifaPdeSaPKLQmZSME9TFdF4U+bfZkTyKh",
+	"dqAGM7hJW5/fQMkk5oOkkAso1UYJtspM+go17Mkkhpuwm7nDxCGnLGEWYY/oFczamLI/JUInmg3GYnDb",
+	"k/ZpykvoPI7N/dvfWHeuME2QdvIEwU8bbGPjKg+/2dhgUiD1IqUX6c8Sw3K7ubS3GGVGY8z/uYdSrFdp",
+	"sR5Ir17lg29s2SZZEmcxl4GasI2802GDVbf3HrF+iGuCsdRdja/BYrAu6zTdWT7vaAEjtAmFXEGuENsj",
+	"NuZvhXH2tBidg6isF/QAyzK2SeNyUcDZwcjYnpsuyUJ2nDxDLzQkx+UbLRjP+HxprVrmVCyQ2C/tpD0X",
+	"CVI5G/JO+Nb3fT3uyb+xQ9xOS1r0QRYg2TN36F4lA0EY50JPDmB865rVf2Q4pbDnW1tbeBCOlU5aTxpP",
+	"Glt8GqZzzXo96E/9W/aNy5PdWqLp/obVA/ZNyXr4BrvFrtwOhwmwlE4juKd92z09oTvZXAGTXaJU7UFN",
+	"hZ3K6vWAJ7w+iyMh8Xr4jTEk/fbL/zYtOOQRmaHbF8dZIq+ccz6rdnV1E4GjUX4KZLWlfvoyczurmoQO",
+	"LpebzdbhGbs1hmX8rWA0pzsUoYDC2ADhEgMMyj1qkHRRQHbGvxFFPFLKP3h47fn38NWQs/LSsvjtl/9N",
+	"y8L3fbPkD5WE2DKQwySeLq0ElEEm3/oqwCTLscBoI0qMVEhSkBG1Ix1g1c9pBKQMkBSgjm0AjV+kFU7T",
+	"lLjy3M68q8/n8zosz2xtBX62fOCGbQgIMejdY1qhwIKSCgucBIVPQ19Yrz6ufiDuM1Ee2JI8NX2ozU7O",
+	"jvnmHltBbe8RHzkUY+KhqIHY6okIQs7g4KfP6aAhqb0m8YXZprRCyBYUkyYkAuuEZlF4S/OAcC42k4GI",
+	"GZeKUDGLqfBsgGPE6gFSGAZK6NomO3Vqh8nE9NIiSAU/4V3xdsPBMXP57JDtN5uNGkpoUA3de04seODi",
+	"vZw8TXBEeCZePX0CMxpDa0hPhSF3+m/PLLeYWAzRooJvsiznNgsT2yvEVwdiEEGLqgiULuYThbS6WByt",
+	"lukssdwY15cnUA5mlYrQIdmrWN5784jbnl6lhqssO3HgKQ7FGBJM6jEl+Mj2Qzq+ph3hSKpY4MRhu1FQ",
+	"aBzjaxOgnxvm15SWzCqYyz20Q63DSMgkwkEOYjWdimCT/ZByrdj1qHFBmsTaMCRm0aWEYXhcqDigNjkp",
+	"Q4RpxIM18XPQGVCuMndgUMGAlZ8Fz8EaZ/DtWBTq8Rll2zmwBRlkNwxeubyxf6S3iPQLo4NsGA5S+tLO",
+	"6tZG9qBzYanZiQsTswwMXspKHY2IMM50wiOLh1TSqJYDOAQHXDKdhFFkTwyj4sHbVB8F1/pGHBh27nRw",
+	"TP6J3GGT/hgmZhVS8ncb0jlSKsB5hCsotG0ypYUFu3tnZ2cfZvu6e3jAQrPirq+Pj8zUS+b/WDdnQv04",
+	"8Enk9GmpmO6HmonBWBkbcqRGI1zR0YIwp7RXQYSagJpcvAcB8euvGK+/Z436PttkNwjBT9NmOPo6ylQc",
+	"GIiBZx0cWJLMbMDjGA4pZGrNtdmqd9/i6qGzoB+ruRaxOfQ6eXXeFuX/WHfPgTrhbXWLSaVlOBz6m9nL",
+	"PhzZflaGCaU0++WQD8YCC4sVqMSqrhMVQ9KTqYg1qKq4ZXnCvfRiRWoUaCXiHZyQS4bWFvOncfiWJ8KD",
+	"EgdQB61nXJymi6iganuTiUV25QkTqxNq5ne6fET98bcCNdA+9SB+awUPZ3YsrowloX6honCwoE2MiSXN",
+	"3SBMcBmSwV3j3VBiME0fVtgwxszMrOrDX6LO5UDAaGj2DZjsv/Fr5j5weH55tbmxwRzgZZpVzqjoZnhP",
+	"2t3Db//ReXkDr9ycXx4/Pz67woOvKt7hFTEOR5gtA68pmvmgdenW1hbQ4jnWeJ9yQ2/4Nc+OH5RCvkdo",
+	"hNIiLWzCza42qm2LTWMxjMLROAF5dH4B1EZXfs2sUBQ0241dn8YKhgBm1GPfdtpHHiqDHru4hn+gOx47",
+	"6px0uh0/vdCaXGNYTl4wekWFBdWd42H9TElRP4VTPvVwpCsUEsczxlkEQjMwvfKIUAqOv0E0C0Tg2d1A",
+	"1aJstwu5jnQ89XN801T6A48XLeZ+Jd5NlTbvu2nUPLPo6L38jmUO0RCrDpS6DYWukVvHnrJpKlN7syCR",
+	"mYpDGq5Ndo4i1Ewa3QE5SWtaTe5SgkOaVhreBD02EgmTisG6suOPFyg70VZ9gCXq7zb2zOJt04dMkuBI",
+	"OdrrBBmNUojtlCfj1HSA+98aC9quMWZjg3TwF11toddYYifY3ttr7gP3djRqsU5wdNX2PfoN++rfArMP",
+	"daCGrcK8c36oNcwDnwU+q/qRMTT5FtWMp+RoBskg6JzUs75JYYgWnhATsuswMF+mObHw+zDNMCPeTX1W",
+	"be6h/A7lDKRPf8FMQHaN7hPmNL8VCzqF8DNAqi2T9tbmXERRHRWkrdfzW70JFx4089FZi5eUVKSZxrRM",
+	"Cj8cBzpdPVeDM8mZ3ZO1bvN9zbSgU9VoorYpSg6EB/tJ2kR+lh/c2jIuc1YyM28K0VGeoVjYabCAL9yB",
+	"oMVJaKgW1GMY10vMoeZCSZcIw0MuAjMOmStXm6VOuUoM4XuHItFz+arS4aCwjYJJzqVyJqMgbUSdgbjM",
+	"Tg9BC9/eZWM1i7XHmvgH/rhXOvNmzSNRBq75TsZd6GXKU6xmcMqNOXUY7356zKeC1p2P7/uMjO2GHt6/",
+	"+6LsbzKf7n90nPQj6kRKB9iTlg/wgPlGc8aH0yeMKfWA+YYc0Udham52wyFF/vekUeZLqBC1y4QIUmOv",
+	"0fCNfIvFWwHiLzREYxoH61/Q1mSm2b/wVKrqGvsXfFuv15n5Fz7CLeFfzF++KPj5MFInhR7y8/n29Sa8",
+	"XjRkr0i4tyqXnlfIhmfL3oGyH5Z/mi2nn/bc5NO26F0oOstjbL/eg6+XiQHT3/fZv2zFab74j8kg77Fc",
+	"9ncqvYn9Xc40bH/eo6EuNSaYZ7axgbmcpaxKuo97pJq1sGcn3+S3tt9iO3KJcUuK8IoJa5efoSM3TWJr",
+	"UlL10SIA9oQDXOU8MIavOMT7wABVKM5IMA6UlAJJKa0IxfAOkwaX/csIhkuemBzLKB2e5VjtNKuSmgJn",
+	"2VKeRcrma5WnQkpIjUn7ScO2h7C/BcEHsaijkZ/UDYZWXhGwqYhdz0tPwhf5eJkDkKJJlhW64JUg07y/",
+	"u73fk/mZNPp1bozNYc2q1jjpoHnnoQzUHKQhdQhu+W1pU9fCqNtWp0NbTI/3VsRADROgwakn6cbY54Nb",
+	"e2fDjKUxqDhk8zhD80sUiciMdDaSoCOZu11Ppr3/RjM5m/RB9RqiWyxzT6BOsLu977CUC51QH6yrhHjO",
+	"TEdiaBWqcXQag/kigHOEvAEqhr+tnf+AHV+8fWTmpifN5BiLlzudW492N53LxRgtMaZCzaqXIgh1jQXK",
+	"TdDsMYrJlzqBe4tZmpnSAXeetIh0xhYsUKjk9CQ0uK7pZHAtIaiWUiJqSjdO7Y3T9Y+nu7IH5rl9E+GA",
+	"wVSFknaIvzUWPErG79GEgTSY9OcENuIA1b0VihS4arfUVEg+DTcXfGK9NuY+qAnOjdOlVM7tBuOiZokO",
+	"IdUi3YSNoh0LRs7MPqHK4A0QoqcdcopG4UBIjZ5w8ohX2lO8K29jYBTCXyv2sjafzzc5/ryp4tGWeVdv",
+	"nRwfds6uOvgOuuQTwgdYv2n74rjiVd6KmGIhK83NBj1pOltpVSCEbYci+cfoG99CNMlWRlE3KgNrGgtE",
+	"6hrLk3ZqD5wDxNgV68Rz/VJqSN4B8y6rpgScNeuF9k3KHFxcRFfHpnwUSpN5FFSDniSrALUWitD+JgMx",
+	"OYuFbq0wF/akD6dwdnzSZKTL8ThAPAJAH0KddGgMYHCsAbbS+ucS9N9Y+EzX04C90rCmNQFeIRSMxl8L",
+	"L2ql3Iluatp7mQ1LG1toKLy0uaJSg3BaMxluRj75wSt/NBvJLWSUrazx4CGugMqHn7yKvcPjwtxuNNZI",
+	"E/yApiOTY0kuX2ClnYI7Qw1L1zfmC95tNFZVkrZ66ylPQ/Txleb9r+QymuNLO/e/lNEJf/Aqe+u0zLL6",
+	"pkTje+vUc0WHvEv960JucLe4YJt//gSz6CQeF9xgFswbcFGteJWEj2CrUcq2lFW58hMU7m75lfLpBK8j",
+	"qV9+tTSizau0MMl08WD1etKlqsH/DZWNZv4byNnDtQBFTEgdJuFbES1qOXnVk5nAaqHKQJqWQ9HpG1FI",
+	"S8tl5kwUqhZo7IcXDszpv4qek7VtPw0C0Nz8yc8Rg3aCdaBmAyNunCbjcJjQQ8oa5uA5um/dI0oh2h9T",
+	"6E7ChLBLpvW1ZSELac+TNF9e7U6Ze62JB+5OkdtmxfFnetYnqWePZ5pIVpzHJR6bFYLvTU7qFQNE78kV",
+	"8teSffn0k/fIvxRV9VUCfhYJCGue3JCCxw6U6AFCcOvnMPhAIjASZWhWSkqTTxRJKCDQ4gh85ZPRnZmr",
+	"4ES9xexyBqrm9WQKe0NdvZbCwwqa3wFpcAX2WJ9+7cmqi4LBhoTkMqtBpShfEW8CvSuRQ65U8eCLXZbZ",
+	"PPCLfebYIVZKGhqRa6I6Kmys3bsD2EPNRkhE/ade8buN3fvfSBMN4Av7978AXElROEj+5HuKZteBjN61",
+	"mbxyBWL9ZbdZvsSei6R8fX0BwV0mtJ01+++2Vv/sCq2S6dDfvfIKSs49ugDM9PER6gJTuOGXxb8nKUeo",
+	"b9m/0c8FdZdjUf1NRnlI0GK/MndwTmTLzBmRxFxqPiA9F42VBRR1LFIfklFcsWhknY8dzB2cJcbJ05PO",
+	"y4HgwQH+mho/DfABN+aSdXyzJztgqTLuLbTEDlQcZGYY967hojIRAosj9ckHD3pnetK0Ya5mUcAiAeBg",
+	"qZgJ3KGqWlkeaWNONvOG3DCBmKhEZOq+kpSRdqJFBAe0dVbXTBMKVvmerC5NN9mi82De1So5xQulggyn",
+	"66kKFp9fhlFNJMmygKsknokPfwIRyrg2Kyr4H3/y7zbXaFMxuRC+t7fOAJSkIPqTqxu0YT2zsT1EatGe",
+	"RlTNhMe32ZWUudGAD1LxU5henTJKIHPjxx4gSpcoPd/PxEy4md3rGZkhS1QhHCINMQZ3jOurt29v4dt1",
+	"IzZ8IwerKgrQywslQ75SzYIQmeEfLHGXxV1RstksT7ZJqyVdGavpsvK2ff9yaiOs227frxeEP+GOPeUZ",
+	"MRFJ9+KKh3X54P1pb8t33cUv11GwqjkuR6jmG/KwJUp5PWk9lYS/CmNNHMZhXIhg04maIsgfi0koU8FD",
+	"ttkdmwV6AfLkyvZ5nXt0J9dpVM2gnODrBeV3W/oYFOUEU6pZQmtxPhax+IiLcjd3JkRoizVrglWlwXGb",
+	"eWZSxTYKtWYtiD1pzPIWJt1sNDad/CSwyuOZYei2fvPC5uhh7ICpd5N9hhVubdGr1/fDlNC1En2Zyu5N",
+	"9VWuqubG/i9ln/132mDGoLtqT3wRgwCeRiaavVyzu8II6DT60+EspaNHuzgZ3UI4/M9ZYGcLwgw/lPOp",
+	"ePZhVG/Nsx7rpaSi2esqts9at8ydj5dnoUB0e6ZOcxlkTh43tms5hwGhLtN4NzZQk74FFYS63M+Fr5xL",
+	"iyQ1kZD2CEMINaCxAAXrkuVCq/IgqZ4kUwjZIjy2gmYvxW0ZIwdCwwwFAOVH8Gl2HCYQe122YcWZUYNg",
+	"sVMexp4d/NL3QMBmcKxl6tCqsdAgHNmJIK1lmUxdhdsBo1ljx2+//C82H/NEmGgWGDGIE/dYMSmDtWlA",
+	"UhscC56Yfpj2YVACgfhXMCywRDHVT7gx+ODbBW8CjgWgPctwncWsselhCevRAOpYtjBTRB3huSHUzSKa",
+	"Z6OxQYcgYSkg9aWHy9SEcqERzYK8MA9skhtO8Q482ZumuTusDCRKkyCW0M2kYdEcE3aPQirNioSfTZIW",
+	"upCyhUhwopRBicQWQs4MFbDb7axNSzY4s3OtBTK1Q9Mb2/ssDwOkShKl2ASMl0MzR+awz6A0uG6yBL4q",
+	"DbEM9RIicc7DJA8sxNEmTOEmK+IpVyEeqw4WDwqYpxzsIsPg5VLbgH8IQIUehkjKBUqeA9zEudanoZHS",
+	"dS3ZNvC0FKIiC7UIalACl9TAfH9ZFaF/BtxXOyDUKZe5XTnmuAKyoKGT8+fHZzen7R9vnrWPT64vO1d+",
+	"liyu2ahlMwGNDWXZ2y+Oz47OX7jvpXj3Glo/uEwbmZio3pCCgnnimWuQA+C0tuIl0CeGGMLiFG+pmFTI",
+	"IViTZYmHCJFPJxzHmGFYSNnQ6zRucWwssnZ9MrQc3w0nzSJgURqmeFKotQRNGhowKWJJUySpqQJLMGbf",
+	"FCNiILRqJAxFwwag43eYi1/G0tMNkyFSYRn3BSjGY24iSHAp4Jlp9etsCr9tX30LcuTw+vKyc3b40q8d",
+	"IG55Ybbkyv0DovQiV6s2ZHrwaaTkdhhQEzSrnr9oX104Qcwt1txnp+FTrye3WZhYJCgETURcCi+NvgHh",
+	"UQNMNZTEJjwwUbgmWj0rkRYa6w/ixTShp8MJGRFJRNggcb3QiZgQf81sOop5kLkl0CNhjvnhLLKyoeyG",
+	"oJH8+8EWcYM7yRO5Z5pjJ9Vnplm6+rc8mgnnhRIavfTpexjbP+TIN50rYe4Aduu0Tz+Ijf1Dgegpq+g6",
+	"VdNW9HHdnrgVGPoovBOtZ/PPs/3De/fSL6zvUCgW/pm8Ge7SSYOSVrXFPryVKY2H6Tv3ppMqeZsi8yrr",
+	"D3H2atll9comTzH7dkXAlcNQbyIQodpcRPGqdpjnt84UknxSI/7E998/wqOyu72GQber1CmXCzMk+g+/",
+	"ey/bskLpXKlTa42x0DqMB6vvxiYDmF5mWUpVDN/cg+gwQX+ICNBIbHIZ59RuLAOhmjwxRE50eHhWWwSt",
+	"Eh8wThUp5mnABoR0+BfXdDE0eUPIIGwCNodp+1BSIBXIvGb93uaqhMRGRgsMMhIgG6HoxiIeMK7RRIyx",
+	"f3TBxS68VWGgLaePzZVscOM8wesbagLHCcUBE81aFiRLAZk2+AU1MZchr+VczryeXC0KSNvJfgm1vVbe",
+	"hVQ1YX1Vc4lL6e8QE4qXNugfsF1hE2reisuM8TW5QXJwH04ngaalJwk/DIOXLh+uzfQjgU5/wbSaCJh7",
+	"EWmB4ZTzMTD/ImS2eC0qUzzMMusYetEv4ZA/dKr4QmdkeRVfT8oVCITstp7d1K2VaDkZ2R93VD7c6vtX",
+	"AB789Y9Js92WjjfXFG1Rx8vn5hbRft9hWjbkPyD5lo9BVOPYTGZLd9mea47Z0IEUgGi2WYMFj6MQzbVO",
+	"4QgcMKGFmanU325sGzsmxri3QJx3LtDKtLHBkRx8YwPNCEjBhieLVEiP0pN5mxucECbuIsJwQmf7QQGG",
+	"dQ2eMRHrPWmpLHkfTDtzTMefj8PMzgNsfAqBQ0ovVCXIIqjiW0uCNOcLVqWWaJeyXqvorQjMCNu2A387",
+	"DBoOPpSCIYrDYY7Ta8qTMUW3IsFniLQ0KalYIqKoZzx31MicCJpMMV50vVzca0WSmOiQ3OJc/0yMl9K4",
+	"fqGTcXW+2M98Pt5V0Rqn5O+AUfkqiD/qviLMqb0sJpFI9x6BTBwuqwVxB+Sw9SThxl0LEWJ1iTAuchwb",
+	"gUUQDWT2BflJLIlRxMKkZcl6XpBnxhAQuXVubJBBNsdMi5yChsxXD9RUpD6/luP4x0uPvaSQ/de6/kX8",
+	"TdpVIuhB+572jUEZP61A1wAcOorsk+YZKCOjVHCrOTCP43mBNyJvFQAaW8LZ1AS5G4cM3dqqhStdzcQb",
+	"wjlmHTFwL4EiFiLxmA5hbsIE2bb6AhNLyCSeBdAopAyw3ikcQevAhPdLfJiMte3sGHq+IZRoT7Yi5TcV",
+	"1oT3Sji97YwbZkenWJhtOn3LiFjNDNuh83JW/CwtGV6anXXILDNlophOOA2uAYKQAT2KlgZFxUudyxeK",
+	"bITkUTEEFUBRlpKpZiSHAxwnXPlDFY9EQodm5lPExd9XyRih2flhDsQgtGwcfm5AENhCvIrBpinEHLpe",
+	"wQG8ilu9Jzs0GMAeZygYaPM4o4k+yJ504rtSbzOi1nzScJA5jyRM2SFLv3ySxdvJa5yJxK6T2pZVaehq",
+	"jkkYpB9t7fx7nZJtXvI6SZdKy5bxIcvkly+vfDm7JRUSAD4oS98DjNMnONBfSLEoFv7hw7rRb2aMq4Yc",
+	"Rsjg90btfVU5Phae5P1cAgGk3XyX3TSP4r7r/pfolCCcXllpOHVy47MMVGPTCqwKN0pxopSTCg2LoC9l",
+	"1aD9NMV4Z4m58uZcAzDhjiHFnrOJpaixVE6W1MaQ5HfHIt9DCpnX5lqVmXiRRliz6pPffvm1uf3EIXz1",
+	"8HqIWIrJREnHYW1AGAkPpdU+3LD1tCOAc0S6dDblMdptWT8mWh6DXspznKWAnpSlDRPo9aQkIlLLekzj",
+	"hfe/jQ2pko0NqJ/NppmB1pyL1DA4EiGpxCL1qy5PPOpGoNxsZhmtMQoJacLh/BUIHUOyXvFmxqN85uvP",
+	"a9YtjozH1r9bpiEBX/Ba6YQdfLEbZUkda1wmV5wHDgrCxkWRoyG3kT8V3v1V5n/cNTMplcdW/KaJcu+4",
+	"a5aH8Kw+BCCiwg0ccsJ7rI+raPdjqdkvc32BXS2zshk4HHxZZg/MqrCGQHuZIp5Rw8GZebqMMavEWtiT",
+	"d5gLvVJ8XmoS60mS/wKFUMa8UmbHa+XMcKlBD0yYd1j02H0GPTj7kvGdBj12jz2vJ/9EBr0VkVhfQvYu",
+	"V/XFRPBdVX016/115W1b3xah6pmee4+cdS6j5YL1EkmR9XIy+1YpA3KWccekiCJkgZsQiESNU5Ix81EG",
+	"XBIQ5gDH4IWhSELI6aojsGS0ylP/ZFLXRugMZ1myB6eU6jL7c41uB1LNUbpsbJgkrrdOoiEQl7kKgR//",
+	"GQ46ZnBjo5gPBKM02z1pYctIKY22gWbDghdzNdOw0oDl7ELGKuRlGu3GBkj0jY2MVDrfosx0lMwVS3hf",
+	"p/ZU19oqIF5hWlCUKbPSBU0mPm1bZdRY51yhnmJUlCH7wtUxTFp5sxHScDVZKUFxxg47VlE63RZeGy+o",
+	"R8A/oAd418+S2WB7DTYSX3DC+JYOh2WzVaq4sywUrDCOBgpSsEmSIr+iP5ZzrBS8sd6Zgy3oGtXoy5w1",
+	"WRVf7Iwpq+J3JVTAui94WEqo0EbBkQWlHBRk2JJIsdnDvkIAv569pWdvF/PW8ZUp67K1do+1K4OX3QUU",
+	"BGN2ImzKz3po3BVpjrQ7oqtamCWJnPMlEVZGvqaFmeObmPo9e4UgrKGx8T+qB+EoTEySFmMzy1JWwRhM",
+	"p5ZTdybRPBKLgXqL2cjwrSpaj+yXVFIGHTTxcqx73r2g3ygWB3VMExPC/v//r0mxTToRUwbHu67lKZLB",
+	"bDWI1ODWUCM7j2OHASZn+IEGYinoh1XROYE9x45ouiGZayITMlbRRMikBq0zGVJsG9FMaHqR4QkhIFM7",
+	"eRmgVXoWv8WvbZTEnqH7Hiir9fTkXjJ2vqX7WxhFhUAyZPyHZKa3YRQZn6Wt26OrHkRtRBx1FBNsYvSB",
+	"NNatGI9ozV7GANqT2DXMIBJqyl02VlGgKTkHWtgyCm0TojEPKTJSDYfgccq6R/4fGu5EzTEV3jg75Z2C",
+	"Ps0yBwMCKk06HPZQz43dSiDmuhdICs/oztUz2tBf5jy/ytfyReMJSmr5AnDJP01cwIF1uNo0Qk4U51dV",
+	"4KsqUH4NN+dmKYa87PT3Kt30SaMKTMRDeVThuIJEg9byF4t6Po+3PfcBEbFuiDvyKa8Kv+9J+jqLWuwa",
+	"v4xXML/jJY+upmlUObK3Uiw60JgeLCcM1oma6hLamDXsfoV0G3iMQ5QAJiG3fZNCBGh6NCnqa94dgdjV",
+	"fM4NvBpS9w9sKHb6o/XvOSeYQ1ZFA9CTBtVhrJLfpLSC5oCrld0YoWcE1qF8LDB6FKU6LSWUogV0Kj4J",
+	"L5EFw7lAhWKu8I8Jn/vdAgHXPheOzIB9DteU4zamefgKVPiLABXKSHydXezI8ItYDcNIrGYlujRZ4JzX",
+	"HVhBKuy+wZtHvEzhOxKJ2b5fyE5yF+ckxXOATKLGfexS/BPP7nORsGSpqytmeAXb7SH6nTPCW8kncFX2",
+	"LXYC/u6HCv5D1AR+AXfP90pivlj8mhIsIz6vH8bJ+CbgCSRublOyBScfdSSGCeMRnpq+nEWRD6eJ4JjY",
+	"KQW44m27uqoRWBtU7dRV28zabhpK7Unb6mQawwrR1NpdxreYATGgv2IUoZdzw/bk0mN5/EXXoEMw4C8H",
+	"cYFVv2iZRrPmb7/8msts7E5BT+789suvOw3KdvzbL7++Yvy3X359zxq//fLrPrthm6xOvZ3J8M1MlLD2",
+	"mAHEDJR0M2808rWlg8aeHl6w3ccs4SN3qmF6jttnbUYuCPgOc0G4c+Kyj+VLd2aK0rtFPem/fPnyZf30",
+	"tH505DP4iew3zf1Go95o1htNBM8olqiAL9bTndAAgKstw+uYXBr7rJCSr0znmCF/7ifqHLi68krBIXxl",
+	"toGrEtiRq7RgK7gR+fCZhMGSfpGUFNQPFeg1SoDGHDE9AP0s1Jg4KRv7SqvS3H+yV29u1zFDUlZ95UTJ",
+	"QMmHqBt/HN/wXWKfZjBwhf7vdUX9ygD8SacZrSXjzKBzq+wkoxumyWJ+N0ko5d/Ibmyb7Aq8jnBzqiJQ",
+	"veYEsCVjEQsKIpBic8VtpE21rqlF2/JM9XjGTlQs/i2VERpuZ7Q/WtOkwQonmG0pTTGfT1Fe9fH3rddT",
+	"MUqv9N9ddJ6b/IceMw9MpfndSdMiIi1qJqze5q5HnjQ4znnC4BsiIAplMRG6zSvl7wAFpkrYqQqQuwj4",
+	"hMJI9KTTB+JNTlLS86UzzGXRTJchwUPpXbtyS86qkUjS5Xh3oifbSUvjk4K/jJekCsOHyYeNej9JE9nn",
+	"Mz31KjtvtuuP572KTfhEVsEs41NusHLZn4r5ne5PxkQTuJE/F9JkfUA6iLmmigWXx387i6pg/YShuc/o",
+	"ic9g0Tsrb8ylU54how2vlVlun9KE3+9E+/chFD1Scwly4X75dAc+H8Eq04gPiqeKkIHjXGQxnxvxZTKO",
+	"U6hetZBTPBNQHnPFWfppFA6J7tN8nov+lBJ8cuZPZlESTnmcbKFbJOAJ9wlwSDFxPvTIR5A74ligHbT8",
+	"7b0EP8EJ9XoWjIhaAySt2YGEqDe4SVqEZAG1aMtY1I0jJqXhm4iEQ0NYtfPj8TMoOojVdIo8xXjOWkcl",
+	"ymgoJPU2opczIKnLNQLbWwwFuk7AiQF/ekUh3pN9MVATodnF2XPrGH1+/AxRTxp7g8y9bAjisYy7srnD",
+	"llNrEwaIhqdqJxTm0AYS0NgSj2NMPlPw/WbMc0DDdho+zcFm21TEkMesLxYKuUAN/91gliAaFeTywhA8",
+	"NvfYiqzeLUYhENhnGhfos4rZC9G/SCd5o/yS5HYuuxEHAmcy9ZHrMBCmcdiz3cb+IzYN34lIp/w7uNjM",
+	"MeWsthUEla0lglPkoms20ozFVYc3TiFRpFQwuE6mxmbD+pvv4NgrZftzuq0Nu5/ps8moMNMClTM2ERMV",
+	"L4jmk1Pd9CTrwz6BZLsp91/7h3a3fXlz1AGf683T66PnHUiTv733yEw/FGNxcoYZERkaJmGSELMgbTmd",
+	"MKGTcMJTtj34nrYd8g7OwyAZs//+LzYWyNT43/9FkmVBSAqcGmRG1bZfLfbEeEaaj+r9ELkaccloxSCo",
+	"BhpIv8Pk/vd/wb9MSSQLlGZSkAFUm3v4NtPEbsRYrNTEI76ikUi0m32dLWd8x5hSo8+hbBpgsm9GdiAm",
+	"3pFOzu0AI74eZIWeYIi0zqYKapTKlQCMhRS0CuuUxIptfIrdXnLKw+rEjVpuBIC3HVV/lSHgIxUUr1Ii",
+	"ux+QbQcbdo2N/DQbv9GJLID+q4X/L2jhp3WAoQ6rtRpzZ07pMqezMhWHaLi5Q5GWs4xa5+xgLAa3Nowk",
+	"5TFm7TL+thHswIyeLeNcI1i1SsKBsL+rKOjJ1JtqGmHJ2dK7kWGNS/E9hgAunzvHNMTfZNeWATfPr53p",
+	"ByoKbKs2AeCU+UGxAd4yIB1uRhTJbWIDiToACQ56MiO5lQ71G8bUVEuAPrVcYGSOU9oyFmNWYyd8hGlE",
+	"flM9RoWwASitjKR1Kii5Qz4O1ES4OxUR38FSknemhmlZ2btLJG7rmGXvd03nwk5LiOKKy8fhMjBtTD3j",
+	"K5K4sSp5XzOGdEtbjIP6API4XBZflDsuq+HPFtry72sX/Tc8GWgdLUdw33lCYPrhlQnhuy5zDCWLyeUt",
+	"ZlXLBe8h7blLDk8E0ek+9Ry8jgwKcCNwwHlZBhwMnvDsDxBiDsr4Ik366AGyp+YVEtQ7ieRZWR75nnxo",
+	"Inm2nEceTqxiIvkOjQWPBbsVU0I3ZVeGzg+ds+7NZacLMvD8DPKt7S9H85TSh4Q6OV1Q6ZWHpjn5UyVL",
+	"xz6skyidllUxDc9fDLz4J5YRy0CJb3QutetqwL/j6l6pUh6mvnQnchkUiyWwXplymYH0laRtFS/Yxgae",
+	"9xBBtpQB7aBAbQWGo57MiD3ZcTnllEH8GXQ/Csu60T9BcQPLXZF3yoQa2+jsZbIN4k9ooUiZ8AUohtaS",
+	"MeYyQMf8fKygZjKEOEqvFAOhNY8XqXJY0IYxtUg4LKZSMEB6y42MYymClsl1ZyPX0dpvNDsqt4ZsGmGi",
+	"MzZdjy7gUAyyRWmC3OM9P0s4bDifVml3f1bSD48oo+ANzGh0LwdImZa7zIVxn45rV7NtPp4ka8AtDYdW",
+	"GuBfArfsyXKl995MngTU7Mk19d4vzOJxmKvkC1FsHJTS2/0xSRS/qsZ/tGrsZNBYqRVnMN9SrfhqbMUZ",
+	"PUgnXGHjEddSnoFWSMy1IgIQcHgShJJNI3gwEe+SEp6I5S1ejn1f4S8mbPKXRGSaGu7JA24SfX0+Re73",
+	"2Hx/5nykYzVnydIA372mszS7pav6BOmb7Yn6ZbKSQlJvnSOuVMNUhwvhzHRxxqvuRP9W2UX/ve4XsIgK",
+	"EOWSHJ7LN4scueZdIC+k680ycGZXGLtMbToNnrBAQF+YmiW1Ftp+uSHOu4/XF569g9Q3ZRBNiuaRIpFo",
+	"qF1+0HuxQFLlFkzG9cTCwNpAofVOxWQrTbuvhkbNgXGhVtNBQ2TrIrgj8sau9HvQRQ7TCQshgksjkojw",
+	"BMu5OfOAoseDbbEXNHl9p787rO/yJ6K+P3gU1Jtie7jDd/t7g0eBhRpNeTLOgEah1UEzpdAr88LNZvjk",
+	"/eijuzk7KV3K787X+W+EwOmgy0eni2r15s+zCKza+V0CDKbPAoBiyYpgY//J+2+3YxqKTyQpshjXj79R",
+	"ROCtWKTXsFhMzD0z96AJZbNhUiX0LcuB2SVXtXxqHqmSnjT5eWrr8q+YVKFfOmb7qFDNJ9/Tcj2HuPqv",
+	"l7D/CbFptIycLexIhVxQ8SpQ3iFyN1neXNzVsF8teVbBtLgcVPyweGLvIdHEqJH7b+IbFD9oc/NVMoUG",
+	"3MxiCCOCb+gtn1A1Ey6BwBXZZWvWKW70mSVGEgO+0QKlaprM2TjBc0LU8Ybnd5qlqTVihrLFIlBQHhAj",
+	"CDqQ6eZq/M2mLBKCDhTS0vXfisWfL8rZ+oTbJ5ed9tHLm87Zw3itaCw+Xqz+Tw1I7uTH7Y8i07L1U3Mm",
+	"QpomlFgLs1XswQ5EaE0oDZVocQ/+BVk0vh51f4x9JuFxkk/ob/iWVh15S6rw/Rk4OyjGcypxyo9IKGjS",
+	"hTMWwqUV3ZMGQJm+6OwIjD4tOV98lxG4J4lACZgiQzmKRH2mRUFf9pgew+0YZb6SA9Fi6HsZcEnOJqTR",
+	"pUM4Y82qzm12TGhPKJmKTW58+Jw1p2YcYz2Z716oWaS0IfrIyLOswSk717A2aAvq4H1DUkGnYKKY4Y6i",
+	"cvIdc3N4o4uO65789rR9WL/6tl0HUPBMBsiuAsMZiDh865JCTrhOREzCBzOJDNR0gech/Aog0T7XwoBm",
+	"U2wrhJXA6xM2m657+Vg6CFf5j6RKV0BGEbbusWnG9EtfRw4L1fxBx8ylWQqHsBJKD5j8NUcemEvlnVvj",
+	"6xnz9YxZ06dF2+DBp4zlXb+DsdFeszI6dS6BkE4iw4DJ0OVifw1IgHjr0ALbk2HCDIvgxkZeJd3YIHon",
+	"y4WAorPqOmkpoh+zXPRBsCP0qlbCRN/0c+lMiEPBcDakmTLTa1eVNhsG6nJZNFjiMx6Tao4POEGjPUkZ",
+	"WbRPnMPUqaIOn3XL4Hbh3Sw9h+dmc6Oegxh2KS+KKT8KRBwFfgsMe8EMWCUzgsaxZNVw0TAxPHoZSzsH",
+	"4t8OVu3u4mVJ6WlaAMpRhwa3Sov1Kheds6Pjs+c3h+dnz44vT9uAg+tVPlCHeEliP4PzPsCiSnDe2aTn",
+	"4OGDlGo0JWLEM5Kx42FJZhsnSambjCDfL/GOD5LIhAcZKBFeZjHNDTxhmhBKnQhuIt+IkxKFuj0iyRAP",
+	"5ZjEp0uZThGhbBYThLhgeI9kGxt2jWxspKAfHJkSkotWioch7WQ660fhACFIkSAiystZZMPhcOG1lslI",
+	"Ng1L+BLFWphYxKKF+UNDbJUebhqCR6bgG6acsadQrXTNt9gaRCcHq1lOqDjabgS9sg2dIswqjPrqXcuq",
+	"aAaO5eZqAGWL5dH21bNnhx6L1FzEhknl+OiszdpXh8fHLFBgEja5kkyzQsqDmKTZfq5lCGvfYxczuYC/",
+	"8OmzZ0cpSF8TZIBKw3lSEkfSRiawtv0RK4/FcAYrJNTl5hUah1TUtNgypopV02adPTusZ+EGXrYwk3gm",
+	"Bzwhh67C7aR0mGG1NtmxSSz1WgwSG55l4LETxDzRLmk2vEajQS7gAoaLwgkxd5Euw29BESsWD75p0F+u",
+	"E3DitmPHhBJiaJ/TfXCesWoeB2YxhpDIGPHLsziXEnKtxFCskBcqPxfL2ZvYquRNGyTvWxmZbo5Uh54w",
+	"R0ErR9tzUNyUrC90wiYQk2/GCJc5hQPUT7gczfhI+GmYL25bX0jTjPSIaeVIgFjKAZSv0L/uHvqfzNdT",
+	"irDbYZed58dX3Us8MzJWW1bNIQlDIkvWojyeZKtUVLKqn3sK1BADnSwqN2o4XEFx6DYDJS7k05mEsDlA",
+	"BOV5E1sOLDzXLyzP9+yosu0GwC8xE0/NWwptNRlmsnPRr5Wz8xtF76HQcVomdpUYZPjvZ/80UWsVHvD/",
+	"NCVtDtTE0BehG1nI+vOnmW+4HXB2ot4KME9jb9czoHqV3C69/3G7L8D4MovVVGwZFiWXyAnafRN9hHU2",
+	"68xDbK6XZpa/WHKEYvFrXLKbn/GSbatfRX/swsxMCnqEcGjm4MDTG0CobeKEckcOCgHaTJ/lFm6itNbb",
+	"L/RkAIugTGOueJWJ0Bq2JCAaxeCWLdQsZqHsq3cuuTt+m1N10cG6ZrRxGjK2PNadO29+rVWqPDyW6J7E",
+	"lPzGJgmnbFkngdfvCqZnOXtYlvDMau1jEwibYSA/1vDxYLbpr1aP34WemkwRziSvyAyFRcRv7QE3i+EA",
+	"2eLTEE8v80apnQM9nqYkzzUL5zaQyXeAARWJyaQ9UkkiZBbKqjfZmWJ5lzOJEivZbYM/eMWmXGVmbqhH",
+	"zRKPOWmQ6IJOt44o1NgCtPcEaehMSVSPhcRhlBtyfNhHCBlXy7UuxeUst640aiiL6yOoqee4d2m0DF1O",
+	"VoUFpZbUEE5EHazdAVNS1FHbTMeVVcEr4LHLZ4fs0fbOkxYD83rTY48Y5vLQHttp9KTJVFVjXBMcW8mA",
+	"kekL8uZiFil0fHuuzWw04zElgAAOEMMegz+RPCOFIAtmiguYW7YwXKcZbbphFTPmqyzPibk/ELUIude5",
+	"XGSh7aHWMwQUZSPmWO8+/PTh/wwA",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

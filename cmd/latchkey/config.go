@@ -51,6 +51,7 @@ type config struct {
 	MailFrom           string
 	ConfirmTokenTTL    time.Duration
 	ResetTokenTTL      time.Duration
+	EventRetention     time.Duration // security events are pruned after this
 	ConfirmPath        string
 	ResetPath          string
 	LogFormat          string
@@ -254,6 +255,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 			c.MetricsAddr = v
 			return nil
 		}},
+		{"event-retention", "2160h", "how long security events are kept", durationSetting(&c.EventRetention)},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
 	}

@@ -3,6 +3,7 @@
 //	latchkey [serve] [flags]   run the service (the default)
 //	latchkey migrate [flags]   apply the database schema and exit
 //	latchkey version           print the version
+//	latchkey admin …, keys …   operator commands (see admin.go)
 package main
 
 import (
@@ -53,9 +54,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "latchkey", buildVersion())
 		return nil
+	case "help":
+		fmt.Fprint(stdout, "usage: latchkey [command] [flags]\n\n"+
+			"  serve                             run the service (the default)\n"+
+			"  migrate                           apply the database schema and exit\n"+
+			"  version                           print the version\n"+
+			operatorUsage+ // cmd/latchkey/admin.go
+			"\nEvery setting is a LATCHKEY_* environment variable and the same-named flag (see the README).\n")
+		return nil
 	case "serve", "migrate":
+	case "admin", "keys": // cmd/latchkey/admin.go
+		return runOperator(ctx, cmd, args, getenv, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or version)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, version, admin, keys or help)", cmd)
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
@@ -135,7 +146,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	outboxDone := make(chan struct{})
 	go func() {
 		defer close(outboxDone)
-		svc.Outbox(mailer, auth.OutboxConfig{Logger: logger}).Run(outboxCtx)
+		svc.Outbox(mailer, auth.OutboxConfig{Logger: logger, EventRetention: cfg.EventRetention}).Run(outboxCtx)
 	}()
 	defer func() {
 		stopOutbox()
