@@ -12,6 +12,7 @@ import (
 
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/mail/mailtest"
 	"github.com/latchkey-dev/latchkey/server"
 )
 
@@ -189,6 +190,25 @@ func TestNoSecretInLogs(t *testing.T) {
 			if strings.Contains(string(r.Body), secret) {
 				h.t.Errorf("the security log holds %q", secret)
 			}
+		}
+	})
+}
+
+// TestEventsPrunedByTheWorker: the background worker (the outbox) deletes
+// the events older than the retention on its hourly pass, and no others.
+func TestEventsPrunedByTheWorker(t *testing.T) {
+	eachDB(t, func(h *harness) {
+		m := h.withMail(mailtest.Start(h.t, mailtest.Options{}), nil)
+		m.outbox = m.svc.Outbox(m.mailer, auth.OutboxConfig{EventRetention: 48 * time.Hour, SendTimeout: 5 * time.Second})
+		admin := m.newAdmin("Root")
+		m.flush() // the first pass prunes nothing yet
+		h.clock.advance(47 * time.Hour)
+		kept := m.signIn(admin)
+		h.clock.advance(2 * time.Hour) // the first events are 49 h old, the sign-in 2 h
+		m.flush()
+		left, err := h.db.ListEvents(context.Background(), auth.EventFilter{}, nil, 100)
+		if err != nil || len(left) != 1 || left[0].Type != auth.EventSignIn || left[0].SessionID != kept.SessionID {
+			h.t.Fatalf("after the worker's pass: %+v, %v", left, err)
 		}
 	})
 }
