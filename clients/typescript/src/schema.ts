@@ -148,7 +148,8 @@ export interface paths {
          * @description Completes a sign-in that answered `two_factor_required: true`: send
          *     the `two_factor_token` from that answer and a `code`, either the
          *     current 6-digit code of the authenticator app or one unused recovery
-         *     code (each recovery code works once).
+         *     code (each recovery code works once). Using a recovery code mails a
+         *     security notice to a password account's address.
          *
          *     A TOTP code is accepted within ±1 time step (30 s) of the server's
          *     clock, and a time step that was used once for this account (also the
@@ -353,7 +354,8 @@ export interface paths {
          * @description Sets a new password with the `token` from a reset mail. On success
          *     every session of the account is revoked (sign in again with the new
          *     password), and the email address counts as confirmed, since the
-         *     mail reached its owner.
+         *     mail reached its owner. A security notice (time, client address,
+         *     user agent) is mailed and a `password_reset` event logged.
          *
          *     The new password follows the registration rules (8–128 characters,
          *     not a common password, not containing the username or the email's
@@ -442,6 +444,9 @@ export interface paths {
          *     The change applies only if the password is still the one checked:
          *     when a reset (or another change) commits meanwhile, that one stands
          *     and this request answers `401 INVALID_CREDENTIALS`.
+         *
+         *     A security notice goes to the account's address (time, client
+         *     address, user agent), and a `password_changed` event to its log.
          *
          *     The new password follows the registration rules (8–128 characters,
          *     not a common password, not containing the username or the email's
@@ -651,7 +656,8 @@ export interface paths {
          * Disable two-factor
          * @description Turns two-factor off, after checking a `code`: the current TOTP code
          *     or an unused recovery code. The key and the remaining recovery codes
-         *     are deleted.
+         *     are deleted. A security notice is mailed to a password account's
+         *     address (and one more when a recovery code was used).
          *
          *     Failures: `401 INVALID_CODE`, `409 NOT_APPLICABLE` (two-factor is not
          *     enabled), `429 RATE_LIMITED`.
