@@ -290,6 +290,7 @@ func (s *Service) reauthenticate(ctx context.Context, u *User, pw string, meta C
 		return err
 	}
 	if !ok {
+		_ = s.record(ctx, EventSignInFailed, u.ID, "") // a password guessed with a live token
 		return ErrInvalidCredentials
 	}
 	res.refund(ctx)

@@ -289,6 +289,7 @@ func (s *Service) DisableTwoFactor(ctx context.Context, userID, code string, met
 		return err
 	}
 	if !ok {
+		_ = s.record(ctx, EventTwoFactorFailed, u.ID, "")
 		return ErrInvalidCode
 	}
 	if ctx, err = s.codeEvents(ctx, u, "", use, EventTwoFactorDisabled); err != nil {

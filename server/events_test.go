@@ -183,6 +183,11 @@ func TestNoSecretInLogs(t *testing.T) {
 		if logs.Len() == 0 {
 			h.t.Fatal("nothing was logged: the test would prove nothing")
 		}
+		// The wrong sign-in and the wrong re-check of PUT /me/password.
+		failed, err := h.db.ListEvents(context.Background(), auth.EventFilter{UserID: acct.ID, Type: auth.EventSignInFailed}, nil, 10)
+		if err != nil || len(failed) != 2 {
+			h.t.Errorf("sign_in_failed events of the account: %+v, %v", failed, err)
+		}
 		for _, secret := range []string{password, wrong, "ghost@example.com", tp.AccessToken, tp.RefreshToken, acct.RefreshToken} {
 			if strings.Contains(logs.String(), secret) {
 				h.t.Errorf("a log line holds %q", secret)

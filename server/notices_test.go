@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,6 +65,11 @@ func TestSecurityNotices(t *testing.T) {
 			}
 			details(msg, clientIP, "latchkey-test/1.0")
 			h.nextStep()
+			m.want(m.do("DELETE", "/api/me/two-factor", map[string]any{"code": appWrongCode(key, h.clock.Now())}, bearer(tp.AccessToken)), http.StatusUnauthorized, "INVALID_CODE")
+			m.noMail()
+			if evs, err := h.db.ListEvents(context.Background(), auth.EventFilter{UserID: acct.ID, Type: auth.EventTwoFactorFailed}, nil, 10); err != nil || len(evs) != 1 {
+				h.t.Errorf("two_factor_failed events: %+v, %v", evs, err)
+			}
 			m.want(m.do("DELETE", "/api/me/two-factor", map[string]any{"code": appCode(key, h.clock.Now())}, bearer(tp.AccessToken), ua, from("198.51.100.20:1")), http.StatusNoContent, "")
 			msg = m.mailTo(email)
 			if msg.Subject != "La double authentification a été désactivée" {
