@@ -75,6 +75,9 @@ func (s *Service) RegisterSecret(ctx context.Context, in RegisterSecretInput, me
 	if err != nil {
 		return nil, "", nil, err
 	}
+	if ctx, err = s.withEvent(ctx, EventAccountCreated, id, sess.ID); err != nil {
+		return nil, "", nil, err
+	}
 	if err := s.st.CreateUser(ctx, u, sess, rt); err != nil {
 		return nil, "", nil, fmt.Errorf("create user: %w", err)
 	}
@@ -100,6 +103,9 @@ func (s *Service) SignIn(ctx context.Context, c Credentials, meta ClientMeta) (*
 		u, err = s.signInSecret(ctx, c.Secret, meta)
 	} else {
 		u, err = s.signInPassword(ctx, c, meta)
+	}
+	if errors.Is(err, ErrInvalidCredentials) {
+		s.signInFailed(ctx, c)
 	}
 	if err != nil {
 		return nil, err
@@ -194,6 +200,10 @@ func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentia
 		if err := s.reauthenticate(ctx, u, c.Password, meta); err != nil {
 			return err
 		}
+	}
+	ctx, err = s.withEvent(ctx, EventAccountDeleted, userID, "")
+	if err != nil {
+		return err
 	}
 	return s.st.DeleteUser(ctx, userID)
 }

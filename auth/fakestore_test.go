@@ -29,6 +29,8 @@ type fakeStore struct {
 	outbox     map[string]fakeOutbox // by ID
 	requests   []MailRequest         // oldest first
 
+	events []Event // the security log (fakestore_admin_test.go)
+
 	keyLoads int   // SigningKeys calls
 	pingErr  error // returned by Ping
 }

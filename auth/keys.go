@@ -19,6 +19,10 @@ const (
 	// keyReloadInterval bounds how often an unknown kid may send the
 	// service back to the store for keys.
 	keyReloadInterval = 30 * time.Second
+	// signerCheckInterval is how often signing looks in the store for a
+	// newer current key (a rotation on another instance): every instance
+	// signs with a new key within this interval, without a restart.
+	signerCheckInterval = 30 * time.Second
 )
 
 // JWK is an Ed25519 public key in JSON Web Key form (RFC 8037).
@@ -47,6 +51,9 @@ type keyRing struct {
 
 	loadMu   sync.Mutex
 	lastLoad time.Time
+	// checked is when the signer was last checked against the store
+	// (guarded by mu).
+	checked time.Time
 }
 
 // signingKey returns the key that signs new access tokens.
@@ -126,6 +133,7 @@ func (s *Service) installKeys(keys []SigningKey) error {
 	}
 	s.keys.mu.Lock()
 	defer s.keys.mu.Unlock()
+	s.keys.checked = s.now()
 	s.keys.verify = verify
 	if signer != nil {
 		s.keys.signerID, s.keys.signer = cur.ID, signer
@@ -147,6 +155,18 @@ func currentKey(keys []SigningKey) *SigningKey {
 
 // createSigningKey generates an Ed25519 key, seals its seed and stores it.
 func (s *Service) createSigningKey(ctx context.Context) (*SigningKey, error) {
+	k, err := s.newSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.st.CreateSigningKey(ctx, k); err != nil {
+		return nil, fmt.Errorf("store signing key: %w", err)
+	}
+	return k, nil
+}
+
+// newSigningKey generates an Ed25519 key and seals its seed.
+func (s *Service) newSigningKey() (*SigningKey, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := io.ReadFull(s.rand, seed); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -157,11 +177,7 @@ func (s *Service) createSigningKey(ctx context.Context) (*SigningKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &SigningKey{ID: kid, PrivateEnc: enc, Public: pub, CreatedAt: s.now()}
-	if err := s.st.CreateSigningKey(ctx, k); err != nil {
-		return nil, fmt.Errorf("store signing key: %w", err)
-	}
-	return k, nil
+	return &SigningKey{ID: kid, PrivateEnc: enc, Public: pub, CreatedAt: s.now()}, nil
 }
 
 // thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key,
@@ -176,7 +192,83 @@ func thumbprint(pub ed25519.PublicKey) string {
 // may still verify tokens at now: until every token it signed has
 // expired.
 func (s *Service) keyVerifies(retiredAt *time.Time, now time.Time) bool {
-	return retiredAt == nil || now.Sub(*retiredAt) < s.cfg.AccessTokenTTL+jwtLeeway
+	return retiredAt == nil || now.Before(s.verifiesUntil(*retiredAt))
+}
+
+// verifiesUntil is when a key retired at retiredAt stops verifying: the
+// access token lifetime and the exp leeway after the last token it can
+// have signed, which another instance may issue up to signerCheckInterval
+// after the retirement (until it notices).
+func (s *Service) verifiesUntil(retiredAt time.Time) time.Time {
+	return retiredAt.Add(signerCheckInterval + s.cfg.AccessTokenTTL + jwtLeeway)
+}
+
+// freshSigner reloads the keys when the signer was last checked against
+// the store more than signerCheckInterval ago, so that a key rotated on
+// another instance (or by `latchkey keys rotate`) signs here too. A
+// failed check keeps the current signer and is tried again next time.
+func (s *Service) freshSigner(now time.Time) {
+	s.keys.mu.RLock()
+	due := now.Sub(s.keys.checked) >= signerCheckInterval
+	s.keys.mu.RUnlock()
+	if !due || !s.keys.loadMu.TryLock() {
+		return // fresh, or another request is reloading
+	}
+	defer s.keys.loadMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if keys, err := s.st.SigningKeys(ctx); err == nil {
+		_ = s.installKeys(keys) // sets checked; on failure the signer stays
+	}
+}
+
+// RotateSigningKey makes a new signing key current and retires the others
+// (they keep verifying until their tokens have expired). This instance
+// signs with it at once; the others within signerCheckInterval.
+func (s *Service) RotateSigningKey(ctx context.Context) (*SigningKey, error) {
+	k, err := s.newSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.st.CreateSigningKeyRetiring(ctx, k, s.now()); err != nil {
+		return nil, fmt.Errorf("rotate signing key: %w", err)
+	}
+	s.keys.loadMu.Lock()
+	defer s.keys.loadMu.Unlock()
+	keys, err := s.st.SigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reload signing keys: %w", err)
+	}
+	return k, s.installKeys(keys)
+}
+
+// KeyStatus describes a stored signing key for `latchkey keys list`.
+type KeyStatus struct {
+	ID        string
+	CreatedAt time.Time
+	RetiredAt *time.Time
+	// Current: it signs new tokens. VerifiesUntil: when a retired key
+	// leaves the JWKS (nil for the current one).
+	Current       bool
+	VerifiesUntil *time.Time
+}
+
+// SigningKeyStatus lists the stored signing keys, newest first.
+func (s *Service) SigningKeyStatus(ctx context.Context) ([]KeyStatus, error) {
+	keys, err := s.st.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cur := currentKey(keys)
+	out := make([]KeyStatus, len(keys))
+	for i, k := range keys {
+		out[i] = KeyStatus{ID: k.ID, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt, Current: cur != nil && cur.ID == k.ID}
+		if k.RetiredAt != nil {
+			until := s.verifiesUntil(*k.RetiredAt)
+			out[i].VerifiesUntil = &until
+		}
+	}
+	return out, nil
 }
 
 // errUnknownKey is the reason a token naming no usable key is refused.

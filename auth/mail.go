@@ -63,6 +63,13 @@ const (
 	// MailEmailChangeNotice tells the old address about a change in
 	// progress (NewEmail).
 	MailEmailChangeNotice MailKind = "email-change-notice"
+	// Security notices (auth/notices.go), with the time, client address
+	// and user agent of the change: the password changed by the user, two-factor
+	// turned off, a recovery code used. (MailPasswordChanged, for a reset,
+	// carries them too.)
+	MailPasswordChangeNotice MailKind = "password-change-notice"
+	MailTwoFactorDisabled    MailKind = "two-factor-disabled"
+	MailRecoveryCodeUsed     MailKind = "recovery-code-used"
 )
 
 // Mail is one message for a Mailer to render, in the recipient's locale,
@@ -75,6 +82,12 @@ type Mail struct {
 	Locale   string // the recipient's BCP 47 locale
 	Token    string // the token of the mail's link; empty for notices
 	NewEmail string // MailEmailChangeNotice: the address being confirmed
+	// Security notices: when and from where the change was made (IP and
+	// UserAgent may be empty), and the recipient's IANA time zone.
+	At        time.Time
+	Timezone  string
+	IP        string
+	UserAgent string
 }
 
 // Mailer sends mails. Only the outbox worker calls it, never a request. A
@@ -176,6 +189,11 @@ type mailPayload struct {
 	Token    string `json:"token,omitempty"`
 	Name     string `json:"name,omitempty"`
 	NewEmail string `json:"new_email,omitempty"`
+	// Security notices (auth/notices.go).
+	At        time.Time `json:"at,omitzero"`
+	Timezone  string    `json:"tz,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"ua,omitempty"`
 }
 
 // newMailToken makes a token of kind for the user, mailed to email, valid
@@ -241,6 +259,10 @@ func (s *Service) registerPending(ctx context.Context, u *User, now time.Time) e
 		return err
 	}
 	m, err := s.newMail(MailConfirm, u, *u.Email, mailPayload{Token: token}, now)
+	if err != nil {
+		return err
+	}
+	ctx, err = s.withEvent(ctx, EventAccountCreated, u.ID, "")
 	if err != nil {
 		return err
 	}
@@ -419,8 +441,11 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetPasswordInput) erro
 		return err
 	}
 	now := s.now()
-	notice, err := s.newMail(MailPasswordChanged, u, t.Email, mailPayload{}, now)
+	notice, err := s.newMail(MailPasswordChanged, u, t.Email, noticePayload(ctx, u, now), now)
 	if err != nil {
+		return err
+	}
+	if ctx, err = s.withEvent(ctx, EventPasswordReset, u.ID, ""); err != nil {
 		return err
 	}
 	err = s.st.ResetPassword(ctx, t, hash, now, notice)
@@ -443,6 +468,11 @@ func (s *Service) ConfirmEmail(ctx context.Context, token string, meta ClientMet
 	}
 	if u.Disabled {
 		return nil, ErrAccountDisabled
+	}
+	if t.Kind == TokenEmailChange {
+		if ctx, err = s.withEvent(ctx, EventEmailChanged, u.ID, ""); err != nil {
+			return nil, err
+		}
 	}
 	err = s.st.ConfirmEmail(ctx, t, s.now())
 	switch {
@@ -536,6 +566,9 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 	if err != nil {
 		return err
 	}
+	if ctx, err = s.withEvent(ctx, EventEmailChangeRequested, u.ID, p.SessionID); err != nil {
+		return err
+	}
 	return s.st.QueueMail(ctx, t, confirm, notice)
 }
 
@@ -560,6 +593,9 @@ type OutboxConfig struct {
 	MaxAge time.Duration
 	// Retention is how long sent and given-up mails are kept [168h].
 	Retention time.Duration
+	// EventRetention is how long security events are kept [2160h]; the
+	// worker prunes older ones along with the mails.
+	EventRetention time.Duration
 	// Logger receives failures (never a token) [discarded].
 	Logger *slog.Logger
 }
@@ -587,6 +623,9 @@ func (c *OutboxConfig) setDefaults() {
 	}
 	if c.Retention <= 0 {
 		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = DefaultEventRetention
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -694,6 +733,9 @@ func (o *Outbox) sendDue(ctx context.Context) (int, error) {
 		if err := o.s.st.PruneMail(ctx, now, now.Add(-o.cfg.Retention)); err != nil && ctx.Err() == nil {
 			o.cfg.Logger.WarnContext(ctx, "outbox: pruning failed", "error", err)
 		}
+		if _, err := o.s.PruneEvents(ctx, o.cfg.EventRetention); err != nil && ctx.Err() == nil {
+			o.cfg.Logger.WarnContext(ctx, "pruning security events failed", "error", err)
+		}
 	}
 	return len(mails), nil
 }
@@ -768,7 +810,8 @@ func (o *Outbox) open(m *OutboxMail) (Mail, error) {
 	if err := json.Unmarshal(plain, &p); err != nil {
 		return Mail{}, fmt.Errorf("decode payload: %w", err)
 	}
-	return Mail{ID: m.ID, Kind: m.Kind, To: m.To, Name: p.Name, Locale: m.Locale, Token: p.Token, NewEmail: p.NewEmail}, nil
+	return Mail{ID: m.ID, Kind: m.Kind, To: m.To, Name: p.Name, Locale: m.Locale, Token: p.Token, NewEmail: p.NewEmail,
+		At: p.At, Timezone: p.Timezone, IP: p.IP, UserAgent: p.UserAgent}, nil
 }
 
 // backoff is the wait after a mail's attempts+1'th failure: MinBackoff

@@ -114,6 +114,9 @@ func (s *Service) RegisterPassword(ctx context.Context, in RegisterPasswordInput
 	if err != nil {
 		return nil, nil, err
 	}
+	if ctx, err = s.withEvent(ctx, EventAccountCreated, id, sess.ID); err != nil {
+		return nil, nil, err
+	}
 	if err := s.st.CreateUser(ctx, u, sess, rt); err != nil {
 		if errors.Is(err, ErrEmailTaken) || errors.Is(err, ErrUsernameTaken) {
 			return nil, nil, err
@@ -257,6 +260,12 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err != nil {
 		return err
 	}
+	if ctx, err = s.withEvent(ctx, EventPasswordChanged, u.ID, p.SessionID); err != nil {
+		return err
+	}
+	if ctx, err = s.withNotice(ctx, MailPasswordChangeNotice, u); err != nil {
+		return err
+	}
 	// Only if the password is still the one just checked: a reset (or
 	// another change) committed meanwhile wins, and this one is refused.
 	err = s.st.ChangePassword(ctx, u.ID, u.PasswordVersion, hash, p.SessionID, s.now())
@@ -281,6 +290,7 @@ func (s *Service) reauthenticate(ctx context.Context, u *User, pw string, meta C
 		return err
 	}
 	if !ok {
+		_ = s.record(ctx, EventSignInFailed, u.ID, "") // a password guessed with a live token
 		return ErrInvalidCredentials
 	}
 	res.refund(ctx)

@@ -14,5 +14,13 @@ func (s *Service) Sessions(ctx context.Context, p Principal) ([]Session, error) 
 // one included: that is a logout). ErrNotFound when it is not a live
 // session of theirs.
 func (s *Service) RevokeSession(ctx context.Context, p Principal, sessionID string) error {
+	t := EventSessionRevoked
+	if sessionID == p.SessionID {
+		t = EventLogout
+	}
+	ctx, err := s.withEvent(ctx, t, p.UserID, sessionID)
+	if err != nil {
+		return err
+	}
 	return s.st.RevokeSession(ctx, p.UserID, sessionID, s.now())
 }

@@ -15,6 +15,7 @@ import (
 type Store interface {
 	TwoFactorStore // auth/twofactor.go
 	MailStore      // auth/mail.go
+	AdminStore     // auth/admin.go
 
 	// Ping checks the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -72,7 +73,8 @@ type Store interface {
 	EndAllSessions(ctx context.Context, userID string, now time.Time) error
 	// RevokeSessionByRefreshHash revokes the session that the refresh token
 	// with this hash belongs to (rotated or not). ErrNotFound when no token
-	// has that hash.
+	// has that hash. The context's events that name no user and no session
+	// are recorded as about that session and its user.
 	RevokeSessionByRefreshHash(ctx context.Context, hash []byte, now time.Time) error
 
 	// RotateRefreshToken retires the refresh token with this hash in favour

@@ -20,6 +20,8 @@ const maxUserAgent = 512
 type Principal struct {
 	UserID    string
 	SessionID string
+	// Admin is the account's admin flag as read on this request.
+	Admin bool
 }
 
 // ClientMeta describes the client starting a session. Either field may be
@@ -55,6 +57,7 @@ type accessClaims struct {
 
 // issueAccessToken signs an access token for the session at now.
 func (s *Service) issueAccessToken(userID, sessionID string, now time.Time) (string, error) {
+	s.freshSigner(now)
 	kid, key := s.keys.signingKey()
 	claims := accessClaims{
 		SessionID: sessionID,
@@ -113,23 +116,25 @@ func (s *Service) verifyAccessToken(ctx context.Context, token string) (*accessC
 
 // Authenticate verifies an access token and that its session is still
 // live and belongs to its subject, so that revocation (and account
-// deletion) takes effect at once.
+// deletion) takes effect at once, and that the account is not disabled.
+// The account's admin flag is read on the same query, so a revoked admin
+// loses access on the next request.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
 	claims, err := s.verifyAccessToken(ctx, accessToken)
 	if err != nil {
 		return Principal{}, err
 	}
-	sess, err := s.st.SessionByID(ctx, claims.SessionID)
+	sess, flags, err := s.st.SessionAuth(ctx, claims.SessionID)
 	if errors.Is(err, ErrNotFound) {
 		return Principal{}, ErrUnauthenticated
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("load session: %w", err)
 	}
-	if sess.UserID != claims.Subject || !sess.Live(s.now()) {
+	if sess.UserID != claims.Subject || !sess.Live(s.now()) || flags.Disabled {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{UserID: sess.UserID, SessionID: sess.ID}, nil
+	return Principal{UserID: sess.UserID, SessionID: sess.ID, Admin: flags.Admin}, nil
 }
 
 // newSession builds (but does not store) a session for the user with its
@@ -166,6 +171,9 @@ func (s *Service) startSession(ctx context.Context, userID string, meta ClientMe
 	now := s.now()
 	sess, rt, refresh, err := s.newSession(userID, meta, now)
 	if err != nil {
+		return nil, err
+	}
+	if ctx, err = s.withEvent(ctx, EventSignIn, userID, sess.ID); err != nil {
 		return nil, err
 	}
 	if err := s.st.CreateSession(ctx, sess, rt); err != nil {
@@ -222,12 +230,15 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 		return nil, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	if rotated {
-		sess, err := s.st.SessionByID(ctx, old.SessionID)
+		sess, flags, err := s.st.SessionAuth(ctx, old.SessionID)
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrUnauthenticated // deleted meanwhile
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load session: %w", err)
+		}
+		if flags.Disabled {
+			return nil, ErrUnauthenticated // disabled directly in the database
 		}
 		return s.tokens(sess.UserID, sess.ID, successor, next.ExpiresAt, now)
 	}
@@ -235,6 +246,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 		return nil, ErrUnauthenticated // expired, or its session is dead
 	}
 	if now.Sub(*old.RotatedAt) > s.cfg.RefreshReuseGrace {
+		if sess, err := s.st.SessionByID(ctx, old.SessionID); err == nil {
+			if ctx, err = s.withEvent(ctx, EventRefreshReuseDetected, sess.UserID, sess.ID); err != nil {
+				return nil, err
+			}
+		}
 		if err := s.st.RevokeSessionByRefreshHash(ctx, hash, now); err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("revoke reused session: %w", err)
 		}
@@ -275,6 +291,13 @@ const (
 // a pending email change).
 func (s *Service) Logout(ctx context.Context, p Principal, scope string) error {
 	now := s.now()
+	if scope != "" && scope != LogoutCurrent && scope != LogoutOthers && scope != LogoutAll {
+		return Invalid("scope", `must be "current", "others" or "all"`)
+	}
+	ctx, err := s.withEvent(ctx, EventLogout, p.UserID, p.SessionID)
+	if err != nil {
+		return err
+	}
 	switch scope {
 	case "", LogoutCurrent:
 		err := s.st.RevokeSession(ctx, p.UserID, p.SessionID, now)
@@ -296,7 +319,11 @@ func (s *Service) Logout(ctx context.Context, p Principal, scope string) error {
 // LogoutRefresh revokes the session a refresh token belongs to. An unknown
 // token is not an error, so the answer does not reveal which tokens exist.
 func (s *Service) LogoutRefresh(ctx context.Context, refreshToken string) error {
-	err := s.st.RevokeSessionByRefreshHash(ctx, tokenHash(kindRefresh, refreshToken), s.now())
+	ctx, err := s.withEvent(ctx, EventLogout, "", "") // the store names the session
+	if err != nil {
+		return err
+	}
+	err = s.st.RevokeSessionByRefreshHash(ctx, tokenHash(kindRefresh, refreshToken), s.now())
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}

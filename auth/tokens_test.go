@@ -224,7 +224,9 @@ func TestRetiredKeys(t *testing.T) {
 	u, _, tok := register(t, s, "Ada")
 	now := s.now()
 	recent := now.Add(-10 * time.Minute)
-	old := now.Add(-15*time.Minute - 5*time.Second)
+	// Retired longer ago than any token it (or an instance that had not
+	// noticed the retirement yet) can have signed is valid.
+	old := now.Add(-15*time.Minute - jwtLeeway - signerCheckInterval)
 	recentKid, recentPriv := addKey(t, s, st, now.Add(-time.Hour), &recent)
 	oldKid, oldPriv := addKey(t, s, st, now.Add(-2*time.Hour), &old)
 	if _, err := s.reloadKeys(ctx); err != nil {

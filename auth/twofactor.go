@@ -256,6 +256,9 @@ func (s *Service) ConfirmTwoFactor(ctx context.Context, userID, code string, met
 	if err != nil {
 		return nil, err
 	}
+	if ctx, err = s.withEvent(ctx, EventTwoFactorEnabled, u.ID, ""); err != nil {
+		return nil, err
+	}
 	if err := s.st.EnableTwoFactor(ctx, u.ID, u.TOTPPendingEnc, step, hashes, now); err != nil {
 		if errors.Is(err, ErrAlreadyEnabled) || errors.Is(err, ErrInvalidCode) || errors.Is(err, ErrNotFound) {
 			return nil, err // a concurrent confirmation or enrolment won
@@ -286,7 +289,14 @@ func (s *Service) DisableTwoFactor(ctx context.Context, userID, code string, met
 		return err
 	}
 	if !ok {
+		_ = s.record(ctx, EventTwoFactorFailed, u.ID, "")
 		return ErrInvalidCode
+	}
+	if ctx, err = s.codeEvents(ctx, u, "", use, EventTwoFactorDisabled); err != nil {
+		return err
+	}
+	if ctx, err = s.withNotice(ctx, MailTwoFactorDisabled, u); err != nil {
+		return err
 	}
 	err = s.st.DisableTwoFactor(ctx, u.ID, use, now)
 	switch {
@@ -366,16 +376,19 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 		return nil, err
 	}
 	if !ok {
-		return nil, s.challengeFailure(ctx, hash, now)
+		return nil, s.challengeFailure(ctx, u.ID, hash, now)
 	}
 	sess, rt, refresh, err := s.newSession(u.ID, ClientMeta{UserAgent: c.UserAgent, IP: c.IP}, now)
 	if err != nil {
 		return nil, err
 	}
+	if ctx, err = s.codeEvents(ctx, u, sess.ID, use, EventSignIn); err != nil {
+		return nil, err
+	}
 	err = s.st.CompleteTwoFactorChallenge(ctx, hash, use, sess, rt, now)
 	switch {
 	case errors.Is(err, ErrInvalidCode):
-		return nil, s.challengeFailure(ctx, hash, now)
+		return nil, s.challengeFailure(ctx, u.ID, hash, now)
 	case errors.Is(err, ErrInvalidToken):
 		return nil, err
 	case err != nil:
@@ -390,11 +403,15 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 }
 
 // challengeFailure records a wrong code on a challenge (the sign-in limits
-// counted it before the code was checked). It returns ErrInvalidCode, or
-// ErrInvalidToken when the challenge died meanwhile (a concurrent answer
-// consumed or killed it).
-func (s *Service) challengeFailure(ctx context.Context, hash []byte, now time.Time) error {
+// counted it before the code was checked), with a two_factor_failed event
+// of the user. It returns ErrInvalidCode, or ErrInvalidToken when the
+// challenge died meanwhile (a concurrent answer consumed or killed it).
+func (s *Service) challengeFailure(ctx context.Context, userID string, hash []byte, now time.Time) error {
 	// Its attempts bound guessing even when the rate limits are off or fail.
+	ctx, err := s.withEvent(ctx, EventTwoFactorFailed, userID, "")
+	if err != nil {
+		return err
+	}
 	failErr := s.st.FailTwoFactorChallenge(ctx, hash, now)
 	if failErr != nil && !errors.Is(failErr, ErrInvalidToken) {
 		return fmt.Errorf("count a wrong two-factor code: %w", failErr)

@@ -74,6 +74,7 @@ const (
 	ErrorCodeInvalidCredentials   ErrorCode = "INVALID_CREDENTIALS"
 	ErrorCodeInvalidRequest       ErrorCode = "INVALID_REQUEST"
 	ErrorCodeInvalidToken         ErrorCode = "INVALID_TOKEN"
+	ErrorCodeLastAdmin            ErrorCode = "LAST_ADMIN"
 	ErrorCodeMethodNotAllowed     ErrorCode = "METHOD_NOT_ALLOWED"
 	ErrorCodeNotApplicable        ErrorCode = "NOT_APPLICABLE"
 	ErrorCodeNotFound             ErrorCode = "NOT_FOUND"
@@ -112,6 +113,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case ErrorCodeInvalidToken:
 		return true
+	case ErrorCodeLastAdmin:
+		return true
 	case ErrorCodeMethodNotAllowed:
 		return true
 	case ErrorCodeNotApplicable:
@@ -137,6 +140,75 @@ func (e ErrorCode) Valid() bool {
 	case ErrorCodeUsernameTaken:
 		return true
 	case ErrorCodeWeakPassword:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventType.
+const (
+	EventTypeAccountCreated       EventType = "account_created"
+	EventTypeAccountDeleted       EventType = "account_deleted"
+	EventTypeAccountDisabled      EventType = "account_disabled"
+	EventTypeAccountEnabled       EventType = "account_enabled"
+	EventTypeAdminGranted         EventType = "admin_granted"
+	EventTypeAdminRevoked         EventType = "admin_revoked"
+	EventTypeEmailChangeRequested EventType = "email_change_requested"
+	EventTypeEmailChanged         EventType = "email_changed"
+	EventTypeLogout               EventType = "logout"
+	EventTypePasswordChanged      EventType = "password_changed"
+	EventTypePasswordReset        EventType = "password_reset"
+	EventTypeRecoveryCodeUsed     EventType = "recovery_code_used"
+	EventTypeRefreshReuseDetected EventType = "refresh_reuse_detected"
+	EventTypeSessionRevoked       EventType = "session_revoked"
+	EventTypeSignIn               EventType = "sign_in"
+	EventTypeSignInFailed         EventType = "sign_in_failed"
+	EventTypeTwoFactorDisabled    EventType = "two_factor_disabled"
+	EventTypeTwoFactorEnabled     EventType = "two_factor_enabled"
+	EventTypeTwoFactorFailed      EventType = "two_factor_failed"
+)
+
+// Valid indicates whether the value is a known member of the EventType enum.
+func (e EventType) Valid() bool {
+	switch e {
+	case EventTypeAccountCreated:
+		return true
+	case EventTypeAccountDeleted:
+		return true
+	case EventTypeAccountDisabled:
+		return true
+	case EventTypeAccountEnabled:
+		return true
+	case EventTypeAdminGranted:
+		return true
+	case EventTypeAdminRevoked:
+		return true
+	case EventTypeEmailChangeRequested:
+		return true
+	case EventTypeEmailChanged:
+		return true
+	case EventTypeLogout:
+		return true
+	case EventTypePasswordChanged:
+		return true
+	case EventTypePasswordReset:
+		return true
+	case EventTypeRecoveryCodeUsed:
+		return true
+	case EventTypeRefreshReuseDetected:
+		return true
+	case EventTypeSessionRevoked:
+		return true
+	case EventTypeSignIn:
+		return true
+	case EventTypeSignInFailed:
+		return true
+	case EventTypeTwoFactorDisabled:
+		return true
+	case EventTypeTwoFactorEnabled:
+		return true
+	case EventTypeTwoFactorFailed:
 		return true
 	default:
 		return false
@@ -291,6 +363,102 @@ type AcceptedCode string
 // Example: password
 type AccountType string
 
+// AdminUser An account as admins see it; every `User` field plus `disabled`, `last_sign_in_at` and `live_sessions`.
+type AdminUser struct {
+	// AccountType `secret`: a name-only account whose credential is a server-made
+	// secret; `password`: an email (and optional username) and a password.
+	//
+	//
+	// Example: password
+	AccountType AccountType `json:"account_type"`
+
+	// Admin Example: false
+	Admin bool `json:"admin"`
+
+	// Bio Example: Poetical scientist.
+	Bio nullable.Nullable[string] `json:"bio"`
+
+	// BirthDate Example: 1985-12-10
+	BirthDate nullable.Nullable[openapi_types.Date] `json:"birth_date"`
+
+	// CreatedAt Example: 2025-11-21T09:30:00.123456Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// Disabled A disabled account cannot sign in and has no live session.
+	//
+	// Example: false
+	Disabled bool `json:"disabled"`
+
+	// Email Example: ada@example.com
+	Email nullable.Nullable[openapi_types.Email] `json:"email"`
+
+	// EmailConfirmed Example: true
+	EmailConfirmed bool `json:"email_confirmed"`
+
+	// HasAvatar Example: false
+	HasAvatar bool `json:"has_avatar"`
+
+	// ID Example: 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+	ID openapi_types.UUID `json:"id"`
+
+	// LastSignInAt The last successful sign-in (a session started), if any.
+	//
+	// Example: 2025-11-21T10:45:12.5Z
+	LastSignInAt nullable.Nullable[time.Time] `json:"last_sign_in_at"`
+
+	// LiveSessions How many sessions are live (neither revoked nor expired).
+	//
+	// Example: 2
+	LiveSessions int `json:"live_sessions"`
+
+	// Locale A BCP 47 language tag.
+	//
+	// Example: en-GB
+	Locale Locale `json:"locale"`
+
+	// Location Example: London
+	Location nullable.Nullable[string] `json:"location"`
+
+	// Name Example: Ada Lovelace
+	Name string `json:"name"`
+
+	// Timezone An IANA time zone name.
+	//
+	// Example: Europe/London
+	Timezone Timezone `json:"timezone"`
+
+	// TwoFactorEnabled Example: false
+	TwoFactorEnabled bool `json:"two_factor_enabled"`
+
+	// Username Example: ada_l
+	Username nullable.Nullable[string] `json:"username"`
+}
+
+// AdminUserPage defines model for AdminUserPage.
+type AdminUserPage struct {
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	//
+	// Example: MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+	NextCursor *string     `json:"next_cursor,omitempty"`
+	Users      []AdminUser `json:"users"`
+}
+
+// AdminUserUpdate Any of the flags an admin may set.
+type AdminUserUpdate struct {
+	// Admin Example: false
+	Admin *bool `json:"admin,omitempty"`
+
+	// Disabled `true` disables the account and revokes every session of it.
+	//
+	// Example: true
+	Disabled *bool `json:"disabled,omitempty"`
+
+	// EmailConfirmed Marks a password account's address confirmed (or not).
+	//
+	// Example: true
+	EmailConfirmed *bool `json:"email_confirmed,omitempty"`
+}
+
 // AuthResult The outcome of a first factor.
 //   - `two_factor_required: false`: signed in; every `TokenPair` field is
 //     present (`access_token`, `token_type`, `expires_in`,
@@ -436,6 +604,62 @@ type Error struct {
 //
 // Example: INVALID_REQUEST
 type ErrorCode string
+
+// Event One security event. It never holds a secret, token or password; a
+// failed sign-in for an unknown identifier has no `user_id` and does
+// not keep the identifier.
+type Event struct {
+	// ActorID The admin who acted; absent when the user (or nobody known) acted.
+	//
+	// Example: 2a7c9e1b-0d3f-4b6a-8c5e-7f9a1b3c5d7e
+	ActorID *openapi_types.UUID `json:"actor_id,omitempty"`
+
+	// CreatedAt Example: 2025-11-21T09:30:00.123456Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// ID Example: 5f1e2d3c-4b5a-4697-8877-665544332211
+	ID openapi_types.UUID `json:"id"`
+
+	// IP The client address of the request, if known.
+	//
+	// Example: 203.0.113.7
+	IP *string `json:"ip,omitempty"`
+
+	// SessionID The session concerned, when there is one.
+	//
+	// Example: 7c2e5d1a-3b4f-4a8e-9c6d-1e2f3a4b5c6d
+	SessionID *openapi_types.UUID `json:"session_id,omitempty"`
+
+	// Type What happened.
+	//
+	// Example: sign_in
+	Type EventType `json:"type"`
+
+	// UserAgent The `User-Agent` of the request, if any.
+	//
+	// Example: Mozilla/5.0 (X11; Linux x86_64) Firefox/145.0
+	UserAgent *string `json:"user_agent,omitempty"`
+
+	// UserID The account concerned, when there is one.
+	//
+	// Example: 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+	UserID *openapi_types.UUID `json:"user_id,omitempty"`
+}
+
+// EventPage defines model for EventPage.
+type EventPage struct {
+	Events []Event `json:"events"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	//
+	// Example: MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// EventType What happened.
+//
+// Example: sign_in
+type EventType string
 
 // FieldError defines model for FieldError.
 type FieldError struct {
@@ -904,6 +1128,15 @@ type UsernameCredentials struct {
 // AcceptLanguage defines model for AcceptLanguage.
 type AcceptLanguage = string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// Limit defines model for Limit.
+type Limit = int
+
+// UserID defines model for UserID.
+type UserID = openapi_types.UUID
+
 // BadRequest The body of every error answer.
 type BadRequest = Error
 
@@ -943,10 +1176,46 @@ type Unauthorized = Error
 // UnsupportedMediaType The body of every error answer.
 type UnsupportedMediaType = Error
 
+// AdminListEventsParams defines parameters for AdminListEvents.
+type AdminListEventsParams struct {
+	// UserID Only the events of this account.
+	UserID *openapi_types.UUID `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type Only events of this type.
+	Type *EventType `form:"type,omitempty" json:"type,omitempty"`
+
+	// Limit The most items on one page (1–100).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; absent for the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// Q A case-insensitive substring of the email, username or name.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Limit The most items on one page (1–100).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; absent for the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // GetAvatarParams defines parameters for GetAvatar.
 type GetAvatarParams struct {
 	// IfNoneMatch An `ETag` from an earlier answer (or a list of them, or `*`).
 	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
+// ListMyEventsParams defines parameters for ListMyEvents.
+type ListMyEventsParams struct {
+	// Limit The most items on one page (1–100).
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; absent for the first page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // RegisterParams defines parameters for Register.
@@ -955,6 +1224,9 @@ type RegisterParams struct {
 	// becomes the account's `locale` unless `locale` is given (else `en`).
 	AcceptLanguage *AcceptLanguage `json:"Accept-Language,omitempty"`
 }
+
+// AdminUpdateUserJSONRequestBody defines body for AdminUpdateUser for application/json ContentType.
+type AdminUpdateUserJSONRequestBody = AdminUserUpdate
 
 // SignInJSONRequestBody defines body for SignIn for application/json ContentType.
 type SignInJSONRequestBody = SignInRequest
@@ -1186,6 +1458,30 @@ func (t *SignInRequest) UnmarshalJSON(b []byte) error {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListEvents Read the security log
+	// (GET /admin/events)
+	AdminListEvents(ctx echo.Context, params AdminListEventsParams) error
+	// AdminListUsers List and search accounts
+	// (GET /admin/users)
+	AdminListUsers(ctx echo.Context, params AdminListUsersParams) error
+	// AdminDeleteUser Delete an account
+	// (DELETE /admin/users/{id})
+	AdminDeleteUser(ctx echo.Context, id UserID) error
+	// AdminGetUser Read one account
+	// (GET /admin/users/{id})
+	AdminGetUser(ctx echo.Context, id UserID) error
+	// AdminUpdateUser Disable, enable, make admin, or mark the email confirmed
+	// (PATCH /admin/users/{id})
+	AdminUpdateUser(ctx echo.Context, id UserID) error
+	// AdminRequestPasswordReset Mail the account a password-reset link
+	// (POST /admin/users/{id}/password-reset)
+	AdminRequestPasswordReset(ctx echo.Context, id UserID) error
+	// AdminRevokeUserSessions Sign an account out everywhere
+	// (DELETE /admin/users/{id}/sessions)
+	AdminRevokeUserSessions(ctx echo.Context, id UserID) error
+	// AdminListUserSessions List an account's live sessions
+	// (GET /admin/users/{id}/sessions)
+	AdminListUserSessions(ctx echo.Context, id UserID) error
 	// SignIn Sign in
 	// (POST /auth)
 	SignIn(ctx echo.Context) error
@@ -1231,6 +1527,9 @@ type ServerInterface interface {
 	// ChangeEmail Change the email address
 	// (PUT /me/email)
 	ChangeEmail(ctx echo.Context) error
+	// ListMyEvents The signed-in user's security log
+	// (GET /me/events)
+	ListMyEvents(ctx echo.Context, params ListMyEventsParams) error
 	// ChangePassword Change the password
 	// (PUT /me/password)
 	ChangePassword(ctx echo.Context) error
@@ -1260,6 +1559,173 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// AdminListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListEventsParams
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", ctx.QueryParams(), &params.UserID, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListEvents(ctx, params)
+	return err
+}
+
+// AdminListUsers converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUsers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUsers(ctx, params)
+	return err
+}
+
+// AdminDeleteUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminDeleteUser(ctx, id)
+	return err
+}
+
+// AdminGetUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminGetUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminGetUser(ctx, id)
+	return err
+}
+
+// AdminUpdateUser converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminUpdateUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminUpdateUser(ctx, id)
+	return err
+}
+
+// AdminRequestPasswordReset converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRequestPasswordReset(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRequestPasswordReset(ctx, id)
+	return err
+}
+
+// AdminRevokeUserSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminRevokeUserSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminRevokeUserSessions(ctx, id)
+	return err
+}
+
+// AdminListUserSessions converts echo context to params.
+func (w *ServerInterfaceWrapper) AdminListUserSessions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id UserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdminListUserSessions(ctx, id)
+	return err
 }
 
 // SignIn converts echo context to params.
@@ -1414,6 +1880,31 @@ func (w *ServerInterfaceWrapper) ChangeEmail(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ChangeEmail(ctx)
+	return err
+}
+
+// ListMyEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListMyEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMyEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListMyEvents(ctx, params)
 	return err
 }
 
@@ -1586,6 +2077,15 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/me/two-factor", wrapper.DisableTwoFactor, options.OperationMiddlewares["disableTwoFactor"]...)
 	router.POST(options.BaseURL+"/me/two-factor", wrapper.EnrollTwoFactor, options.OperationMiddlewares["enrollTwoFactor"]...)
 	router.POST(options.BaseURL+"/me/two-factor/confirm", wrapper.ConfirmTwoFactor, options.OperationMiddlewares["confirmTwoFactor"]...)
+	router.GET(options.BaseURL+"/me/events", wrapper.ListMyEvents, options.OperationMiddlewares["listMyEvents"]...)
+	router.GET(options.BaseURL+"/admin/users", wrapper.AdminListUsers, options.OperationMiddlewares["adminListUsers"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id", wrapper.AdminDeleteUser, options.OperationMiddlewares["adminDeleteUser"]...)
+	router.GET(options.BaseURL+"/admin/users/:id", wrapper.AdminGetUser, options.OperationMiddlewares["adminGetUser"]...)
+	router.PATCH(options.BaseURL+"/admin/users/:id", wrapper.AdminUpdateUser, options.OperationMiddlewares["adminUpdateUser"]...)
+	router.DELETE(options.BaseURL+"/admin/users/:id/sessions", wrapper.AdminRevokeUserSessions, options.OperationMiddlewares["adminRevokeUserSessions"]...)
+	router.GET(options.BaseURL+"/admin/users/:id/sessions", wrapper.AdminListUserSessions, options.OperationMiddlewares["adminListUserSessions"]...)
+	router.POST(options.BaseURL+"/admin/users/:id/password-reset", wrapper.AdminRequestPasswordReset, options.OperationMiddlewares["adminRequestPasswordReset"]...)
+	router.GET(options.BaseURL+"/admin/events", wrapper.AdminListEvents, options.OperationMiddlewares["adminListEvents"]...)
 
 }
 
@@ -1630,6 +2130,911 @@ type TooManyRequestsJSONResponse struct {
 type UnauthorizedJSONResponse Error
 
 type UnsupportedMediaTypeJSONResponse Error
+
+type AdminListEventsRequestObject struct {
+	Params AdminListEventsParams
+}
+
+type AdminListEventsResponseObject interface {
+	VisitAdminListEventsResponse(w http.ResponseWriter) error
+}
+
+type AdminListEvents200JSONResponse EventPage
+
+func (response AdminListEvents200JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminListEvents400JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminListEvents401JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminListEvents403JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminListEvents500JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminListEvents503JSONResponse) VisitAdminListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserPage
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminListUsers400JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminListUsers401JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminListUsers403JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminListUsers500JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminListUsers503JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminDeleteUser400JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminDeleteUser401JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminDeleteUser403JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminDeleteUser404JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser409JSONResponse struct{ ConflictJSONResponse }
+
+func (response AdminDeleteUser409JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminDeleteUser500JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminDeleteUser503JSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUser
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminGetUser400JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminGetUser401JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminGetUser403JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminGetUser404JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminGetUser500JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminGetUser503JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUserRequestObject struct {
+	ID   UserID `json:"id"`
+	Body *AdminUpdateUserJSONRequestBody
+}
+
+type AdminUpdateUserResponseObject interface {
+	VisitAdminUpdateUserResponse(w http.ResponseWriter) error
+}
+
+type AdminUpdateUser200JSONResponse AdminUser
+
+func (response AdminUpdateUser200JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminUpdateUser400JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminUpdateUser401JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminUpdateUser403JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminUpdateUser404JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser409JSONResponse struct{ ConflictJSONResponse }
+
+func (response AdminUpdateUser409JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response AdminUpdateUser413JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminUpdateUser415JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminUpdateUser500JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminUpdateUser503JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordResetRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminRequestPasswordResetResponseObject interface {
+	VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error
+}
+
+type AdminRequestPasswordReset202JSONResponse struct{ AcceptedJSONResponse }
+
+func (response AdminRequestPasswordReset202JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminRequestPasswordReset400JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminRequestPasswordReset401JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminRequestPasswordReset403JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminRequestPasswordReset404JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset409JSONResponse struct{ ConflictJSONResponse }
+
+func (response AdminRequestPasswordReset409JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminRequestPasswordReset500JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRequestPasswordReset503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminRequestPasswordReset503JSONResponse) VisitAdminRequestPasswordResetResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessionsRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminRevokeUserSessionsResponseObject interface {
+	VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminRevokeUserSessions204Response struct {
+}
+
+func (response AdminRevokeUserSessions204Response) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminRevokeUserSessions400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminRevokeUserSessions400JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminRevokeUserSessions401JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminRevokeUserSessions403JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminRevokeUserSessions404JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminRevokeUserSessions500JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminRevokeUserSessions503JSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessionsRequestObject struct {
+	ID UserID `json:"id"`
+}
+
+type AdminListUserSessionsResponseObject interface {
+	VisitAdminListUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminListUserSessions200JSONResponse []Session
+
+func (response AdminListUserSessions200JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AdminListUserSessions400JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminListUserSessions401JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminListUserSessions403JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AdminListUserSessions404JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminListUserSessions500JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUserSessions503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AdminListUserSessions503JSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
 
 type SignInRequestObject struct {
 	JSONBody     *SignInJSONRequestBody
@@ -3436,6 +4841,95 @@ func (response ChangeEmail503JSONResponse) VisitChangeEmailResponse(w http.Respo
 	return err
 }
 
+type ListMyEventsRequestObject struct {
+	Params ListMyEventsParams
+}
+
+type ListMyEventsResponseObject interface {
+	VisitListMyEventsResponse(w http.ResponseWriter) error
+}
+
+type ListMyEvents200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListMyEvents200JSONResponse struct {
+	Body    EventPage
+	Headers ListMyEvents200ResponseHeaders
+}
+
+func (response ListMyEvents200JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListMyEvents400JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListMyEvents401JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListMyEvents500JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListMyEvents503JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangePasswordRequestObject struct {
 	Body *ChangePasswordJSONRequestBody
 }
@@ -4409,6 +5903,30 @@ func (response Register503JSONResponse) VisitRegisterResponse(w http.ResponseWri
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// AdminListEvents Read the security log
+	// (GET /admin/events)
+	AdminListEvents(ctx context.Context, request AdminListEventsRequestObject) (AdminListEventsResponseObject, error)
+	// AdminListUsers List and search accounts
+	// (GET /admin/users)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminDeleteUser Delete an account
+	// (DELETE /admin/users/{id})
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser Read one account
+	// (GET /admin/users/{id})
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminUpdateUser Disable, enable, make admin, or mark the email confirmed
+	// (PATCH /admin/users/{id})
+	AdminUpdateUser(ctx context.Context, request AdminUpdateUserRequestObject) (AdminUpdateUserResponseObject, error)
+	// AdminRequestPasswordReset Mail the account a password-reset link
+	// (POST /admin/users/{id}/password-reset)
+	AdminRequestPasswordReset(ctx context.Context, request AdminRequestPasswordResetRequestObject) (AdminRequestPasswordResetResponseObject, error)
+	// AdminRevokeUserSessions Sign an account out everywhere
+	// (DELETE /admin/users/{id}/sessions)
+	AdminRevokeUserSessions(ctx context.Context, request AdminRevokeUserSessionsRequestObject) (AdminRevokeUserSessionsResponseObject, error)
+	// AdminListUserSessions List an account's live sessions
+	// (GET /admin/users/{id}/sessions)
+	AdminListUserSessions(ctx context.Context, request AdminListUserSessionsRequestObject) (AdminListUserSessionsResponseObject, error)
 	// SignIn Sign in
 	// (POST /auth)
 	SignIn(ctx context.Context, request SignInRequestObject) (SignInResponseObject, error)
@@ -4454,6 +5972,9 @@ type StrictServerInterface interface {
 	// ChangeEmail Change the email address
 	// (PUT /me/email)
 	ChangeEmail(ctx context.Context, request ChangeEmailRequestObject) (ChangeEmailResponseObject, error)
+	// ListMyEvents The signed-in user's security log
+	// (GET /me/events)
+	ListMyEvents(ctx context.Context, request ListMyEventsRequestObject) (ListMyEventsResponseObject, error)
 	// ChangePassword Change the password
 	// (PUT /me/password)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -4490,6 +6011,229 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// AdminListEvents operation middleware
+func (sh *strictHandler) AdminListEvents(ctx echo.Context, params AdminListEventsParams) error {
+	var request AdminListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListEvents(ctx.Request().Context(), request.(AdminListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListEventsResponseObject); ok {
+		return validResponse.VisitAdminListEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx echo.Context, params AdminListUsersParams) error {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx.Request().Context(), request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		return validResponse.VisitAdminListUsersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, id UserID) error {
+	var request AdminDeleteUserRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		return validResponse.VisitAdminDeleteUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx echo.Context, id UserID) error {
+	var request AdminGetUserRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx.Request().Context(), request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		return validResponse.VisitAdminGetUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminUpdateUser operation middleware
+func (sh *strictHandler) AdminUpdateUser(ctx echo.Context, id UserID) error {
+	var request AdminUpdateUserRequestObject
+
+	request.ID = id
+
+	var body AdminUpdateUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminUpdateUser(ctx.Request().Context(), request.(AdminUpdateUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminUpdateUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminUpdateUserResponseObject); ok {
+		return validResponse.VisitAdminUpdateUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRequestPasswordReset operation middleware
+func (sh *strictHandler) AdminRequestPasswordReset(ctx echo.Context, id UserID) error {
+	var request AdminRequestPasswordResetRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRequestPasswordReset(ctx.Request().Context(), request.(AdminRequestPasswordResetRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRequestPasswordReset")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRequestPasswordResetResponseObject); ok {
+		return validResponse.VisitAdminRequestPasswordResetResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminRevokeUserSessions operation middleware
+func (sh *strictHandler) AdminRevokeUserSessions(ctx echo.Context, id UserID) error {
+	var request AdminRevokeUserSessionsRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminRevokeUserSessions(ctx.Request().Context(), request.(AdminRevokeUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminRevokeUserSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminRevokeUserSessionsResponseObject); ok {
+		return validResponse.VisitAdminRevokeUserSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdminListUserSessions operation middleware
+func (sh *strictHandler) AdminListUserSessions(ctx echo.Context, id UserID) error {
+	var request AdminListUserSessionsRequestObject
+
+	request.ID = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUserSessions(ctx.Request().Context(), request.(AdminListUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUserSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdminListUserSessionsResponseObject); ok {
+		return validResponse.VisitAdminListUserSessionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // SignIn operation middleware
@@ -5218,6 +6962,31 @@ func (sh *strictHandler) ChangeEmail(ctx echo.Context) error {
 	return nil
 }
 
+// ListMyEvents operation middleware
+func (sh *strictHandler) ListMyEvents(ctx echo.Context, params ListMyEventsParams) error {
+	var request ListMyEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyEvents(ctx.Request().Context(), request.(ListMyEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListMyEventsResponseObject); ok {
+		return validResponse.VisitListMyEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ChangePassword operation middleware
 func (sh *strictHandler) ChangePassword(ctx echo.Context) error {
 	var request ChangePasswordRequestObject
@@ -5539,308 +7308,354 @@ func (sh *strictHandler) Register(ctx echo.Context, params RegisterParams) error
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1pchvHtjC4lQzc12GQUSDBSQMYN/pBJCRR5mQOlqULNyuBSgAlFjLhyoQgypcR3oM74m2g4/vfW+i3",
-	"E6+k45yTWZVVKJCgBj/f++mPRABVOZw8eebh11pfjSdKCml0rfVrTXzg40ki8O/21IzOhJ4mZm/Ek0TI",
-	"oYCv9XQ85ulNrVW7mKnGgPeNSlk/eyKovefJVNBgkzgV+iqWtdZWsxnUzExd0QtXqfhlGqciqrVMOhWF",
-	"n4y6FrLWqp1f/JTeHD25mM2Snnrx4dV4dv7kRePN3suriyc/vok+/DR8ZX45facfv23Xbm8Db70XMIIu",
-	"LvY8HkoRsVj6K+T9vtA6m1HcvBr1XvTjk/jV87eds4sfzg/0wdhM3u4dPDp49zx+8/GH+HDvVVP81IZn",
-	"vv9x44d48MOauHk16W8dwVcqenk2O4mfvO+9ePruzesPqrd13Dx5N5yd7Lfh1VH0+gd4Tr/56ewdf2ES",
-	"AVPI4403MUzxLD553fn49t3b5PDi7buj1z+Y4xdvtt6eN3feXFxuHF68uj56fbT99uIsPt588+FoD9+1",
-	"y4veHY0vN97uPx8dXhzHxy/emOMXnW189+Pb68OL58nR+M3HN/Du66PNt/DuOBlFewePji76m0cf3+wc",
-	"7bdnR3uz+O1Po9nBO/Xh+OObj8fvrmcnF+3Z4Ie13vhp8/B1x/THP456exsf+eto+uans43++LIWFA77",
-	"KRx2Kgap0KMr/4fNnaebTf9HB3mz9Sh+tyPkTv8HdT1+1ji62HnelLMnW/HFx5sXj5rp5vH2222xYS50",
-	"LahpoXWs5FUc1Vq1x/1NsRNt8MZWb3vQ2OZPRONp/1HU2BCbgy2+3dvpP4pqQQ1nujI3E1Fr1Z4Jnoq0",
-	"tgAjBzzR4hZQaiR4JFLEpM4FH8L/kdD9NJ6YWMG625KpCf9lKth7kcKamOFDpgbMjATj77nhKatz9stU",
-	"GRExbdJYDlfWaoG7aLVWrVvb+mWz8XjWrdWCWr4Iuha6PxJjDvPaldMQiO/H6tyoVFQsKpnxG81CqRoa",
-	"ngh3aTlSz0TK+jxNY6EZZwgSplLGmRb9VJjiwtzrdy5rwo0RKcz6f7nn/6MWzK32NqhNeMrHwlhwtvt9",
-	"MTGHXA6nfFixh4uRYFMt0u80m6RiINJURCyxj+tdxg1LxTDWJuUGwT4SrCe0YWNu+qOu7Im+GgtNG+/3",
-	"1VSa7zQLE9XniQjZVCZCe59jzYbxeyFZXSRasFDIcGWtKwvwEPARsNiiRS2oST6GX2gzjWw3d53bLUBT",
-	"T5TUwgMEgBZosTRCGviTTyZJ3Me9rb/TShI9tUuBJyOceG+vc3rR2a8FtbHQGiFZO7DYF0Up7LEnEiWH",
-	"mhnFuHSwCBhnYx4nsHElWWw0m/Gbtdqtv/T/SMWg1qr9bT3nEev0q17Plo07KuGf/W23chIW4/pSAV9z",
-	"eaOkgLVpISMWG2ZUV9ZD2B+eSui2SOdxG9Se8ehM/DIV2iwPMoR0LN/zJI6KbOHg+Mf24cH+1Vnnh8vO",
-	"+YXPHCyM55+IhOFxomutf/xaG8QiiWqtmoCNFo5hPNWG9QTjDKdl+IQ7ldrtz/6z+FuL3fPKraVi1Tu4",
-	"OPm+c3zH+t3v+axwx5JYXgOcLXCAGoy4ZkS0ozWcdCb4dXHO153291en7fPz1ydn+xVzln+vgtiEaz1T",
-	"aVQNNMMSwbVhT0C0SHkf6UYRaG6AFrvnrdulsbqTpiqtQmkAVUpYB9Aa82Sg0rFAePVSwa814yydJqLF",
-	"whLChKw+i82oK0MLhZBNRMoQDCsBCwuwsg8zzvKnhTTpDZN8HMthV8LVdjvHGVcCWERYOOaQ1bkk9AlY",
-	"KrQw8IzJ5LWuJNpvRhz3M5XXUs1k4M4dnp5qEbk7t6fkIIn7D71x9vdeUhIcj08urtqnp4cHe+1nh50K",
-	"/Jl7wEdaoCYTYel+pIRmUhkGc90AITHwgCVzhL90Nwsr6By1Dw6vLtrVV6b463LXHSZNUsGjG8uYBPDL",
-	"25/n1l641KzyNbtsCZAr0av24Vmnvf/mqnMMkKm6e/NPeAvIJXZvYjsRzQpMl9iaP+3leefsuH3UWQiy",
-	"uQeqoJaNXQKc4UDVKmDlXmDuobUvcpsdOmuGlw2ulDbcCCe4aZG+j/twlz1MCIOuDIvbDAMWlsAd4mUs",
-	"4m/I6mYkuvJerL2OZQRrsNgLQ+G63DV8rtJeHEVCPvAeRrGuQqW9vZPL44ur/YPzhbg0/0jphNxSY83c",
-	"LIRHvnRWnPes8+Lg/OKsfXFwcnzX5Iuey1dw5s0BK+gnSmd4LPtKDmIg0lVXH05o7+T4+cHZUeXk1U/l",
-	"U+/R4OxGTdPSlR7EqTZfBlGPAUWSRM1E1GJhJUAABysWi9haPj5CzucnZ88O9vc7x6FFq5eCJ2Z0swRS",
-	"LbcdGm8RG52kqg9gSqdSo8B5IEGD4AlB4VPE4IPjC7iWh0Ux2A7LBIz7ANF24WmEbp6wxbhkUyk+TETf",
-	"iIgNeJxMU7HGYIM9Fd0wDRqYVGYUyyEbq1TsZpRFpCxRQ6IB9USpazYA5uxLGNEKrvdImJGKjpVpEw58",
-	"EnCOOhcvT/YRO9qHhyevS4hMcxAxolm+CKjmZw1bjGQXM2LiQ6yNDlhvanBmS4ZBssLl4BKOlXmupvLT",
-	"dg0TPz+5PC5uFu7TAMb8InvM5ghbTCqmp/0RS4VW07Qv7JlaHobTnfKbRPHoQqlDng7FJ23rtP3m8KQN",
-	"Ut7J1WH77EVnTqB3OIRYCGxTKZbAfF9ky3Pz21PF2eoWjacT2KeIWDzmQ7GC6t97Qb8l8Tg2uJQzkD2+",
-	"GM2B0WJJalIl2Ym44T2unRmESM85MfpLyd/zOHGC6gM4K+yLNltkMic/ds4AUJW8pfBj8fSs5AEg6031",
-	"zS4D0Z8PeSyZHqnUJDeOuxVW7Alqx+0f2weHC+Tq4q8LpzZiPFEpT+PkhnkzfRmedlE9eIuFOVxAYlKK",
-	"jbm8yZWdEdcjoUHb6UprWosEbAxsHDdKRoBgccrGYqzSG9abRkNhAhZLYDlDYM27LBUI0IERaVeGZ/Cp",
-	"0YZPIdOir2SkV5BHeoAi6S3HHye7dSVhkrUTeaZCb9h5w9Y5TcOMYjMeg9o6UKmAcwZOQUdd10JaougD",
-	"pWg43PBPYhzLeDwd47fW4hRLI4YCj+A2qF0odcTljbWc6E8iPmfti87V4cHRQdnidOHOihtAHaN9vE24",
-	"EV+G/frzA92Zn9U7XlZ5umtf9qQKB/KoeZeh9N4TupR8akYqjT8+hNHr/HyqjEJ7J/udO2xC9uciIYBn",
-	"gAoAY0ajEJGcfioiIU3ME71grrPOfuf44qB9eH7XlIWnSjPnUzCeivIKUgE2ibIy8fysc/6SzB5XZ53L",
-	"8wW6ROVjJWXGeiWsYXzGcxUZJnYSHPoeGD7+Xl3n+gYcH6y+z015lZfH7cuLl7DtvfZF5QLnn8jX1s4H",
-	"zmYmNPuCWoa/+BYLS+sJWV2qwLcSOksRudC6UqVF8AXkWLAwcmADg1cFJoDZK1Vg3nLUPrAuCRyFdEx4",
-	"t+ocwdgFNx+W05XFM0zFJOE3i89upWA7g+sQdiWtxTOXMdxcH5j9DV4Pp5BfSj2dTFRqRHQkophf3Ezs",
-	"oT6QtF4en1+enp6cXXT2r446+wftq4s3p52yxgljNmCO3OJZGv2L0NnqxYDSw0J/FSFKfCjkgbg75maF",
-	"RN4KQwdYb+ii2PnLvg8eRTG8wpPTFN43sdDWFRfUJt5XObkry6ad4/2D4xdOB0Y1OWQDi4aepYADOQca",
-	"bi0E+G3guRqYAgfFLNYCCbwEsv2PWtX4tSD3wfzsO4uyb8u+sKD2oQEjNt5zNG1pHFrIKJbDPW89tSAH",
-	"z8+3HiJ46PNZrp6gwqWYs69/EJTzeX/Onle9d6JvANHaNIPD+tJ50AVGtIGNNpRMbtyi2GyktE/wYXXc",
-	"qseNMY9EV9L7uyx0NIHUbjK21DmYyiaEMZmdcIXB1zyTGa0Lzx4gDVgLctdD4ciyb+cg48cW3Iur86qH",
-	"mhpwRqJlj6xDjOjKWleusrDCB91iOFjYYtqFLewygeQnxOCGUx6nIfkQWKy7krFJKlBqrId+UANYh3LP",
-	"N3zK3fFgImIsLLjiwyD/wn+ShbnPPUQo47vlqA102fEeLOSOvYFohGiRRY3sMkSO+fFgFo6OQV1YOooH",
-	"dssBKN/4uF5jbXJyx4Zxg0s8PTm/YOvA3tZzgh4SYhTJSjEYZM6pzl69vmD17DxwxStrVcjiRzwsEiqn",
-	"0sSJ807D3cVp2R+//d9MpYGlWhl8AnyyAtzwvJ2uIItiBMZdImd1fMb9qy2yV/tuJViytWRBH8utZwH8",
-	"TyjMojj/UsfhR4tUhRlIMcskg6oBibXVWrXpNK4kDn5oyd08F+8uksvbBbEnHnW39MRO11MqEVyWXlwA",
-	"LBSmHfIQO8Brwc2iC8Hq+fOLQFliEFXrr+QSqKtfolHogZx+ECcLYkNI6qifHr8I2KvTzouAvTh4DnLa",
-	"a9E7LR5bL5Yghd+3HZyrav17Iy6HogNsxws8eMAuMv9jNe5Z7l24MzUe8f9M1HuR8L5Yc197m8ockPzD",
-	"oZBDM4J7tl2BnBlXq0aSaZoC18gYZmERfZWmom/YSKVasB6G+twwbTgt5m54uhX6zHYBbE/tI58GXruH",
-	"K3+nn7qHoCbF7GoxzJ788dvvG5t+eMEu00K4W+VcuGFu0p8mony0dOoyYj0Bq0HgT0Yp1/cDdW6vpQVX",
-	"wpikys9A4DuoDP7EBqka43ZhDhFhVElx05tXB73Rh9nbR70r0Z/p9+Jyc/r8/PH15Th59uP7y1c7vKea",
-	"vwweH+8dlbH60b2ECJd3x9YvZuo5EqpPRLBKfcO/Po8aUTyMDZlOXPRfrlEDM59MigDZfrrZ3Hpa3Ouj",
-	"bWSS7uPGUiJ61b73RSKMOBLL7rckuWcCt5VD3OdcpXDCvX2APuVRF2UIfpmrSbMUx3j3JjHiQr0RP1we",
-	"bTy+eKz39n461u+Hpr8znnz/7HKoRlq+mL3YOlgOr+ZBSV7tL4RCdwoHboo9eHjps8Z7vVc0zn0+czri",
-	"pj8SESjOPI0wWFINWJ9blbjAp+yntb4afzaL+prMJzaW/pbxmfVumHtjHr4yVUny4PP/dqUWXqnM0f9A",
-	"PRqdjGpgFWF061vBdh48y1w4XAddNi9eqYrOo6KtKVyul6prYaP9AjYbCQkfrNd1QPwPraRoxoGVxUaM",
-	"9X2LeQ5TWJtcBjOepvymVrT+lNXS0XTMZSMVPAI6BSpZwiXOvYuWt7Hg0iBSoRuMj0viyFKxp1/AWJRD",
-	"u2IT2sDiAzbm/VEshbcdPGUYfo2dC4GcFZ8FFQ0+xNKkKpr2HbCdsWc+bLcclFoOjC05ReYt8tUujAWu",
-	"hUXRS9WBRRWBVlmYTi0oRDNUxnMUIxbngvHmYwLnIiyrIgsWWqVLnkAv/qbg2/bdzQVT2/zhLGEkPSDn",
-	"gyPAQe214NenuSBsf0cdO/+4R5h5WXLP5L97nBOCEtC8gGOckbspKISZ7btQOst4j5XZy+LMMouo91Qe",
-	"s+dFtFSE9tjxLjit/tJaNN3nNjmiOtKNC6/m4bXz0SULnBNB7YwbcQhRGBYKFCUFR5fHMiC8sgADMD97",
-	"5OmhKjzGfv56R0A1PhIAE46NZq/OT47RYFxBpqpYWKVh/POoGa35bnJmg9weBgxtuJniX45Mqevaz/ct",
-	"x75VtYpXr79/ICNtS9aJNnd2Np6yybSXxH12LW5Y/ez5HnvS3Hq8Ms9KeTL0V9yJ9s/bFYsOav30ffFB",
-	"nKby0etFxjhYTBwFjGtH4MPrOAoZOe2dbkXWXhYbSLuKB3FZxd7o9bercOXa3PgrPPn+tHJ1Uy38x3Q8",
-	"rHzsQ/UWcrAGrMe1eLQ9TROM5lBTwyZwVnJYWu/GL2/ab77/sJcOfjy/enxx8/qHlyfDx6P++1M+iY+S",
-	"dHbA+Wn/5eWZuhd5YY90FrBCAjVtKcCjXIBG5w/FI7qor0WPfS9u2LkwhESPdzaqkOha3OD/S8lCgNVz",
-	"QlB5mzBg1V4OMaWrSsh4tnfKth9nWWTM8NIxCNl48awo027tFFTyzcDPePtHu/GWNz7+/Otm8OS23rAf",
-	"m42nP/+6ETy5XVn9jyokPFRDNTWfpke8puSQHuYv0jVAp1jmCQt1X01EuMZeW3xTUmCIXleWPD15sDuZ",
-	"vo1iQkZVjpF7LPMHyD/hElaMRwKyVIUls1gz9BEVoP+wHNB79I6ghoC4D9PoLM7x0UpdxX9gbuevR3F/",
-	"5Das3Y7rkRjwaWJYaM1D4Uor/xth1AdTe/qdhiBt9DXr0Go1+CmDoT2iXEfkSeKetM90Zd36PMmHbFld",
-	"Hw2rK0UHqF1DLajRpEgRkqJolj8zB9HcTFsM7X8Q1ZhXfMHlAguPZaaHY2BB0anrW6iL6NmLVcVtN2ys",
-	"tGE7zaZnrC0i3KkSIA4mTPdjQGFt1oqItdNsVoBhgcXkUsbgoIrJxS7BCpJgWASE8wkWgkS3hu+GK1/e",
-	"hpJkVO9udMenbl3mankP+7GGeBkUvwK28cdvvz/aLti6LWprSlkR2RkFDPNm4Stc8nea4YrYhKela96O",
-	"ODu0no0Hmj+D2kMs8wEFtbO+Go+VZHlkEXzdV9LwGPEOiaPbCFPpgl1ANiuk+vVHmJe63Wx2ZTF3r5ww",
-	"/FBjjFvhFcSlVHlALY33w1Z2SXEXv0yB+OdWJiS78zT2oUsy8Vh8VPJ+26V7rpRBtmAHVkQacRmB1r/1",
-	"x2+/bzWB2oXtP377/S3jf/z2+0fW/OO335+yK7bGGuEum9L9WsIgeUWWvzKbbjaeXq01fv51K9hq3v7H",
-	"FzYhVlkO85j0z9USUPf7LEXhzIavgTr80PW40Lervnu5HNEtmY7lMBGNqRbFSDkdMD1SM2kDw2S/eFz/",
-	"qD0e/bLd2Bx/BFG1/zS6bsy2UE3dNu9k40k64CDG/rL5vvGoN0K+v3MzbEweX09rQW1r8LHfeCpnEQz5",
-	"JDWNnQ/vfgGRd3PWa4wejUEEfjoZ6ka0nYBQPH3MZaO/ZT4CiDJJdF6j5B8O6McNilrwPt0pk5YAVX0O",
-	"voHhU1wJc9LYV5Kg5vbmT1u9NXJ+etsq4knnA++b5AZE0kyRmynMetRe2mNrzvrN6iEQlLArMTSBVVrQ",
-	"WT0k7oriQk4KAzZJplhpgKkB5U+TkEVG3RWyK97jwEXKrqQ4GWBC612k8ByXXpCRboO7X6kUrG7vhvFS",
-	"sWglupIZ++eVVgdEC/h68QA0xYRQrg/86UXudWVRSl1j3wsxYbFhmg/ELgtfdC7Y+lisO/8G0APU3SmE",
-	"vsQ0H+Z9qI7F0UvF4UAMneNX970AwtvclcAXsymrjwuvQn6+WpjPjCH5kmJjJcer3ocWMvLDU/9Vd2E+",
-	"L9bk7mgaiOtwT7D6srEiK58RHvKnCI0PXNHy0SJUmQLO688OFrknLOk8o5RfibxmdkEMXrU2wZW1L0cJ",
-	"S7u2a1u8108PIHjAtjEAet6x/fVczwtAkEnxxbXUFkLnsywexUkqa3HFRnsluIrw/VM0+zkV/fMCk3AN",
-	"D4Y02rMeGliTCm5EdMVNlXlOyMxKkUfSl2hNc3OnsbHR2Ny4aD5tbTVbzebaxubW9s6jtz4virgRDdCG",
-	"qyies5lVrQBFTVR+4qJ9VA0yUyDmE3ph4IUV2vqIc1HALm77zp27yQRFcaPabCV5EVUBYhMAsdFsbe+0",
-	"NjbXdpaHQVyKRFmyLN+9wdXxZEHoXRILabLUFwtNOORGLAMWDxiWNCrvcWutubaxsbX2uBbU5DSxGdQF",
-	"GOdzJ1ybK5dzOL8E+NnNyLz8N1xLrB3wF+Lbp4AZUPmKDyux7WJkzYyN9hBNzRVA4fKmuJ4j9TFOEr6+",
-	"s9Zk9Z82NnbZYSynH9iHJ4+uHm2vsOdxKgbqw/rG9s5a836glQgBnql3R32YFlC4sDM89fxaVXKteCgP",
-	"5FKqZq6qtLIgq13M+6vUF3cxwTx0Vqzyzw9XBX3Wep8mOBfMd98LLk6g8M5igP35YYzLpitUJLcU0dcL",
-	"9cqx9yE1Yh8sKZbXHSwOwrzw7KRz/vaD9nGbwYVm8EhFbENnClBeP1QyUrK4ziVs4rky+7DDXCLfaTcr",
-	"y8ihFKPNT0cxqMWoiCrrTpvNrb4/GH4jwuIeP7227sfo9UF8Eh/M3rxLRkebbzbfnr96ek812i+Zk/U/",
-	"n1/11dKpoE4DjwQecDE1yL4errFztOyCDMXqqTJAyVc+x3H74PyszKE8EjoL/aBUV2aU9a7lRiZ8WJe1",
-	"6i8ljnxSrleJsBQuXmHIAp6Wz7ASpQrgq6RM2TIW1gmmixz60ZP0VdEznBdNnqNABZK/VKbExcnF6d3p",
-	"ElhAQEnwzYF3Lir6Fcpmw09Kp/BWTlHeY5e0vzwVVWYCS7+apsniiCauGZcstM+21tdDdnl2UMTQ/Eej",
-	"zGT9kJv+6FrctHjE/4/tpmci+z9Jhvn7q2fnr99s7Z92Xp5+v3X602n5M5DhzUex1lOR/t0NR1/yZKjS",
-	"2IzGfz9/2d6g7/Bc9N8f0aeJSGMV/X2rWXXev6RX/QWBvD+cZacaeqAJMaKLszDihrcweW99Ioe7ZAcJ",
-	"AByHRXBUPxj/+OzkbNb8/sVQtdvt9vH55ahzOYQ/O/DPs732G/h/8Lx//gr+2L9MOj/8eLYtXxwP37zY",
-	"396ftZ89a3fas/PNk8s2vvLq7HKnk16/Gg6Hf//73THy84eLaAwnDMELXIutTcrdHXMJtjUs3Vrc132n",
-	"tqwpJyhgXn4mVTTg0lq4HyYcgKK+FKXzywDcBjUejWO5XCarDd24LyTjXkWtF6dmdBVxUwoD3Xj6BHXa",
-	"jWZZwVpm1KJt4cuaDBYEkYSwqAUpIAzLvUeoj6TCTNMsUVnYcJOuhMlb7FLGeAmPn+8FLFFkadIiwFex",
-	"mJUa81i6WJX2+d7BQVfWT6fyBt5bobCV3g072D9us/rlxTn72/YjGEpdTydskipIlgXPmerK8MN/ig//",
-	"/f846hQGOObx832mJ8LaNkCD+vCfH2SjIT7Ag43+lOPDjKdQGFVmNSycu5jrBW+4OgiwlsZ0wno3XWlj",
-	"hjI9F+3K9J+MAhsLFdgIAim0XgFxxppj+FgQ3MosZQnPxL0ohA9eFSqRVvNgqvewMPfnXmvQiOsrKoq2",
-	"2AqVCUn0YIiVvrmkXOrCLAsvbNnK0+w95VuDR6LxqL8RNbYHj0XjKd/ZaWxGG/0nYrv3eLDRXEaseqiR",
-	"E553xth8NZkCde+5OCPpwrCkLxIJ42mQXjHn+6HsR9DMR7Z8ggWmQM3t7r1pggyhy/hKJDo7Hw8M3hkU",
-	"6G8BFStB4DhEgcAuYluXE0fVH5gs5lK2lL3+a6yNdUncDzwF0WwC9WWI5vYTwVPtW34CFvZiBf+5rVIB",
-	"3Xy3lXVElmRq5TjDBzK5Et948+bNm8bRUWN/v6R3fx4L/ML30tvzxlJ7rr6n38dyWBxtCVH/c0PZ7r+I",
-	"nxRyVon1ZYvepzupPz30b3EY3wNyg68e7r/3qNLy2bveSyWAkgA/TWNzcw4nbO8o6rJg0Mo/PXeX49Vr",
-	"6vJRMuMVjELowy578gPfhIIVuKuLrRSeW7fUlmhLhQmm1ZUPNr2xNhvHGoLygrxZRdbeAav1QTHLeCi9",
-	"an02LmuuaB9DoSTCmgIRgjrAolNkkBWRrVS63dxg5bKBRB/xaiGPK5kQRsZMqARdLAcVUdxOa6VWMdmB",
-	"Y8B7sShiVrI/NozYSlabHqLsQTTUbCLUBDNHAww91UxNDdXVbSTx+6yYobMxwTRgZaIfS6UFNUnTiTCa",
-	"cetcBCs1gAfUP0wwwXq0VlwObD8oWI3LGIARcrwo7WmtK7sS61JGqj8F04RzIfaVNCnvm1K/gky8p2BM",
-	"ZitRY9RbCqYFvwS5TVEW2srTLhkPg7K0ATi6wltGaKNZfyT6113pnqYWRt7juNy//Y1dVIT0wU+rbHX1",
-	"vBhVtrrKpBBRVicdyoFTsbi1ubvFqIkKY+GvXWQL3VqLdYEddGu3oavqzGz3lJTLSI3ZajEAYZXVN3ce",
-	"sV6MOMEWZ2etZJ1Riv2jSqFvazDIOZT9djtiI/5eWMdSi5FggdpPSbByBd7WCC6nJZIGkHE7t1uSpS4D",
-	"xUJ3sJBCSTwotZdnUBCuApKCzocDihh0AndoL4TBioja8NQArndlGIZ61JV/Y3t4nebUkl12LcQEAdS1",
-	"RoluLY/tsd6aruwDfBuaNX5ieKRw51vr6yhZjJQ2rSfNJ811Pomzs2bdLuyn8ZJ955ebbM1Vu/yONSL2",
-	"XQU+fIfbYuf+hmMDdUInCSi+Ly+ODknJnan0Gi68WnnQUuGmskYj4oY3pmkiJOrb31nL3B+//S+7gj2e",
-	"kF2/fXqQNxsp+PrzaRdPNxYIjWoukM+Wuf2r/Besbusi+2X0XNHrwDoCMBfibyUvBCmlFNwWpza+09h4",
-	"t8KjNkA0ichw+zeqtIqVWR8MXsf/Ho4NBbM5ocUfv/0vQoswDC3K7yn5Hq6xkprI05mjgDLK6VtPRdgs",
-	"LxWY70gdHkq1fvN6p1iJsR4WJAISBogK0MZWoYJiohUe04TKFPqb+dCYzWYNQM8ct6IwRx/Nx1a/QVqp",
-	"A6YVEiwYqYTgRChCAn0JX0PEfqiZaPPOcCXFCq+xtjc5Z/MbO2xBhdiAynrCMDZ1mhaIqx6LKOYMGD99",
-	"zoCGtWE1kS9sm6EVRiLCMFlvATD3aJbE13QOGKXIpjISKeNSUZDNzUSgmdnuNsLqkZESEON95M0Ohzm2",
-	"Mqwj/CTLorrItaBU1qcbG80VpNAgGvqKYyp45Icxei0XgEUEDNlk/sQvU5HewGpI5gWQe/t3PMsfJhUD",
-	"NFHhmyzvnchi43aFeUyR6CewojokJLFy6zHMWYLhCFsmU+Oyqi/PDmEcbBCRoIe3W3PlY+0j/nq6tRXE",
-	"Mk/6jiXjMIytP0o7pjrZ+X3I4GvXEQ+lSgUeHK4bCYVGGF9SD7IimN9RfxUnYM7v0IFax4mQJkEgR6ma",
-	"TES0xn7MyrA4fNSIkLg9AolFuizUH9mFSiNak1d5W9hFPFgSPwGZAekq8wGDAgZgfp7OCzjO4NuRKM3j",
-	"8t933UA2gQqAV01v3B+ZFpF9YWWQVVv+lb50p7q+mj/oKSwr7uBiY9HAhl85qqMxwIwzbXjiwnyVtKIl",
-	"hLixPpdMmzhJHMewIh68TfMlmGobWnJA8kkOHFvGucBssh9jY7GQmni66g9DpSI8R9DpYW3jCSEW3O6t",
-	"ra2ncNqXF3u7LLYYd3l5sG+PXrLwp4blCY2DKCSS0yNUsduPNRP9kbJG+UQNh4jRyQ2FUtNdBRJqs1EL",
-	"MZeU79Z4y3jjI2s2nrI1doWZbln1aU9eR5qKgFFSrLEOArYiirS4ZifevUTsIV7QS9VMi9QyvU5RnHdD",
-	"hT81fD7QoDBy3WJSaRkPBuFa/nIILDvMx7DJ3fa+7PH+SOBgqQKR2PWkZfWJSDWIqnhlueFBpliRGAVS",
-	"ifgAHHLOct1i4SSN33MjAhixD3MQPiNy2i2igKqdJpOKXOWJjZMJNQuhsy/tJ1yPVF+HtIP0vSM8nDlY",
-	"nFtLQuNUJXH/hi4xtk2yukFsEA3Jg6FRN5QRMOIeYNggxSaOrB7CX6LBZV8ANDT7Dnwg34UrVh/YOzk7",
-	"X1tdZV4cZ9acxYroFryH7Yu9l9933lzBK1cnZwcvDo7PkfHVxQdUEdN4GEtN3YmAOYLUpVvr61CR0HNv",
-	"hNRGcjVcCRz8YBRy5sIilBbZYGNub7UVbVvYpDeJhyMD9OjkFKoenYcrFkOR0Gw2t0OCFYAATjRgLzvt",
-	"/QCFwYCdXsI/sJ2A7XcOOxedMFNoifohaEuEMSgLLCjuHAwax0qKBlqqMpdRhqHQY5YxzhIgmpHdVUC1",
-	"poD99ZNpJKLA3QaaFmm7Q+QGlu1pnOCbdtIfeXrTYv5X4sNEafu+340ksEhH7xVvLPPsfqzeV+o6FnqF",
-	"/GSOy2Yt4ZxmQSQzI4cErjV2giTUHhrpgJyoNWGTj0rApAnTUBMM2FAYJhUDvHLwRwXKHbQTHwBFw+3m",
-	"jkXeNn3IKQlCypNeqcNXFrE74WaUmQ7w/jtjQds3xqyukgz++kK7SG4c0dWyqYc8GbYYFqcJA/oN9+qX",
-	"j1nBVWH7ljDWGs6BT6OQ1cPEGpqyztDIJYfTVEQrxCf1tGc7AaGFJ8berTqO7JdZawn8PubG6f0fJiGr",
-	"b+wg/Y7l1AgNPMTm0a+QPpFXjCEuhJ81iKe2iPn62kwkSQMFpPV3s2u9BgoPmvmI16KSkpE0u5iW7YSD",
-	"cCDuGvgSHDlGCpy14dpmTLUgrmolUbcUJfsigPskXT8cV5rd2TLOClYye27UJD2w1Zi2miziNz4gCDkp",
-	"vKwF89hi9xXmUKtQkhJhS8CLyMIh941ri+pTxCJba79DtTEKbR8ycFA2Uskk51fRJqMgXUSdR8XZmx6D",
-	"FL65zUZqmuqAbeAf+ONO5clbnMeaWojznbysYZALT6maApcb8dxdzfSITwThXYjvh4y8F7Yyf3i3ohyu",
-	"sbzBNlXew3VmlQK70pUK3GWhlZzx4ewJa0rd9doUAzG1mt1gQLVIutIK8xVVErVfJBGoxk6zGVr6lor3",
-	"AshfbIuTaQTWPxnlt7N/Ileq6xX2T/i20Wgw+y98BC3hn/NdmOc6LQdzPZPt6xvwetmQvaBvzaKWNEGp",
-	"qYwbewvGflgfTzbfxjPwm3i6obdh6Lwloft6B76u6Mbofn/K/ukmznra3t/lNpjvcUvjbeAO59sEup93",
-	"CLiV5gP7zCYuqdDsy3bFLjBRe/o77rhta073La6j0FGuYoig3Olt/hlisln3tz6XoHb30AYAFoRdxGse",
-	"WVNXGqMG0EehiTMihX0lpcAKlY5oUpNq6h/H/mlJwRk3tkEi0oPnVEvURrVoVifBBLjXXIMiaoPnxKVS",
-	"LyUNJN7K1I7thuuQ2pCKBpr1ScBgaNcVEfYn93wtXQlfFBNudoFumrylY8kPQcb4cHvzaVcWT9K1N/dh",
-	"bNkzqztzpBcQPYtlpGZA/2hDoNe3pev5BlB3q85AW+4rY2vERWhi6krSEXu8f+20NGz1lYJQQ1aOYzS4",
-	"JIlILKRzSIJUZLW5rsx2/51mcjruUYE6cITlDgmUArY3n3oVBYQ2tAfnHMHKGA78KawKBTfiv2CwiPLK",
-	"SCr1/Z277OD0/SN7Nl1pD8fauPzjXH+0veapEyO0vdgJNaufiSjWKyxSfmfDgFG1G6kNaCoWNXMxA7Sc",
-	"bIjsxG5YpFCs6UpYcEMTL/BtHyiIUgdH6hVK600z/Ed+rhyLPHFvYkRlNFGxpBsSro+wCuNHNFpgkRT6",
-	"cwwXsY8C3gLRyTLKdTURkk/itRs+TkKmKRAeT0mpgn8NwKGmRseRsBpvi/x7gJZmpNlIpAJNSVoRiPBX",
-	"BFJIA+gW+8ev0zRpsfXbn0Fu5MOuXPV2t2rlwaGQ8J2I7MFqUrZoWlQ01zJdtQ6kpCvPZ3w4FCm7PAic",
-	"7ppZH6kBxoqV1lNhYVsLakncF5KKHZKrv9aeoL6+ibleGNNccwrjbDZb4/jzmkqH6/ZdvX54sNc5Pu/g",
-	"O7e5oz7z3bZPD2pBDfZPTt2NtSY9aWFfa9UgK2+LivaM0D9ffWo1TDdGUGLuFa1vvXYLFUpRSoQnJqoq",
-	"I+wcPcCZ92uuFEmhG5VuoTng19yx1QI3y211gF7gHsYbap8NWDeLX8hfV6l71t3gOx+vrhWO2n1WpApv",
-	"kxutYNuej88gqbMeFrLnyMjPQsxpC3NwmFEqxNpK7h5gfTUGXDJYdi7Wiyyy1NsrlwyLJlfHgrrSp9IG",
-	"Bhe2hbs2mNhRBukt2n2yagWA9i5whGrE2YkziTUXSWkvsPkT6XQC69Nymhsqw8BlQZ/xsyi5dPfQMb+u",
-	"JOt0X6VoJ1iQgZLxY2unQ5ZvgzmogEvYuq8DWK43k4IDHrjAodHi7loZm53Pqqtbtz4qlp4vcIW4oefw",
-	"JqUjFzJsAB82nZqNuBHWLgkQA49/wMpVY5wpBWrsICy4sfuw60PzEpljFjUmMoqpnuHWKWH7fDn5aJoK",
-	"e1dBbq/sLIl3SLKpdS+4vcG3TlBi+RXLJKW8l7vTTafDEVnyKZcPbC4ywAtnjfKomznmrVLqe+iBk7qe",
-	"r9nlbrEqcZ8OQczpqX7XT9d+zW/9Z/u1ZgEG7EYYPCg0S5LViIwBzAaC+dvO1zSna1gaFNmK1llQMr2x",
-	"+ZQVxTuaJGvNaxvj67wdukfDYlc4FKFl2VWsS5dtl7rvFgRGhLbt6MvKcvIiSbbuyVgwwCxLzhe5bOUX",
-	"NQSgorCITaRhO0BDd/ESF1afObly9PLkUp6NQlH6sRbRimtsNy9ZszqKdFZoW9klbYLLwq0ccWrAl5l/",
-	"D09eHBxfHbV/unrePji8POtAT1VXiHSjuZKfBCw2llVvvz443j957b+XWS5WqJ2rzBZprH82JvcuN4G1",
-	"V3iCubMczQnz6CwC5BTvaZiMyKEQ7pVqJNsK8WqO3l9ApBz0OvNAYeCNVBl+sg7IrnerCbkvE6lhpifA",
-	"rBVaQmyVBNQRMg3BToEjWO0QxvVVIzUUNthmFewcW8zXS3H0uW7nhMY9AZIzNj6PGDeIChTqYx1K+RG+",
-	"bJ+/BDqyd3l21jneexOu3NEO278/QEpPC7Nqm2cCn4ZKbsau9zqrn7xun5967ugW23jKjuJnQVdustg4",
-	"CR/MXwmXIsjsqEA8VkBXhpHYmEfWn2rjDvIRCdFYr5/eTAw9HY+pij2RCOfu1zfaiDFFIk4nw5RHqHnb",
-	"wJQPxrH5wTRxtMHm7juB+yCqtWoaRaEaxaAKbZ6p6OaB7bezXJ684XMnk8y8Tl1Zz2f7QkWGSfb0PfG6",
-	"t4W8tHze83KZlWxO9/SDauzcluKA84kuM4FzwR6X3Yk/gY0YfkBP64Igi8u9N5AG9/FJg9+W+7vjF+RT",
-	"QkTYbDYfiDqZeXnRWtzD67nQuJe9c2+9u4q3ycdSWx7E+atVzaLPXVUde28XmM694g1e+/2Cb3jROuzz",
-	"68cK899oEdvN5qLnsxNZf8azKm/4ysb9rxSa8ONLW/e/lLf4gDc2lnij3KwD39tZZnkVLT3g5c2n9798",
-	"odQRlzcWJBre21kGjK5FSNacaGcZoJyTLdDvI+LH4tda//g58AkXhWrWgprhQ9DuXT0oXfv51mn3LnZl",
-	"sZZvSxTq+XjZTMQIrR5EzMTvWGjr5BfEbhwDwxm4KXQRD5y0CFIlPmBLYksxywxxYKoLTy9JMbTVZlBz",
-	"d663QbY+pBQY1DUDLR2lF6sqYYiqlQKjPJzT+Zp8r9Iu4/oaZAb04pCCi1t4r+JIu+hMV4ffquLcoPqG",
-	"ksCBIY8uBczn7k5yrTmjJkpifq5Dy1POgq5cTApI2sl/ibVTK4s6XdG2YB00davEZYkMAUMBU6W4P4hb",
-	"xiWsBAuUGfz+KfPdHaAPZ4dAx9KVZEjwmrOShdhGWZE5VquxgLPHwufgGJuNICkWsj7m1KIqwaPvteV8",
-	"sPixHOmu6vz5hXlk9RTfOOU8p7woauu5pu6sRPNV6v7nWOWDuV5zCQYEuJLEffONTX4ym7TXbY69eXzT",
-	"VmOo4pvrlBF/h5HchnEC5ZtngyjGsanMUXfeMm3ZbKzzhH4gzbbPAhM8TWK0JHuDA+/V1mWUm0rDzeam",
-	"tWNitEILyHnnFK1Mq6sc8+ZXV9GMgMH0rtEMBLp1ZdHmBhyCFHhOfdS86wcD2Ph5eMbGHnSlS0riPTDt",
-	"zLDVS9G/lvMDXHwW3oDB2ShKkEVQpdcunHXGb1idVqL9ag5aJe9FZCGc5zWSixGBD6OgD2owKERng8uE",
-	"vJaYqhVjgGEWHm5EknSlzfVhcyRoPEE/4HI9S+7gz872z+owaRk5l+eJ6Vyd6a/EGRcXtP7C/PGuiZbg",
-	"kpv3U5A2JpE4deXhtP4bIf4kfUVYrj1PJjEl8h6CTNF4iwlxB+iw8yThxY3TUnaqNmqCVAGJlMkVBOuV",
-	"LmarWoKFeb1rmKMJ9JPyXRLwv7Vc2GWxxZg/5+pqwOZyDDE7xKZlYsst31mXNb1CpccpKWT/9ftgua1S",
-	"qOVnd8RiLA+V8afZtY8jv0CNKHDJLkipTcql5n3jVlLdVIvVSyrdinU8Ah9zjhjQS2CIG4EdruBsYoNx",
-	"0z2BNVcgJTeCRWEoiPNOIQTz/kJsjsJiymm72E0NtEiZcbZy8jYNtgHvVWRnuxO3OTresHDaxH2rUurs",
-	"CTvQBQUrfl6xD5VmDw+ZyzEyimnDCbg2MIYM6EkyBxSVzm2uOCjmlZBHxQYeQbB5lhaXp6v0EU6I+QOV",
-	"DoUhppn7FBH5e8qMAoqc8MEciX7soqzKvfRibTNkojU7iGW6QckBvChLvis7BAzIA7ChNXR5PGiiD7Ir",
-	"QwqPL3ib13+No9uQJBzMgSAKU8Vk6ZfPsnh7Ba9zknjh1TxmdQLdimcSBupHV7v4Xqfimle87hr6uTFu",
-	"8yKXxfGq0dkfqVQb80EFLB9gnC42evzCgkV58Nt54WH7znqadRv0JyQ46Gt/plH1m8ixpMhRLFTyj59v",
-	"g19v582mdJvvsptm6X0Y436X/md0lupNryw0nHrNO1geVOMKRFTza/IKEwmvu3IEKC/l06D91M2+ktes",
-	"K5pzbYAJ9wwpjs8aF3roQnRdsKItdzDXqWWgKIPLjJxOZxNzsfdTVSOXANXD5XoLsgWtBbsy7y24Mt9c",
-	"kBWj1bOAniyqCmtLdqWklDKXv0rwQv1vdVUqs7oK87PpJDfQWr5ICwOWCOVBbjK/6vzBo2wEws1aHn6F",
-	"pSww1su2jAm6srKpzBc365YhE7DldUvjtYv/WmrlXIehr6BRVsyxhDK5gB94URBWwiWrRPEiO93hm5r5",
-	"56qZppIeO/Kb1ZC+Q9csEv9Gmlf+r2YCR5idw8uJUajdWB/XXAmuzOyXu77ArpZb2Ww4HHxZZQ/Mp3CG",
-	"QKdMUcaYzabKPV3WmFVhLezKO8yFQWV8XmYS60qi/wKJkI1lcxSwZMdrFcxwmUEPTJh3WPTYfQY9Cie/",
-	"06DH7rHndeVfyKA33wDvq9Hexb32vjgJvmuqb2a9f11629bX5aD7XM69h856ymg1YT3D9FY93+ehVZnL",
-	"mtdOssW+KLLAL+1EpMYbyZr5qDg0EQjLwKGXdTwQJoZyxzqJI6Fp2rkiTjnVdRlLg2letsMbpT6fx7tC",
-	"2oFUM6Quq6u2vvG1VzJK6JJRCCodPEegYy0+Nkx5XzCqQN+VLmwZk4PRNrDRdMGLhZkJrASwgl3IWoWC",
-	"XKJdXQWKvrqapwcXV5SbjsxMMcN7OrOn+tZWAZkXk5KgTDWyTukw8Wm3KivGenyFdhprZqgSLqMs34Fp",
-	"Fc1GQG6bG6wy1TTP+hupJDtuF16b3tCOuhJwEXX9PDEI1+va68ALuXo2zxzmzVaZ4A7M1IruJTjaUJCS",
-	"TZIE+QX7Qd6yKHhjOZ6Tt1j+arxmvovzF+cxVVN8ocCK5ZbgdcmdD2doI+HIk1J2SzRsjqS4OnDfQgC/",
-	"8d5K3nuBFQj5wuKDOa7dY+3Kw8vuChQEY7YRrnhrI7buiqza3R3ZVS2sd0XO+YoMK0tfs8Es+6aaC4FT",
-	"ISjWsNQW586OOK5Gb6kfThdJC6uj9ajQJMcLHSRpv+313aFcHJQxbU4I+//+3w3KbdJGTBiwd71SzIEF",
-	"s1U/Uf1rW03Gexw3POPa2m6AP5aTflgdnRO4c9yIJg3JqolMQBOesZAGc1VtrRu3RtctHHaRxxNCaV7t",
-	"VdiAVelp+h6/dlkSOzaNu6+c1NOVO2bkfUv6G1QnKyaSYe0GKEt7HSeJ9Vm6uQNS9SBrI+Eoo9hkEysP",
-	"ZLlu5UxJZ/ayBtCuxK1h7m+sqQrdSCWRpjIraGHLU6NtisYsphxPNRiAxynfHvl/CNxGzbCooddEzxvo",
-	"8yxzABAQaTJwOKZegN3CQMxlFUhdbFv4lfj5guaIXyWfoGKWrxAu+ZfJC9h1DldXEMrL4vwmCnwTBarV",
-	"cMs3K2PIq7g/dnKzT1pRwJaGuLtmgGtvAKJARdNsQSKC78ECngZ1JZ15MBWNYtl2JxxA2MSyGf1Yem9R",
-	"tYGupK/z1MYL67wJSjZ61ARJf81Sz7HMBiWsD5UUu/P1obVRE12OJFrOOFiqtYK8HlIJsOa825sUIkL7",
-	"pO1IsBLcka1dLxZcQf2Rtr/r8rWzH50T0GNzeal2C4CutKEf1nT5nc5YIXHBlSq1EnZGET1UjAegR6ms",
-	"k5UqLkUIdCQ+K6jCb9uRX4VyafhPybH707IFl2Ye+xZgX8J/5fmW6Ry+RTP8i0QzFGg+oYR/iz1Cf0o9",
-	"NGpAtIdVzRjPbNE/73Uv9iAjdt+hepKuzd3goTD2+n4lYwr2YFyQFlLsHrL2yaj4Fz7dF8IwM7fVBSc8",
-	"4aY/qtDZ0TmtUeOCOluuSdeChl0JfuHaPqHKkffxwiA+v5FXRXuwRAwM4wlyTWoS1pXUJYxxmUXBokpe",
-	"v7NrGEztzbWylq/dLpTWk63VKzOHE6I99mI+CMYCxEYGllMNg4KvtivnHisGaVzYEBLMCizEwQDW37Ts",
-	"otnGH7/9Xihk7R9BV2798dvvW00qbv3Hb7+/ZfyP337/yJp//Pb7U3bF1liDdkvdGCuKFFkAYsFRUt+b",
-	"zeJsGdDYs71Ttv2YGT70j5pxr+l6V2Zd1/0zyYwDG+XRvZOi2n5JV/r91Rj8REaejafNZqO50WhuYISN",
-	"YkZF/MYaKagdwMBFgpJgtKhqUovqqBZqJpGBqVA0yQ6yqFqS1welWwugpH+s/AYY2EsKgWvDlDkNz7Dt",
-	"U1HMtKFXuKxiRaWudCvRy4mJaBChibIdkg+5+ZSVik1WiVdTbAL4meIVXqSi/LMHX1kA+9JP3sUObr1f",
-	"oQA+E92bE6VMxUDYCnBB/z+/nV+xS18+veuc9wDJymua+Ce7C+7icHSCkc/f/iyV/V8hMfEvzLgJl6xz",
-	"h1h0FdMmZXrdb0FbrVOfibF673RqfHoNWmj1UUmsY+D+ipfQRwULkVpJsbZA8WrTrEsqDG48Oz2KE2OV",
-	"in9LuYvA7UH7k4VqAhb2CvaaJxSL79dD/H393UQMM+vFq9POC1vnM2D2gYm0v6MBgxItRaLFii0z4Loy",
-	"YN044DfcMPiGCjLFslziHzjgUBgWbjW32bEy7EhFWMsJ6ivFiWWldg8jboulUbDjPA/bZl4dZYeGFC5L",
-	"7zrMreBVQ2EydMyrGuE5zXWUpE26skZZMJz1GtUBfMhxLfMfZy0ain02u7WtXzYbj2fdWi2oxTA2WUld",
-	"p99WrQCsms9Kyr04f76XQdABrhb5QtZYlmqNVnQ6rc6H95CqZA0G0NxnBMZncOithcaByiPPI8VtnS+L",
-	"bp+zhD+Po23f/9KxMs/VVP7VqdO+mkmgC/fTpzvyFTB4Z5LwfpmrCBl5zlaW8pklX7aWPqUu1kvV8nMC",
-	"FTCfnGWfhvGACrnazzPRm4QrVP4oHE8TE094atbRTRRxw0PbaZCKk8KOQgz6x7geWAehv1PB8BNwqHfT",
-	"aEilRoDS2htIGQY2jpSQ0DZ3tNGnqWhYx1RWlnAsDIeFsHrnp4PnMLTtkEV547PMcYs0GgbJvK+2lDBS",
-	"XU59fVoMCbo24NSBP4MyEe/KniD95PT4hXMUvzh4nvXj0WwQp9pgPxxRVctzY4vNl5CnmCgCT90dKClZ",
-	"dMAEW6prmZIPGXzheSU+KEt3FD8rhBFbPW3AU9YTN4q0K6oH2J8ajM4FunxjC14ubn7XsgoV7pngAntW",
-	"KXsteqfZIa8u0v/yzeXKfyTwJLOYAaw+TYvDnW03nz5ik/iDSHRWjwiRzbIpD9sWFOxszRV8xdp8G82s",
-	"Mnfdq6OnsHCmVABcYooJRxXa+d/vqDlYWf3Q27a21Q7tntlMTRNUGFA4Y2MxVtRDz4w4zU1Psh7cE8Pq",
-	"eS3E9o/ti/bZ1X4HfNBXzy73X3SgLjH0fqXjh2HyFiwdm3bDo3FsDFVapCunDRPaxGOeVR+E7+naYR3G",
-	"WRyZEfvv/2IjgZUr//u/iLLcUGQJHo3tzmP31WJPrBNo41GjRx3CEGW0YpBkBAuk3+Fw//u/4F+mJBZP",
-	"lPZQsCKqtiaHTaap2hNjqVLjgOo3DQVWPs66DLD5zgaYY2vlOaRNfSxqz8jkha23BFYDsQDGfAOgFXqM",
-	"KeM6PyoqveFTAMZiSuIFPCWy4hafxbLPBSkAduJFrTYCwNueqL/IEPCJAkpQq6Ddy2u/tLBLXOTnuTOs",
-	"TOQSCr45M/4FnRmEB3Bj75BqrM6clQ+dTKtEHCpLzr2ScQUjsPNDYx8Pl1aT1XVm7ap6dkO4gXm5ulJP",
-	"aalM3Bfud5VEXZk5ju0iXLG6TDeyVfSyeCdbEK/YAd8uJFxjl64icLHeeC4fqCRyq1oDW2qpZ1UwH6AP",
-	"mpHrIIm0jkopYMGHrsyL/kqvFB7mGNUrAp9WComihRrbroIz9tLz0mmodW3WEwu5tEvIaeVFayciSeCU",
-	"inmxNuPfm4jqP8zX1leDbKz83bmidsuYZe/3whfScCsK55XRx6vtYNeYBQG4AcpNg+rlivGujDMC9QHF",
-	"9BAtvmotvXyGv1qqz7+vXfTfkDMQHs1ntN/FIfzIkEomsZc5AnPaTz6dcqRRFbvIw5C93rKrq3iDV1ez",
-	"6KI8OWS3VLwHVMGuzEsXsoPqojo2XMnGL+P2G5ajACkGXbxcWccmU7r80/lyApQh3oKlQ3kdIPVONxlx",
-	"SY6z2UjBzKTaeGxMir7Qmqc3Gbkv8Tfq6TooF4u3ocKu+ivCUkQtqBtq+9zBgtF+Z2k1jbuC9QKAv2X1",
-	"QgMSqWEYrIejKagYJfc0a0jv2mktoNd/1bIGARXFgTew+8y9VQ6q+NZ8tv99XMths1v+LjlM740VK7fR",
-	"qogV68pqNlZ2njoFvMBA55qhLeZkX7lOwV5hkq9URGC3soDX59YR+Mbs/jWZndcjYCGfy2MUK91R5yNH",
-	"zujBqqgFW02mWGNTSOwmISIgcMgJYskmCTxoxAdTkQk/f8WrA3cXeIAosPJrhpPZGRb5VSwwbCujLxdn",
-	"/2dcvr8wPgMGMjMH4Ltx2oaoL8Lqw6xJGXBUTNN+n6XxalZ34UMuh1bmybYrgc2nhka7qTaBH9S05pVf",
-	"HPP0muYo1WUCGQ4b9fpBkpVF42JtvGj7z8Lr2Iixvh/BcTI42jH/cECvbDSbmeGOpym/WXQBCjB0UCKv",
-	"w7+lmx+QqBRfqfPTWpAsWS4feFfYBhYkzbslOlzN0dQ1DOCGRQL2wtTUrFBYG7elwe6rXArP3lG2NKuR",
-	"WNA+qkolYkPDrALivd59qQoIk1ezYXHkrBqwem/iQtd3VDJIzAG40Kr9VtYiuiNtwGH6PfECF4Uu8wHj",
-	"GmMDyEM4332wGCLwuL8pdqIN3tjqbQ8a2/yJaDztP4oaG2JzsMW3ezv9R5ELHphwM8pDB2Ing+ZCYVBl",
-	"V59O8cn74wnurkpIDSH+9IqE/0Y+9Q4acXWGVIsvfzFPetHNv6AQoOxZcInOWRFcdjP589x1zJKNqQyE",
-	"LGcu42+UzgSNYp0aloqx1TMLD9o8HJfjUVGgYj71tEJVKzYfwXbHtgPJyrIVJmwzxK+dlbpfmuaz9bTC",
-	"ziFz+JsS9r9DYg2hkXeFPapQSJtcFGazlwpODm0wMOGthvvqygOVTIvzGZEPS4YMHpIKiRJ5+Et6heQH",
-	"bW6hMhNYwNU0hRwI+IbeCslPPuZyip3EDTTFNsqXZ+ZqLlh3uhZIVbN2tdatVSCinn+reNNcIU5LZqgf",
-	"Job+yF2qeYAuIdJcrQfJjkVE0AtucgXJr8XNXy9F03l52odnnfb+m6vO8cMq9xAsPp2s/u+aTdkpwu1/",
-	"qlyQm5+WMxbSLqHCWphjcQA3EJ3lsbTFEst38F+wTsA3Vvc/Y58xPDXFluW2oswiljcnCt/fY7CDZLwg",
-	"EmcV4CiukWThvM7aHEZ3pQ2Jyl70bgSmzlXwl9CvedqVVCIGauHFcpiIxlSLkrwcMD0C7RhpvpJ90WLo",
-	"e+lzSc4mLBRKTDivC1Sfuf5/sJ5YMpXa7t/wOV/OinWMdWVxe7FmidK2SkFeHsgZnHK+hrPBWlAG79kM",
-	"e+KCRjFbHYfGKW7M71KMLjquu/LlUXuvcf6y3YAwv6mMBGwLwBmJNH7vl70bc21ESsRHK2Trkxvkh/Br",
-	"xA3vcS1sGFwWrQaB4vD6mE0nyyofc4xwkf9IqgwD8iJIy7JNC9OvrY7slab5H2IzZxYV9gATKhlMUc2R",
-	"u1apvPNqfOMx33jMkj4tugafwGVMGvf13fVo1ERIPonXbvg4uftJ7Ifz8b5nqJj1HWXwnGaX16jmEqp8",
-	"SczItm2P/ABCG5dAxcDQ6NuVsWG2NNuFTatgcW4tninKFWb18MwuyB419athoZLiZBCuUAuq1aIcvbrK",
-	"6iF9deYFMYQrVGcny6RHduZ1pnJJ4rtMKmubxfzcisLhG2Gh+wRls9vs+ayxYaZD1olyYB4hl2XrKz4T",
-	"MKlm+ICX09aV1EBDh1QiljZbVkhwu7ljvmrDNt4QBs3bLAR+Vy4Lk64sVCUot24o1UoolSDAcH3sZFSB",
-	"BGgCNIvgSPCjE2Es2zUwOQfFlbuHlxWjZ+XdqdcYmhUxtf20c7x/cPziau/k+PnB2VH74uDkGHLdCewV",
-	"DdpsfOouDlURn5pjQyGstZ+VjMwK6qEkwNjBoKJDidds0i8qX9yX+MD7JrFpDTZgClV2bFcCT9glxFIb",
-	"wW3GDtUWRNblBAFyN8A4toHlXMdKjKy0WAah+ZiWINnqqsOR1dUstAkhU5Gc38qifkgGm0x7SdzHQKtE",
-	"UDGAs2ni0ngQ8Vrz9SLWbLXnuSpYsXFZGS48GRbipgzwNlHgbhZixJQHe0oxyXC+xZaoRbG7uBAFDUfX",
-	"jQLM3EInGEwWJz31oeUEURt05tfcB5GSFaOE68fP9wKWqJlIbbGLg/3jNmuf7x0csEiB4dsWXrDLiqmf",
-	"ncm6tlzKGHA/YKdTeQN/4dPHz/ez4GJNgRE0Gp6TkghJF1HN2u5HnDwVgylgyKLaFASHjNS02HzkGKtn",
-	"yzp+vtfIw6SDHDFNOpV9bshtrfA6KR3nEWlr7MA2CHon+salldi2rWOM7KJbstEMms0mObpLkWqUBoU9",
-	"aHRVlBoMsQB58E0b4+a7Osf+OrZsChSmJHnbBxchqxej3VwkJTSkZQNSFvzWfks1+GGl/j7Fs5jvwsMW",
-	"NeFZJXrfyouiFuqe0BOWFbQKlVV2y5eS9YQ2bMxNf2RhhGhOYcyNQy6HUywW4tIT8dqGQtplZCymVajT",
-	"wrIyLcUJw8uLvfBbSZXlS6pUhkxusbPOi4PzizNkj3khVlYvhIbGVN9Xi+qQ//VKrsDqYeEpUMltLGxZ",
-	"dFSDwYKCe/4ykLlAC5hxDHQAqG2xil+L5cl+hX3heGHgEIhtNruSS2wesxLMZR/apii5CBCuVBeUt2L0",
-	"nIe+StPIH7GB/e5C1MgZ/ucZtG1iUY1H/D/tSGt9NbYVZjAuQMjGi2e5s78dcXao3gvwN+Bul7OIB7UC",
-	"Qbr/cUcCwJo2TdVErNtCN36tHVj3VfIJ5vZ8Mw8xopd0ky9fz788/BJWk40vaDVx0y+q2OvHDdqu6Zyo",
-	"qxfYn2lBsXa1/qs9c0gE6DJ9EbOKTaRZ7r7QkxEgQZVyUAtqlvpiiKroX7MbNU1ZLHvqg1+PHL8tSPXo",
-	"MV8yITTL6pmHdedOvbq1SGtR2NapK7GLvDUyA/er2iRUmTuH45lveJX36HIKysjmKuZBrZ9qyXpwgeRv",
-	"Zqw/paIyGXq8Q17QzOg2qLIn8UmM3Mu+UbYivcRSywEDZIolJqVaa1eQl/tm70UaD+yNBeO7y7sAmSNS",
-	"/ekY5VfUbAVLlTLF1gPUiowM+yGsyDFrS+5PHM/mSe02qDR0oZfdbjbwXRGFO267CGASj7H9qYfKGCHz",
-	"hEi9xo4VK4Y5FFaTwXR+Kee5awXmUVMTMK+5EAJLk6QIsiF8hzbGKEvXKhbRLIRhKomdk7w4UIrGLMIq",
-	"iwWbX918PdLvdB6ZYUuABV5IAUHLFl3Jp3CB0BUzxGPRAA9LxJQUDZT9M7iyOniiAnb2fI892tx60mLg",
-	"0tkI2COGHTJ0wLaaXWn7P60wrknKVjJiZG6FbrTYmwmDLQLfTjuc8pTaKkAlCVuDBH8ikksyS55Al5bi",
-	"vNmNLQ6aFyO3talQ6+qJvHuI1eaoQAWFdHB5kydIx1pPMYgth5hnMb79+fb/HwA=",
+	"7P37ctvGsj+Kv8oU1/5VSBUoUTfbomrVb9MSbcvRLRIVx17MEYbEkIQFztAY0BSd5aq8Q75V+wVO7f/P",
+	"K5z9JnmSU909AwxAUKJ8yUrW9j+2SAJzn56e7k9/+pdKX40nSgqZ6Erzl4q45eNJJPDv1jQZXQg9jZKD",
+	"EY8iIYcCvtbT8ZjH80qz0pmp+oD3ExWzfvqEV3nPo6mgwiZhLPR1KCvN7UbDqyQzdU0vXMfi3TSMRVBp",
+	"JvFU5H5K1I2QlWblsvNTPD950pnNop56fvtyPLt88rz++uDFdefJj6+D25+GL5N352/14zetysePntPe",
+	"DpSg8429DIdSBCyUbgt5vy+0TmsU85ej3vN+eBa+fPamfdH54fJIH42TyZuDo0dHb5+Frz/8EB4fvGyI",
+	"n1rwzPc/bv4QDn5YF/OXk/72CXylghcXs7Pwyfve8723r1/dqt72aePs7XB2dtiCV0fBqx/gOf36p4u3",
+	"/HkSCahCnm6+DqGKp+HZq/aHN2/fRMedN29PXv2QnD5/vf3msrH7unO1edx5eXPy6mTnTeciPN16fXty",
+	"gO+a5gVvT8ZXm28On42OO6fh6fPXyenz9g6+++HNzXHnWXQyfv3hNbz76mTrDbw7jkbBwdGjk05/6+TD",
+	"692Tw9bs5GAWvvlpNDt6q25PP7z+cPr2ZnbWac0GP6z3xnuN41ftpD/+cdQ72PzAXwXT1z9dbPbHVxUv",
+	"N9l7MNmxGMRCj67dH7Z297Ya7o925JPtR+HbXSF3+z+om/HT+kln91lDzp5sh50P8+ePGvHW6c6bHbGZ",
+	"dHTFq2ihdajkdRhUmpXH/S2xG2zy+nZvZ1Df4U9Efa//KKhviq3BNt/p7fYfBRWvgjVdJ/OJqDQrTwWP",
+	"RVxZsiIHPNLiIyypkeCBiHEltTt8CP8HQvfjcJKECtrdkkxN+LupYO9FDG1iCR8yNWDJSDD+nic8ZlXO",
+	"3k1VIgKmkziUw9p6xbMbrdKsdCvb77bqj2fdSsWrZI2gbaH7IzHmUK9pORWB6/1UXSYqFiWNimZ8rpkv",
+	"VV3DE/4+NUfqmYhZn8dxKDTjDIeEqZhxpkU/Fkm+Yfb1O5s14UkiYqj1/7LP/0fFW2jtR68y4TEfi8QM",
+	"Z6vfF5PkmMvhlA9L+tAZCTbVIv5Os0ksBiKORcAi87jeZzxhsRiGOol5gsM+EqwndMLGPOmPurIn+mos",
+	"NHW831dTmXynmR+pPo+Ez6YyEtr5HGo2DN8Lyaoi0oL5Qvq19a7MjYeAj7CKzbKoeBXJx/ALdaae9ubu",
+	"eTuYxlrF5V32pbhNrvv4hG/X0SQW70M11WzCh2Kf8Z4WMmEDFeOvgzDWCf6Un76Tt6356WXj9uSyMT/5",
+	"8YfZWUd9ODlUs5ODnduTtyeN084bPjjMJI7t3LupiOdZ36gtuS6N+e2xkMNkVGluwWYeh9J+3vRKOnwc",
+	"jsOkvL9jpRMWJmKsmZJMSYEdYdXN33/9bbPRyG+V3UZ5EyMs321hIAZ8GiX0ypjfhuPpuNLcNI01n9Km",
+	"hjIRQxFjW6+0iI8Oyxtr1hELg/xIN3p7fHvwSNQf9TeD+s7gsajv8d3d+law2X8idnqPB5sNO7oTnoyy",
+	"lofBnZtroOIxTyrNynSKT5bsqljoiZJaOJsKSoJzXSZC4rDzySQK+7hPNt5qJelsNq2HJwNcxAcH7fNO",
+	"+7DiVcZCa9yVlSMjyYIghv3SE5GSQ80Sxbi04+ExzsY8jGATKcnCRLMZn69XPrpd+Y9YDCrNyt82Mn1j",
+	"g37VG2mzsUcFWWZ+2y+thIXYvljA11zOYQElimkhAxYmLFFdWfWhf7jDfdtF2tsfvcpTHlyId1Ohk9WH",
+	"DEc6lO95FAZ5FePo9MfW8dHh9UX7h6v2ZcdVNMwYLz4RiISHka40//FLZRCKKKg0KwI6mpuG8VQnrCcY",
+	"Z1gtwyfsrFQ+/uw+i7812T2vfDQnYnkPOmfft0/vaL/9PasV9kcUyhsYZzM4cLKMuGakAATrWOlM8Jt8",
+	"na/are+vz1uXl6/OLg5L6iz+XjZiE671TMVB+aAlLBJcJ+wJqKkx7+MZlB80W0CT3fPWx5VXdTuOVVy2",
+	"pGGoYlp1MFpjHsE+FzhevVjwGzib42kkmswvLBifVWdhMupK34yCzyYiZjgMNY/5ubEyDzPOsqeFTOI5",
+	"k3wcymFX4uFieo411jxohJ+bZp9VuaTl47FYaJHAM0mq+3cl6RHJiGN/pvJGqpn07LzD01MtArvnDpQc",
+	"RGH/oTvO/N6LCpeQ07POdev8/PjooPX0uF2yfhYecBctSJOJMDpEoIRmUiUM6pqDIEngASPmaP3S3sy1",
+	"oH3SOjq+7rTKt0z+19W2O1QaxYIHc6PkCDgePv680Pbcpmalr5lmSxi5grxqHV+0W4evr9unMDJle2/x",
+	"CacB2e3PqdhURLVGXCetYBwWpMxx67Jz3To8OSobr9yPhe72R1wOBZupaRTA7nwvmFS2SsahJqoYNEc6",
+	"Yt16ry7bF6etk/bSuVp4oGy60rILM5ZwEKclk2RfYPah9S8iRuw+0gx3OexlnfBEWK1Ri/h92Ach4ixB",
+	"3+tKP99N32N+YZ7hq/y28Vk1GYmuvHez3IQygBZYXUnF1KoaA0nhZ7NLJa4ypVZwPFNxLwwCIR8oOYJQ",
+	"ly3+g4Ozq9PO9eHR5dLVv/hIYWpTjVAzWwstwIHb1qzSZ2cXT48OD0sXn/vbUhEVatT7cVw0VeVeg/K1",
+	"XbSfH112Llqdo7PTu/q57LmsFRdOHdCGfqS07epU9pUchHCClclFWEcHZ6fPji5OSisvfyqr+oAKZ3M1",
+	"jQvyDm8+X2YzncJCjiI1E0GT+aUDApuipLG4o4orxcdjNJ1R36zgF4JHyWi+wvpdrTtU3jIdYxKrPgxT",
+	"PMWl4lWOJFzVeUSj8Cl3hKPTDoiO4/wdwRTLBJT7AL1/6Wz4th6/CfeMqRS3E9FPRMAGPIymsVhn0MGe",
+	"CuZMg6lDqmQUyiEbq1jsp9JPxCxSQ5JU1Uipm/TOnKpfQQ3beyKSkQpOVdKiNfBJg3PS7rw4O8TV0To+",
+	"PntVWMhUB4lMquWLDNVirX6TkWKXjJi4DXWiPdabJlizOSpA7cTmYBNOVfJMTeWn9RoqfnZ2dZrvLOyn",
+	"AZT5RfqY1uE34XTQ0/4INFE1jfvCzKk5Z7G6cz6PFA86Sh3zeCg+qVvnrdfHZy1Qgc+uj1sXz9sLtx27",
+	"hnAVwtGuFIugvi/S5YX6zaxibVWzjKcT6CdYtcd8KGp4N34v6Dc0imBTLkAx+2IyB0oLJd0hS8VOwBPe",
+	"49raG0n0XJIyciX5ex5GVot/wCEO/aLO5g+Zsx/bFzBQpWdL7sf87BntCIasN9XzfQb3Ij7koWR6pOIk",
+	"mtvTLddiR5k8bf3YOjpecunI/7q06kSMJyrmcRjNmVPTlznTOuWFN5mfjQtoYUqxMZfz7CY44noktIca",
+	"m7FhBwI6BgaguZIBLLAwZmMxVvGc9abBUCQeCyUcOUM4mvdZLHBAB4kAte8CPtVb8MlnWvSVDHQNz0hn",
+	"oIxGmK4fq2F2Ja0kY5B1bPJOsYsWu0uqBjTTGQ/hTj9QsYB5hpOCprqKllQUiu6g5M2Omznb513mQ5iD",
+	"jlInXM6NWUl/kvC5aHXa18dHJ0dFc1zHzhVPYOkk2l23EU/Elzl+3fpB7izW6kwvK53d9S87U7kJedS4",
+	"y2h67wxdST5NRioOPzzkoNfZ/JRZzA7ODtt3GMzMz3lBAM+AFICDGS1mJHL6sQiETEIe6SV1XbQP26ed",
+	"o9bx5V1V5p4q1JxVwXgsii2IBRhsipeJZxftyxdkE7q+aF9dLrlLlD5WuNAY95/xQM14Zj+Aiq0Gh04+",
+	"ho+/VzfZfQOmD1rf50mxlVenravOC+j2QatT2sDFJ7K2tbKC05ppmX3BW4bb+CbzC+3xWVUqzzWhWjMa",
+	"+aq7UsX54fPIg2fGyA4bWANLVgLYBGMFtj8r7T3j+8NS6DoL75bNI1gCYedDc7oyP4exmER8vnzuajnD",
+	"ImwHvyupLY4tkWHn+nDYz3F72Lv/ldTTyUTFiQhORBDyznxiJvWBovXq9PLq/PzsotM+vD5pHx61rjuv",
+	"z9vFGyeUWYc6MnNwofQvImfLGwOXHua7rfBR40Mlj5FPqMaSvGEgNceAhYk2iqm/6BjiQRDCKzw6j+H9",
+	"JBTa+Ly9ysT5KhN3Rd20fXp4dPrc3oHxmuyTXSLvlOUgzkGGGwsBfus5fhimwHszCzX5LiWI7X9Uysqv",
+	"eJmD6mfX+ZZ+W3SPeZXbOpRYf8/R/KaxaCGDUA4PnPZUvGx4fv7oLARn+XyWH6zMJZodX/+gUc7q/Tl9",
+	"XvXein4CC61FNdhVX5gP2sC4bKCjdSWjuW0Um42UdgU+tI6b63F9zAPRlfT+PvOtTKBrNxlbqhwMehNa",
+	"Makts8bga57qjMZXbiaQCqx4mV8mN2Xptwsj41XQXAxO2HuX6gIQw/YYThMoRTMtBAuTfSZQnvhQrE/O",
+	"EjaJppr51mgHtp2I6+Rah0N5HcprnvjYQz8K34trI860v14pbhFTqQGW3OvnTGfxo1fh1jKejozpmRmU",
+	"nlKR4Cj+eqHKPVg5VwKOkIjpfgjzqhG7IaeRuakYUFVxdHthnIyuA54Ulvfm3pPd+uZWHf3UqdcZn1uh",
+	"1H4s4DC75km+1K3G1m59c7O+tdlp7DW3G81GY31za3tn99GbYjX1JESL+kLZrvG2MOOpyTWd+T6XIAJh",
+	"EuE2AhMIDkipGEyjPZVyuuTSIU8dPVl/eMD/03xa76ux2wfrw7l3rPDB65zFNK0g94rTlBHX13QPW221",
+	"hPliV8Un3IM28CqFHVIOkoCHwELTF1oPphFORh2uWjzVCnTC4SCveeC+53KemxB31Ww2mju7zc2t9d2l",
+	"C+beAc9t4MUmv1AzutvYR1AfxuVSlSKE4ylVrWSmjeVviFsOrKSxeOvwKgQzuk8+HNNT5nlrz89G5ljJ",
+	"QMlVOm19X84xGXB2rN6LiPdL9xkM5wcl721jxz73MQeec/yL969P1zuX213XK2yhwuGJKzUnhE3vPddR",
+	"Z7dncfeRZE3nxxkGZw5yYjO3G0uHwAr2nFx0BNniPiou0lINwJ6L50Y3eYAa52DKFjfAOdcajkzfgs6s",
+	"jRzeyiPODMwOd/gXwZstrEKYMmwyQsLuPU/tmMCrY357RC8hzMsUzeOYzxcWDVVz5zBfTewp+SAlZG69",
+	"r4OIDzUqh1AiG3OQMHhIj0PpFrS5oFGsrhYsPxx92Du+PSFzMEg8FkmkaaMZWcGsBizMg0CXHUklx1i+",
+	"ASc8RhxLalTMQJhWiU7fxtuNVElthao/lk1aCvx+4HzBeaWmCSBFoe/cYClpQ6935RrzSwDCTYaF+U08",
+	"2xBTnqqYiDw/52GqZ4a6KxmbxAJ3UNV3EeegdWawZPiUYaXBrciYn8NJ+172hfsk8zNAtI+aOb5bhNQj",
+	"Bo628h19w4UDV4kU0r/P8EKxWB7UwhFpp3NNxyPUdNkD7Qsf1+usRQjkMGE8wSaen1122AaYRDYyI4BP",
+	"l4kFPdtB6i/qgi9fdVg1nQ9scW29TMS4cPRlhsipTMLI7hlYqlgt+/3X/8NU7Jmbbjo+Hj5ZMtzwvKku",
+	"t7L37sOhloPn729t3iRj3i0dlkx1sYj81dqzZPzPCAOfr3+l6XCh/GXqpBSzVDyVFXiv0uri/u9RbeBJ",
+	"ezkrDQxYRSYvBrKUdStdPGRCwG3Bk2UbglWz55cNZeGIK2t/6YGHmswVOhIfqFYMwmgJcJ8sVdXz0+ce",
+	"e3nefu6x50fPwLb3SvTO89PWCyVHLPfd3cG6ytp/gPihNhxHDpL3Ab1I73nla88cVnlVBy6CkVGm1+3X",
+	"JbdBFyi/u1OyOFNLSPkimcYxnBr2qXwj+iqORT9hIxVrwXoYhzFnOuHUmLvH07bQNdAsGdtz88inDa/p",
+	"w7Xb00/tg1eRYna9fMyeQNDAlovX3UcTkNlVFhOZqbgAeS1OLc26DFhPQGtw8CejmOv7B3Whr4UGl44x",
+	"KUGfsYDvkDL4ExvEaozdhTpEgDDtwpX7+qg3up29edS7Fv2Zfi+utqbPLh/fXI2jpz++v3q5y3uq8W7w",
+	"+PTgpLiqH90riLB5d3S9M1PPUFB94gIrtVG72+dRPQiHYULuNhualXlh4DCfTPIDsrO31djey/f10c79",
+	"kS4LZt2yfh+KSCTiRKza34JmnxppjR5S1LBRHUSDsHmAPmUw5uIIfpmtSbXky3j7OkpER70WP1ydbD7u",
+	"PNYHBz+d6vfDpL87nnz/9GqoRlo+nz3fPlptXS0OJd1vvtASulM5sFUcwMMrzzXu64O8Q/fzD6cTnvRH",
+	"Am5xQx4HGMmmBqzPtVg8p+4xWD7oiPqah0+YGPlbXM+sN2f2jcXxlbGKogfP/7cttXRLpeDQB96jEZim",
+	"BuYijFBQo9guDs8qGw7bQZvNweGXyXm8aGuKP+nF6kaY8BmPzUZCwgeD1BvQ+YeedTTtQctWsjQ9gyqM",
+	"H7doW8p5DIvX0tF0zGU9FjwAOQVXsohLrHsfvbVjwU0oJ0Kn+LigjqwUzPUFHIzZaJd0QifQeI+NeX8U",
+	"SuF0B2cZil9nl0LgyYrPwhUNPoQyiVUw7dvBtg7CxTi4YpRXMdKsAKRZRHGUw16WwFGWId7LweglcQAu",
+	"WN9FwJZigPMhQAtBJotBNgshS7mgmDJo6lJYQwFK5gC4c+BIF6+Y89UuztQKXvYjQq9YaexVXgl+c55p",
+	"xeZ3vHBnHw9omV4V8D3Z784xCqhWtDVgGReEV/JycQqHmcEdT+FTlRw4hn/jjHWeyuJLHEh0CTbclNfh",
+	"1Por42awn1uEZGqn7gB4NQte8yrHaVTUIlR5CdLFq1zwRGActRkRgtzDNGbAWBy7FK0KWIb2ewuOWV2Y",
+	"n0kB59s0DpM5SHOZrLOjhEkQ7GykQNTaA9DLKATsibfPeFcaQWtdf3hmShsYyEKcxUEoYuud9cEgD8ZL",
+	"vHgFSuguOnJvhJiQHElfKbcNgpljmQWJDPCzkWK8T4HE5M3AwyExNAPGBI2HGLayRk8X7kn8cX9PbPbq",
+	"jWB7UN/pPeL1J/1dUX882OObve3+bvBYrGKT+poO86Lzd3ewKbaC7X59p7fL6zuP9h7Xnzx5/Lj+6NHu",
+	"7s7O9vbW1ubmKm0OJ0tuWVEIo2mN+uZ+ZY5c9PDieBZ9vNvrjfXNze31x59iFDS/gwehL2IpAi+dTQoF",
+	"V7KgCa9IEnLvKKxiR8RNZ+2IuLL50GzDxa4gKKXeggf8ssFbcI+fqA9hFPGN3fUGq/60ubnPjkM5vWW3",
+	"Tx5dP9qpsWdhLAbqdmNzZ3e9sczHtnyzWCTFyiP7ZcAFZV5d4811Nkup5gKj/QlOUZRsq/sasZp7/Yze",
+	"X8bXWryS0WgsHeBy5NkrULlHfDIRUgSufmcd8mbuKl7FuLuzv67pkMj70NPvrL8BkcjXgUgw/Au98kM1",
+	"TRwOIAPOcK6T1xRTmvsK49YzAAA+cG32mQgKPwTLHPvOl4473wJWr0ERvjaaiB0B5zn7VQEocD2MuUyc",
+	"z1mP0kLQYlRA0WUjurDFnevKQ036GOP8yx2MBfiIB5fyMNHs5eXZKYIOS64tZS0rBVd+3u2G2nz39cYE",
+	"Sj5sMHTCkyn+ZZe1uqn8fF9zzFtlrXj56vuHoxrbwdbu7uYem0x7UdhnN2LOqhfPDtiTxvbjWgkeMRq6",
+	"LW4Hh5etkkaDWH2ffxCrKX30ZtlpAY0JAw9Emrnw+TegxVHghz3OyPsLXt/3IgYlrnDH3ez1d8rWyk0y",
+	"d1t49v15aeumWriP6XBY+thteReyYfVYj2vxaGcaRxgRpKYgeQOACxfau/nudev197cH8eDHy+vHnfmr",
+	"H16cDR+P+u/P+SQ8ieLZEefn/RdXF+rexQt9pLmAFtJQU5c8nMoly+jyoeuINuor0WPfizm7FAktose7",
+	"m2WL6EbMVz8ZYVV/vAdwgwWW9eU4BcYVG/z04JztPE4pv1jCC9MgZP3507yNa3s3Z6Lf8lx6sn+06m94",
+	"/cPPv2x5Tz5W6+Zjo7738y+b3pOPtbX/KFuEx3jefJpd8RWxr/SQbI62AQKrUzS1r/tqIvx19sqsNyUF",
+	"hnl2ZQH5kZE6kOabKCZkUHYZusdTf2RvUrqkPNL1pMo1GbQ+xIzkRv9hhH332CG9Cg7E/fhImItLfLTU",
+	"duk+UKKshP1RBvM0Pa4aqjDmG3eRX2tmf+MY9XkUAREdBPpjvIL2jZUTP7noKQdm5TGfR5GfR1h1ZdXg",
+	"5ikOwRx1pHbU8iB604aKV6FKUSJEeR0ge2ZhRDO3bZ4e4kFSY9EQDloHNDyUqV0e7875wADXY51fngbJ",
+	"XqgoISK43UbDcd7mF1w54t1ZWLuNRskwLPGgXMkQACshhWlIuJxEGFoDIaHmVraO7/q1L+9TeSgc2IJl",
+	"8304DDXEXKH65TFgzHu0k/N9m6WtiZxFpHPkMSQ5hK+wyd9phi1iEx4XtnkBNvwQd6hXeYin3iNiBNZX",
+	"47GSLItOg6/7SiY8xHWHwtF2hKl4SS+ALq4XC94fIfHbTqPRlXlyrCK740OdM9ltQ8lBGSLKyHg39Gmf",
+	"DPni3RSEf+Z1QrG7KGMf2qRPwXC7WOwlPTAq0ojLALwA27//+tt2A6Sd3/r919/eMP77r799YI3ff/1t",
+	"j12zdVb399mU9tcKDspr8gQWj+lGfe96vf7zL9veduPjf3xhl2KZJzHjNfjcWwKafz/ronBhbpRgEX9o",
+	"e3K30TKPGSy1UA4jUZ9qkY+21B7TIzDRUnCh7Oen6x+Vx6N3O/Wt8QdQVft7wU19to02mp3kraw/iQcc",
+	"1Nh3W+/rj3ojPPd358P65PHNtOJVtgcf+vU9OcPb9pM4qe/evn0HKu/WrFcfPRqDCrw3Gep6sBOBUjx9",
+	"zGW9v518gCFKNdHFG6Vjj0GJ5Hy6UyctDFT5PLg+hk+BFixoY19Jg1rom1ttedcIDOV0K79O2re8n0Rz",
+	"5GS1F7mZQn4v7RB8NRe84azqg0DxuxKhiqzUo86qPp2uFGWXikKPAvM4AumJoJCULHLy1sjPeA+gCyW7",
+	"kuJsgMRtd4nCS2x6Tkf66N39Sqli9fHuMV4Jm16QK6nzf7mV1gx8NT8BmjCixBcDfzrRn12Z11LX2fdC",
+	"TOBurvlA7DP/ebvDNsZiw+IdQB7g3Z1oGAqH5sPQCOXYXL0SLhcw9fa8uu8FCgkpifmopFWWTxduhWx+",
+	"tUg+E1P6JdXG0hOvvB9ayMANcf6r9iL5POzp3ehawHnaJ1h1Vexo7TPgon+I0vjAFq2OHiXqV5ivPxo8",
+	"eg9M+TKVlF9JvKZ2QQxmMTbB2vqXk4SFXpu2Le/rpwMKH9BtDIhaBLp9PSjakiFItfh8WypLR+ezLB75",
+	"SkoTJ4SJdvIl5Mf3D7nZL1zRPw+ojG148EijPeuhQNsc7qFonnPhGGmkz9LY8E8GSFibWVkLUNXEy0+Y",
+	"t4+qQWoKRE4qJyxstXhJE8d1Z89tZYKiuvDabDR5EZQNxNaKQfL3gkS+FDziYSARgw9aDSRyf6A/18m1",
+	"5a1axktANTKHQwnbEmo7+J/DRVAOtXgg+MMdlM8Gf3xCLH0uaD0b09wSzvUMZz3bVqWnVjiUR3Klq2Z2",
+	"VWmmoOt95I4qvS/uE620tWIVf374VdA9Wu+7CS6A++97wUIFc+8sH7A/Pqxh1fDFkmDX/PJ1oN/Z6n1I",
+	"Qq8Ha4rFdnvLgzI6jp10wd9+1DptMdjQDB4pwTa0pzDKGykZx8Ns4tll9mGTuUL8836a9wQgRi3DcYhq",
+	"UJNRxivWnTYa2323MPxG+Pk+fnoitA/Bq6PwLDyavX4bjU62Xm+9uXy5d0/qsC8Zo/2vj7f+auHVwPXJ",
+	"A4ETnA8VNq/76+wSLbugQ7FqrBKQ5LXPcdx+MjQzGQmdQj+ILg3cUORdy4xMhler9pXQmp8S+10QLLmN",
+	"lysyt06Lc1i6pHLDVyqZ0mYsTepGG9l30Xb0Vd4znGW4W5BAOZG/UuRk56xzfnf4JJJQKgm+OfDOBXm/",
+	"QtFs+EnhlU7LKeprvAq2PS9FVTKBpl9P42g5ookjb4tvnm1ubPjs6uIov0KzHxOVTDaOedIf3Yh5kwf8",
+	"/7fTcExk/3/SYf7+8unlq9fbh+ftF+ffb5//dF78DGJ461Go9VTEf7fF0Zc8Gqo4TEbjv1++aG3Sdzgv",
+	"+u+P6NNExKEK/r5divd9F1/3lwT2/HCRzqrvDI2PiC5IG8QT3sRg/o2JHO6THcSD4TjOD0f5g+GPT88u",
+	"Zo3vnw9Vq9VqnV5ejdpXQ/izDf88PWi9hv8Hz/qXL+GPw6uo/cOPFzvy+enw9fPDncNZ6+nTVrs1u9w6",
+	"u2rhKy8vrnbb8c3L4XD497/fHTO3OLm4jGGGAbzAtdjeIi6PMZdgW8PcSPl+3Tdrq5pyvNzKy+akTAas",
+	"RH74jYTwj4ypWAIi8aFRS0JCGebmDAzZUjKNU+ISYeAmXQmVN9mVDHETnj478FikyNKkhYevIiG6GvNQ",
+	"WqxK6/Lg6Kgrq+dTOYf3agRb6c3Z0eFpi1WvOpfsbzuPoCh1M51AXCGQZ4DnTHWlf/uf4vZ//m8rnXwP",
+	"yzx9dsj0RBjbBtygbv/zVtbr4hYerPenHB9mPIYUQDLlQbXuYq6XvGF5kaAt9emE9eZdaTBD6T0X7cr0",
+	"nww8g4XyDIJACq1roM4YcwwfCxq34pHylbgZy89g4n9aGgv8QELHcitUqiTRgz7GSnFJ3CqrUVh+NR7I",
+	"b2yG/7vZDJcdW59EmueGcCuz/ddZyyS5pR94DKrZBDiKSeb2I8Fj7Vp+POb3QgX/2a5SEqast6W8Yise",
+	"akWc4QMPucK58fr169f1k5P64WHh3v15R+AX3pdOnzdX6nP5Pv0+lMN8aSuo+p8LZbt/I34S5Kx01Rct",
+	"ep/upP506N9yGN8DuEKuH+6/d6TS6mwezkuFASUFHkOPL2GGzR7FuywYtLJPz+zmePmK0ugukoFnRiH0",
+	"YRc9+Z5rQsEsbuXka7nnNoy0JdlSYoJpduWDTW+sxcahBlCel2WDTfOnYsYHSIgCrNZZxgeDy1pI/MBQ",
+	"KTERYzjUHpJQkkFWBCbbzU5jkxVTT5B8xK2FZ1zBhDBKkgmlMQjloATFbW+tlIs5RzfK84k10tSUYcLo",
+	"WElTKQLKHlRDzSZCTZBJwkPoqWYQIIG5mepAlxvkplhjNWBloh8L6Sk0adORSDB4HZ2LYKVGX+OYSwww",
+	"wZxGRl32TPJ+aE1KDA36eLouCn1a78quxNwmgepPwTRhXYh9JZOY95NCXs5UvScwJjPZzBD1FoNpwU1j",
+	"ZyhLUsJWG4yHoCzMoJ4ScSZCJ5r1R6J/05X2acoR7jyOzf3b31inBNIHP62xtbXLPKpsbY1JgSzYlGsP",
+	"UspRwoH1RUAeZSlmzP+li8dCt9JkXTgOupWPvs0Mxkx64pjLQI3ZWh6AsMaqW7uPWC/ENcGWR2fV0tTD",
+	"+WT/BejbOhRyCanjbI/YCNKN+oZjhRQLvP0UFCtL+LpO43JeEGkwMrbnpkuykKkynywBGpJLqwDpGrII",
+	"ClqrlsQeCyQicjtpz0WCWTUMjzp86/u+HnXl39gBbqeFa8l+xqXQNUaJbiXD9hhvTVf2YXzrmtV/Yjil",
+	"sOebGxuoWYyUTppPGk8aG3wSpnPNul3oT/0F+85NWdJcyJjyHasH7LuS9fAddotduh0OEyCMn0Rw8X3R",
+	"OTmmS+5MAalwolTtQU2Fncrq9YAnvD6NIyHxvv2dscz9/ut/mxYc8Ijs+q3zoyypbs7Xn1W7vLqxwNEo",
+	"PwWy2lK3f5n/glVNbi2XVtcmTvOMIwBjIf5W8ELQpZTAbWFs8J2JwbvlHjUA0Sggw+3fKFsPZvd58PDa",
+	"8+/hqyFnNqdl8fuv/03Lwvd9s+QPlIQwdJDDJJ4urASUQSbfeioIBd0WIN6RsoQW8kVlOXOQmbnq5zQC",
+	"UgZIClDH1oBROdIKp2lCtMVuZ27rs9msDsszW1uBny0fzcfmfoOyUntMKxRYUFJhgZOg8GnoC+vVx9UP",
+	"HMom7gxbks8SFGqzk7NjfnOXLcky5FFqGCjGhE5TA7HVYxGEnMHBT5/TQcP8QprEF6Ze1QqRiFBMmp8S",
+	"zD2aReENzQOiFNlUBiJmXCoC2cwnwrNcCBGrB8gmHSgBGO8Tp3aYzLHRYa3gJ10Wr4tcCwpl3dvcbNRQ",
+	"QoNq6F4cY8EDF8bopO2EI8Iz1DbpE++mIp5Da0jnhSF3+m/PLLeYWAzQRIVvsgmP+VgkcMCFie0VxjEF",
+	"oh9Bi6oQkMSKuf0xZgmKo9UymSY2qvrq4hjKwSSjEXp4uxWbgsg84ranW6nhKnO0b/DIQzGGj5x6TLnW",
+	"sv2Qjq9pRziUKhY4cdhuFBQax/jKcPnkhvkt5ei1CuZiD+1Q6zASMolwkINYTSYiWGc/prRsdj1qXJDY",
+	"PRoSs+hSqD8eFyoOqE1O9jZhGvFgTfwMdAaUq8wdGFQwYOVn4bywxhl8OxKFemz8+74tyARQweCVyxv7",
+	"R3qLSL8wOsiaoYOnL+2sbqxlDzoXlpqduDAxy8DAr6zU0Qgw40wnPLIwXyWNatmHQ7DPJdNJGEX2xDAq",
+	"HrxN9REPh2/EgUmUkg6OSQWWO2zSH8PErMJh+F7IlNtuqFSA8wh3emjbeEILC3b39vb2Hsz2Vedgn4Vm",
+	"xV1dHR2aqZfM/6luzoT6UeCTyOnRUjHdDzUT/ZEyRvlIDYe4oqM5Qalpr4IINdGoOcwlxbvV3zBe/8Aa",
+	"9T22zq4x0i3NYObo6yhTcWCALoe1cWBLUKT5Nlv17gWuHjoLerGaaRGbQ6+dV+dtUf5PdfccqBOMXDeZ",
+	"VFqGg4G/nr3sw5HtZ2WY4G6zXw54fySwsFiBSqzqOlEx5J+biFiDqopblifcSy9WpEaBViJu4YRcsFw3",
+	"mT+Jw/c8EYCfrvehDlrPuDhNF1FB1fYmE4vsyhMmVifUzG93+JD6428Eqq996kH83goezuxYXBpLQv1c",
+	"RWF/TpsYU2+bu0GY4DIkD4bGu6EMGKXu12wQ8zFo2VUf/hJ1LvsCRkOz78AH8p1fM/eBg7OLy/W1Nebg",
+	"ONMEv0ZFN8N73OocvPi+/foaXrk+uzh6fnR6iQdfVdziFTEOh5i4DK8pmvmgdenmxgYwFDvuDR9NAP6a",
+	"X/Ps+EEp5MyFRigt0sLG3Oxqo9o22SQWgygcjhKQR2fnwIJ46dfMCkVBs9XY8WmsYAhgRj32ot069FAZ",
+	"9Nj5FfwD3fHYYfu43Wn76YWWpB8ObUEwekWFBdWdo0H9VElRR0tV6jJKV2iioCTOIhCagemVR9yTcPz1",
+	"o2kA5hKzG6halO12IdeRua9+hm+aSn/k8bzJ3K/E7URp876b0dYzi47ey+9Y5tj9WLWv1E0odI38ZPaU",
+	"Ncnem+nNgkRmKg5puNbZGYpQM2l0B+QkrWk1uUsJDmlaaXgT9NhQJBCbAOvKjj9eoOxEW/UBlqi/09g1",
+	"i7dFHzJJgiPlaK+UJT5F7E54MkpNB7j/rbGg5Rpj1tZIB3/V0RbJjSVaLpuqz6NhkyE5je/Rb9hXlz6m",
+	"hq3CFMB+qDXMA58GPqv6kTE0+RYkjafkcAp5ueic1NOeySaNFp4Qco35OgzMl2l6Uvw+TJP9iduJz6qb",
+	"uyi/QzkF6dOb2zj6Gt0nMsYYOoXwswb11CQ12VifiSiqo4K08XZ2o9fhwoNmPjpr8ZKSijTTmKbJpozj",
+	"QKer52pw5BjJnax1m3p1qgWdqkYTtU1Rsi882E/S5lS2qVqsLeMiZyUz86YQbuYZNqbtBgv43B0IWpwE",
+	"L2tCPSb5TYk51Fwo6RJhUsKIwIxD5hvXZqlT2jiTe6dN3Bi51KHpcFA0UsEk52bVIKMgbUSdoeLMTg9B",
+	"C9/aYSM1jbXHNvEP/HG3dObNmkdOLVzz7Yzm2MuUp1hN4ZQbceow3v30iE8ErTsf3/cZeS9Mph7/7ouy",
+	"v858uv/RcQLsutDOlDm4Ky118D7zjeaMD48zbmE0pe4z3/Ao+yhMzc1uMCAukq40ynwJa7J2SZNBauw2",
+	"Gr6Rb7F4L0D8hYaTVONg/ZNRfDv7J55KVV1j/4Rv6/U6M//CR7gl/JP5ixcFP8/W4GQzRipf376+Ca8X",
+	"DdlLch8vS2vsFRIT27K3oexSqmA8FBa5gn3KbZsjC4bvUrbgtOgdKDolDk6/3oWvFzmE09/32D9txcge",
+	"DIXn+YSxCXlCYfgqzygM32SUwrb0TezvArtw+vMuDXWpMcE8s4UNzKWPZ1XSfdwj1ayFXTv5xEns22+x",
+	"HU46/tIiPOY7pMWlz9CRG/CEg+3YZgftoUUA7An7uMp5YAxfcYj3gT6qUJyRYOwrKQXyV1sRitEipCph",
+	"P1AwXPBEsCgco0rZlc9yBLiaVUlNgbNsIeU1bA+dKk+F7NwaBL7RsO0h7G9AoEMs6mjkJ3WDoZVXBGwi",
+	"Ytfz0pXwRT78Zh+kKOkP2OKCV4JM8/7O1l5X5mfS6Ne5MbZcb1VrnHTg0bNQBmoG0pA6BLd8cM0liRhP",
+	"8LiyrU6Htpip2DDGBWhw6kq6MfZ4/8be2TB5fAwqDtk8TtH8EkUiMiOdjSToSOZu15Vp77/TTE7HPaKr",
+	"A7dY5p5AnWBna8/hFxA6oT5YVwlRopqOxNAqVOPoNAbzRZDxJKnY9X7us6Pz94/M3HSlmRxj8XKnc+PR",
+	"zrpzuRihJcZUqFn1QgShrrFAgYnJ+vk8Rtw3UidwbzFLM1M64M6TFpHO2JwFCpWcroQG17VhqXIsIaiW",
+	"4r2OTTFpFLU3Ttc/nu7KHphn9k3EVwYTFUraIf7GCDkZP6AJAylT6M8xbMQ+qntLFClzbG6oiZB8Eq7P",
+	"+TjymSZYPM6SUjlvGwyHmiY6DIS5/zbJ2wfLMhlphuS2YFjSioYIf8VB8qkA3WT/+GUaR0228fFn0CL5",
+	"sCvXnN6tGe1wKCR8JwIzsZquXlQtXjvX05trFURJV17O+HAoYnZ15NmbbGqLpPRYNaO7x8KMLaYM7QtJ",
+	"1Ifk+K+0Jnh738LIL0Q4V+z1cTabrXP8eV3Fww3zrt44Pjpon1628Z2Pmds+9eS2zo8qXgX6Ty7ezfUG",
+	"PWnGvtKsQIzeNlH4jNBbXz5rFQw+xqHESCxq30blI9CUbyDGaCOj5B2WQXiNGSX17+VJyjUYF2fEUBrr",
+	"xHOda2pALo6MfMQSjtesK903KRhx+omeF3h3Q2ky2YN+05Vk2qDWQhHaX2cg66ex0M0lNs+u9EGVyHQA",
+	"mr90Tx0FiL4AQEyokzaNAYyntSLjeBU52slMabqeBjGWxmmvCPsLoWC0YFvQWTPlijaoAI4csfcxOZc2",
+	"ttBQeGl9SaUG95bVuCLZ9rLou2wkN5BBv7LCgwe4AjA4zxoicGFuNRoVDK1DlR3+LOrr8N0Dmo7M1Qiq",
+	"WGThn4BPRg1K1/c67MKdRmNZJWmrN57ylD4DX9m8/xVKwQB2GxHQS9v3v5SlT/joVXZXaZnNYpAmVtld",
+	"pZ5L0lTcVAcubgh3i4sY+sfPMIt6Oh7zeF5pItGXORroDbhtV7xKwoew1SgFcEYg8PPHTECl6YlL5dMx",
+	"3qlScMFyaUSbV2lBHjjSDrw8rR3+b3jvNPPfQQ5IrgVok0LqMAnfi2hey8mrrswEVhP1HlIXHUpy34hC",
+	"WlouE3miUD9CjwW8sG9UmGV05Kxl+2lwocZ8Qc6aGFQsrAPVMxhx4/kZhQM6pAfKWhfhObo03iNKgYkj",
+	"YD6qGQTAMq2vLQpZVkU+QZN/uXanzL3SRK95p8htseL4Mz3tkdSzygZNJCvO4wLQbonge5eTekUg3j2U",
+	"Dn8t2ZdPZ36P/EuhYd8k4BeRgLDmyZcqeOzgoR4gBDd+CYOPJAIjUYZxpiSH+cTjBGUCLY4QZD55Dpi5",
+	"z47Ve8xWbPB2Xlem2D28cNRSjFtB89snDa7Alu/Tr11ZdaE82JCQ/H41qBTlK4JmoHclcsiVKh58scMy",
+	"ww1+scccY8pSSUMjckU0ZIWNtXM3I0+o2RATb/ypV/xOY+f+N9LESvjC3v0vAI9ZFPaTP/meotl1cK93",
+	"bSavXIFYfdmtly+x5yIpX19fQXCXCW1nzf67rdU/u0KrZDr0d6+8gpJzjy4AM310iLrABIwCZawIieXr",
+	"ZL7NdoLOOqi7HFDrrzPKu4ZuBwKw6zxTeoFN3cKc0KOSxFxq3ic9Fy2uBSh4LFJHmFFcsWjMshM7wEE4",
+	"S4ynqiudlwPBg338NbXgGvQGbswFE/96V7bB3GZ8dGhO7qs4oJDP4l3DhZYijhdH6rMPHnQxdaVpw0xN",
+	"o4BFAhDOUjETzkVVNVO92NrEzbwhmU4gxioRmbqvpPDg01iLCA5o63GvmSYUXAtdWV2YbjKo5xHJy1Vy",
+	"iiJLBRlO11MVzL+8DKOaSJJlUS1JPBUf/wQiFO5nNJvB//qTf2dzhTYVkynie7urDEBJysU/ubpBG9Yz",
+	"G9tDuBntaYQGjXl8k11JmRsj+iAVP8Ua1imDFgasfeoBosrIv36YiinCYfI1IdGoTVyQ2XzTwHPwKbmA",
+	"A/v2Br5dN2LDN3KwqqIAXdVQMuS/1ywIMeHGgyXuorhbIMA2WS1tk5ZLujLG4UXlbev+5dRCbLrdvt8u",
+	"CH/CHXvCM7oqku7FFQ/r8sH7096W77qLX6yiYFVz/JZQzXfkJkyU8rrSulvJERXGumZ8aIUwPJ2oCUYq",
+	"YDEJJRF4yDa7Y7NAL0CeXNo+r3KPbuc6jaoZlBN8u6D8YUsfI7uciFBAL+JanIFL8xMuyp3cmRChLdZG",
+	"aValAaObeWYQPmtCaWvWgtiVxixvsd6bjca6k/YJVnk8Nez51vlf2BxdDIAw9a6zL7DCrS16+fp+mBK6",
+	"Uvo2U9m9qU3LVdXc2P+l7LP/ThvMGHSX7YmvYhDA08iE5JdrdpcYxp2GsC7kE9Eu2Ec3EdP/Sxad2oRY",
+	"yY/lLDuefRjVW/Osx7opCUH2uorts9Ytc+fjg9J0JQjRz9RpsB3Y0nIBaoskCwQdrfo5ClyK1GM+EtP6",
+	"2XAko1iI9VoW4wfpsHrGpYdYoyVhVeRHzOCd+bgpixzrShdclUDhQrN+pDRsWmBnLA7pRwzeSFMOAFrF",
+	"3pPJGm8qTmGnGa6U+gKdP5MW2GsCU+1hjIh2AMcBKNmlQubSwmeswt+VZNQhq4rHltBIpjA6Y66BYZaG",
+	"kYGysPi0zhymG9shG+WdmWcIpTzhYezZZVT6HhwVGTpukRq3amxNiA53AnprWQ569+rgYAOt2eb3X/8P",
+	"m414IkxwEYwYhO17rJj6xVpnIFEOjgVPTD9M+zBGhGIqlhBewEpQvYQb0xW+XfCL4FgA+LYMZlvM958e",
+	"+7CzDL6RZVssBTgSgAoiDy3AfDocGZwLEvJC4IT0cMOZyDo0B1rMHWbwT3LDKW5hPa6b5m6zMswuTYJY",
+	"AJuTrkhzTJAzinC1Mf2htrnp6GrN5iLBiVIG7xJbRD8zbC5ut7M2LVgTjQyyttTUok5vbO2xPCqTKkmU",
+	"YmMwww7MHBm1JQMF4bqx2T9xtAzKLNQLANEZD5M8zhNHmyCe66wIb10GQK060EgoYJYy7IsMEulmJkRP",
+	"F2A8PYxYlXOUofu4iXOtTyNVpesks23gaSlEtRdqEdSgBC6pgfn+sioiMQ3WsrZPIGAuc7tyxHEFZDFc",
+	"x2fPj06vT1o/XT9rHR1fXbQv/Syb6Gajls0ENDaUZW+/Ojo9PHvlvpeGH9TQjsNl2sjEBFmHFKPNE89c",
+	"6Bw8rbV6L2BwMeITFqd4T8WkQg6xs06+RQqQoLOaYwg3LKRs6HUaRjoytmW7PhnawO9G92YBySgNU3gv",
+	"1FoC7g0NthehvSmw11SBJRgDdop2MYhmNRSGMWMNghW2mQsnx9LTDZMBhGEZ9wSo+CNuAnpwKeDpb28K",
+	"2RS+aF2+ADlycHVx0T49eO3X9hFGPjdbcun+AVF6nqtVG7JI+DRUcisMqAmaVc9etS7PnZjyJtvcYyfh",
+	"U68rt1iYWGAuxLBEHEz1NhgKhEcNIO5QEhvzwARFG/KArERaaKzXj+eThJ4Ox2QOJRFhY/b1XCdiTHRC",
+	"08kw5kHmYEHfijnmB9PIyoayu45GVejBtn2DoMmnpsp04HaqmdkJrXiV9zyaCueFEprI9Ol7SLc+5shl",
+	"ncttMVdKWqd9+kGJcj4WyLyyiq5ShXNJH1ftiVuBof3C291q3oucIovNvZcNY3XXSLHwL+SXcZdOGiO2",
+	"rC324Y1MaTxI37k3aV3J2xQoWVl9iLNXy67dlzY1jtm3S+LfnAwMJiAUqs0FeC9rh3l+41QhiS014k98",
+	"k/9X+IZ2tlYwTXeUOuFyboZE/8utCItWuVA6xoHU7mRszQ4BxfJbvskzqBdJr1IVwzf3IDpM0LMjAjR3",
+	"m2T3ObUby0DQKU8Mr1Zsoj+NtghaJT5g3ENSzNL4GYiw8c+v6GJoUsaQadvEzw7S9qGkQGaWWc168M1V",
+	"CXmmjBYYZJxMNmDUDQ3dZ1yjsRtDMemCi114r8JAW4olm0zfXMV5gtc31ASOEgrLJta7LGaZ4mNtLBJq",
+	"Yi5hYdO5nHlduVwUkLaT/RJqe628C3Nroiyr5hKXshEiuhUvbdA/IB/DJtS8JZcZ4zVzYxbhPpxOAk1L",
+	"V5IhAQYvXT5cm+lHPqMeROeMBcw9Zi8fCy5nI2C2RvBv8VpUpniYZdY29LlfA1pw4FTxlc7I8iq+nZRL",
+	"sBTZbT27qVsr0WKquX/dUflw+/VfAULx1z8mzXZbON5co7rFTy+emxtEa3+HkdxwMYHkWzwGUY1jU5kt",
+	"3UXLtDlmQwccAaIZjiS0s/A4CtGS7BSOEAgT6ZmZSv2txpaxYyLlQBPEefscrUxraxzJ79fW0IyAjHh4",
+	"skiFbDVdmbe5wQlhIkgijO50th8UYEjw4BlDINCVllmU98C0MxuF/ZHtk7CoPnseYONTMB8yrKEqQRZB",
+	"Fd9YTqoZn7MqtUS7KRm0it6LwIxwRk5MkcE4+FAKho4OBjmKtQlPRhRsjHyrIbIEpRxviYiirvFBUiNz",
+	"Img8wfBdk8yBzFNEbkmpkeCWt056S221mBgT55JbnKufifFCsuivdDIuz0r9hc/Huypa4ZT8A9A23wTx",
+	"J91XhDm1F8Uk8hrfI5CJUme5IG6DHLaeJNy4K2FbrC4BweR5ymkjsAhsgkTLmDwESSsj8L81LXfSK/LM",
+	"GD4ot861NTLI5oiCkeLRcCvrvpoI11mXQhjw0mMvKWT/tSAGEX+XdpX4ktC+p31jUMZPS3BCAOyOIvuk",
+	"eQbKyBgu3Gr2zeN4XuCNyFsG5faI5mtiOAeMQ4ZubdXCla5mHI9wjllHDNxLoIi5SDymQ5ibMEHysx4a",
+	"80OZxNMAGoUMDtY7hSPIjGsV3i9KWOSNbtnZMWyJkJs1PdmKDOxU2Ca8V0KxbmfcEG06xcJs0+lbxotr",
+	"ZtgOnZez4mdp9/DS7KxDZolCE8V0wmlwDaSFDOhRtDAoKl7oXL5QJIckj4rhCwHGuJTbNuOc7OM44cof",
+	"qBhCTPHQzHyKuPh7KhkhyDw/zIHoh5Ycxc8NCHrQieYyWDeFmEPXKziAl1Hdd2WbBgPI/AwjBm0eZzTR",
+	"B9mVTqRa6m1G/J1PGg4SGZKEKTtk6ZfPsng7WaszkdhxEhezKg1dzTEJg/SjrZ1/r12yzUteJ+lSadoy",
+	"PmaZKvPllS9nt6RCgssHZaF8gHH6GAf6KykWxcI/flw1js+McdVw9QgZ/NH4w28qx6cCrbxfSsCMtJvv",
+	"spvm8eh33f8SnfK10ytLDacZMB6Iiq23zWZ5WBY4lSJeKecaGhZBX8qqQftpilbPEs/lzbkGYMIdQ4o9",
+	"ZxPLGGSZtSzHEFyBWlnwk1RJ2AcuvHAsPHtCmPIN/wHDpOJIeGPsxJQ7IUUhXeMomOBew+Jrkm+I/DAS",
+	"w4A2d7fMjozU0ZpVn/z+62+bW08ckl8P76AI2BiPlXS84gbpkfBQWhXHjfJPRwtgoUiRDx5bNA6zXkxU",
+	"TAa8lee1S1FDKXQLs1B2pSTyWct0TZOCl8y1NamStTWon00nmRXYHL7UMDh3IZHIPHXeLq4uVMBAg1p3",
+	"RhfmFgFlcMgLRNohQbN4N+VRPrP6l7UdF0fGY6tfYNMIiq94d3WiNL7atbWkjhVurEsOHQdqYcPIyJuR",
+	"kxafi4b/drB82l02KRX6Vsan2abvuNCWRzwtP2lOkMeTFylU8QplHGkLybpS22LmXwPjXWbKM5g7+LLM",
+	"6JhVYa2N9sZG3LKGdzVzpxmLWYlJsivvsEl6pSDA1O7WlST/BQqhjKimzFjYzNn6Uqsh2EnvMBuy+6yG",
+	"RDV3p9WQ3WM07Mo/kdVwSeDa15C9i1V9NRF8V1XfbId/XXnb0jdFZH+mTN8jZ50bb7lgvUAibKtnLiRY",
+	"KrJeZ1mWjGpL8AU3CRSJGqckY0ukNNIkIMwBjrEeAwEadVfqKAyEpmoX0j1lUtcGNA2mWYIPp5TqIuN3",
+	"ja4gUs1QuqytmUzIN05yKRCXuQohJ8IzHHTM2seGMe8LRrnqu9Jio5FGHA0Qmw2LkMzVTMNKA5YzPhnT",
+	"k5dptGtrINHX1jIi8XyLMvtUMlMs4T2dGm1dky4YmqeTgqJM2bTOaTLxadsqo8Y65wr1FIPIDDcaro5B",
+	"0szbppC1bJOVklJnjMAjFWUGPoPhjefUI6Br0H00KGSkodheA8DEF5yox4XDYdE2liruLIucK4yjwZsU",
+	"DJ+kyC/pj6VoK0WIrHbmYAs6RjX6OmdNVsVXO2PKqvhD+Sew7nMelvJPtFBwZJEv+wUZtiBSbMa4bzjD",
+	"b2dv6dnbwVyFfGmawmyt3WNSyzBsd6ERwWKeCJvmtR4an0iaF++OEK4mZsYiBEBJGJeRr2lh1jKF2Rk8",
+	"e4UgQKNxJDyqB+EwTExiHmOYy9KUwRhMJpaCeCrRPBKLvnqPGejwrSpaj+yXVFKGT6ytsyttTyP3kTHd",
+	"9rrSTos1viWqJL4xY9bAA6LFOmedcyqIAohQZzWBLOz//X82KSBLJ2LCQF3QtTzfNpjB+pHq35g8Ns7j",
+	"OICA7TP0TH2xEKnEquhRwZHEgdF04zLXTiZkrKKxNROaLDu2jWjbNL3IQJAQD6ud3B7QKj2N3+PXNrRj",
+	"11DG95XVorpyNxk539J9MIwiOujyWSMgIe5NGEXG0Wrr9ujqCKEmEUedx0TIGP0iDdArhndaM5qx2nYl",
+	"dg15xkNN+e9GKgo0JXhBi11Gw27iSmYhBaaqwQDcZFn3yGlFw52oGaZTHGVag1PQ51n6YEBARUqHwyoJ",
+	"ubFbih5d9UJKMSWdmXpGAuLr6AeX+Vq+ahBESS1fAeP5pwlm2LdeYpuKygk9/aZafFMtyq/15hwuBb6X",
+	"aRNepZM+aVQLk4bi7vwEY/FQrls40yCjpTU3xqKeTxhvlQ3AeqxKQ4Cc18soEvCod0LRTPZjjclAcjZ/",
+	"vFnSfTiNl0eGXYqyHyop9hczU+tETXQJtc8KxsZCXhc86yH+AbPd275JIQK0d45DDSpNzbsjxLyaT+6C",
+	"91Hq/r4NMk9/tJ5L55hz1B4agK7MeyO/S6kfzSlYK7umQs8IhkSJf2D0KP52Ukr6RQvoRHwWEiQL83Mh",
+	"GMWk9J8SGPiHhTiufHgcmgH7Ev4wxyFO8/ANgvEXgWCUES07u9gR9OexGoSRWM4cdWHSDTqvO4CJVNh9",
+	"h9eTeJFmeSgSs32/knHmLl5QilQBmUSN+9Sl+Cee3eciYclCV5fM8BJG4gN0dmekxJKP4X7uW8AG/N0L",
+	"FfyHUA38Ai6oH5TExMT4NWXyRuRhL4yT0XXAE8gQ3qKEGE7i80gMEsYjPDV9OY0iH04TwWNoQgrdxSt+",
+	"dVkjsDao2qmrtp613TSU2pO21UlphxWifbeziNwxA2LgjMX4SC/n++3KhcfyoI+OgaRgKGMOVwOrft40",
+	"jWabv//6Wy6FtjsFXbn9+6+/bTcorfbvv/72hvHff/3tA2v8/utve+yarbM69XYqw3dTUcKsZAYQU53S",
+	"9b3RyNeWDhp7enDOdh6zhA/dqYbpOWqdthj5PeA7ZE5y58RliMuX7swU5RGMutJ//fr16/rJSf3w0Gfw",
+	"ExmNNvcajXpjs97YRMSOYokK+NwYKTDVvhpY+CopRsuonpqUwTVH9EQGqxzTkylkGcWTZcHqVlrdCvBg",
+	"9UJFn3//9b+7lY9AkkSDa7DVnIqH0hd4nL2USrtAA9WVtiUrZndBgwhVlPbQpHbZY4U0l2Xq1RTpnD9T",
+	"vcKNlNd/DuArM8Cu9mMXSaUJu96lVYDPJPcWVKmkpKBeqECFUwIuBxHT/VDIJNSYxytbZpB/be/Jbn1z",
+	"q44Ju7LqK8dKBko+RLP619Ff33XC0QwG7vn2R13ZvxFSf9bBTWvJOIvoiC47tOkyvUHXzbs5aykdTHY5",
+	"XWeX4NWFS2IVow1qThQiJUdEaSXF+pKLV4tqXfHCYMsz1aM6MVax+LfUu2i4ndH+ZKWaBiscY/Ivm260",
+	"kPa/6uPvG28nYphaL16et5+bnKIeMw9MpPndyRokIi1qhhvBpOYnsjs4b3jC4BtikQol848G9VMlRf0E",
+	"dMU0zZm/DYysKmEnKkACKiCFCiNzlJo+EI13knLwL5xhLqlrugwJfkvv2pVbclYNRZIux7vzjtlOWi6m",
+	"FFxnvFBVGD48cc3hP0aiDH/Nr+UTj3Ur2++26o9n3YrNP0ZW0iwBWW6wcsnIiunG7s8NRhO4lj8X0tyR",
+	"lNe0JHtkeRC/s6gK1mAYmvuMwPgMFr291DhQOuUZvN2Qk5nl9jlN+ONOtH8ffttDNZMgF+6XT3cEWSAY",
+	"aBLxfvFUETJwnLcs5jMjvkwWf4q3rBby9GcCymOuOEs/DcMBsc+azzPRm1C+Wc788TRKwgmPkw10EwU8",
+	"4T4BOg2jKvTIxyACxAlBO2j52ysYfoIT6u00GBI/CkhaswMpYsHgUmkRkp5u0ayxqBvHVMqlOBYJh4aw",
+	"avuno2dQdBCryQRps/GctY5blNFQSOp9NWmLUepyjYEDTYYCXSfg1IE/vaIQ78qeoPvJ+elz6yh+fvQM",
+	"UWUae4NE0mwA4rGMgHRzmy2mqyeMFQ1P1U4oXbJogmlsiYwzJh8yOM4z+kDg0jsJn+ZgyeaeNuAx64m5",
+	"otsVkRj2pwmifUEuzw1L5+YuW5Ipv2kuVNhnGhfos4rZK9E7Tyd5bdn9L+tcdvkPBM5kikHATNfUOOzZ",
+	"TmPvEZuEtyLSKYkSLjZzTDmrbQnLaHOBpRYJBTcbaRbwqkP+p5DtUyoYXCdx6GbD+t/vIEospWx0uq0N",
+	"RaPps0nwMdUClTM2FmMVz4mrlVPd9CTrwT6B3M8pgWPrx1andXF92AYf9PXTq8PnbSBT3tp9ZKYfirE4",
+	"RENviTQb4zBJiB6StpxOmNBJOOYpZSJ8T9sOySNnYZCM2P/8FxsJpNv8n/8iyTInpApODdLbatuvJnti",
+	"nECbj+q9EAk3ccloxSBoCRpIv8Pk/s9/wb9MSWR8lGZSkMZVG5PDFtNEUcVYrNTYI9KpoUC65jBNcEXx",
+	"x7kJgcBgo8+hbOpjAn1GJi8mbkkn53aAMX4BZIUeY5y7zqYKapTKlQCMhRR5DOuUxIptfIqNXwApwOrE",
+	"jVpuBIC3HVV/mSHgExUUr1Iiux+Q/AkbdoWN/Dx3htGJbIDCN2fGX9CZQesAduwdWo25M6ecp5NpmYpD",
+	"XOrc4bnLGYGtH7o/Ev0bG6aTklGzVhkJ3xB2YMaxZ4uysPUUT2Y47roydRybRliGvfRuZEI6U7yTYfHL",
+	"p3IyDfHX2ZWlMc6TpGf6gYoCB7jWcly+2ABvEfAPNyMKxzexl8T/gCwVXZkxFUuHvw9jlqolwKdaLvA0",
+	"RwxuaacxybYTnsM0IuupHqNC2ACfZsa0OxGUayQfzGtoCpyKiLRiMSGAGqRlZe8uMPGtYpa93wufix0u",
+	"YfsrLh+HkMK0MQUBLMkpyKp5m7NOuadxUB/AAIjL4qsSAGY1/NlCh/597aL/hicDraPFMPw7TwjMhg1t",
+	"W5o1KaX/odxFuTTarGoJ/T3krncZ/onlO92nXiZWEUCTg1+Br9HLEjJhcIpnfwCeAFDG52kOUg9ATLV8",
+	"7iAT00Pp/SEPvMmB0kyJ3rvSB8rxa3oEc6gomzIeRK793hj8LEX5viWlQy8unFjZ9QTeXWdtGgseC3Yj",
+	"JgTkyq4M7R/bp53ri3YHZODZKaT/21uMlirlgAl1cjKn0isPzbrzp8rdj31YJW8/LatiVqi/GJjzTywj",
+	"FjEh3+lcpuHlARWOV3+pSnmQwgacyHD0ABdxiWXKZRYEoSRtq3jO1tbwvIcIvYWEfPsFfjIwHHVlxs7K",
+	"jsp5wwy40URPoLCsG/0TFDew3BXJw0wot41+X2RMIX6KJoqUMZ+DYmgtGSMuyc0+GymomQwhjtIrRV9o",
+	"zeN5qhwWtGHMDxMOivkwTGCBJbjGsRRB06RetMwAaO03mh2VW0O2kjDRGSWyRxdwKAYpvzSFIOA9P8t/",
+	"bYi7lml3Bp5QjB9xLwUL0SN5apeUNMBjDrWLt8DoYqztltMloRD5SA3/rLwuHlGPwRuY4+tempcyRXuR",
+	"7uQ+NdtuKNv8fUJ43AtuLU5HCbi1K8v17ntz2xIstitXVL2/MlHLQa6Sr8Sisl9Kk/ivSSv6TTv/V2vn",
+	"TiaWpYp5BqouVcwvR1ac0YNlMCvD2ZVnMhYSc/aIAAQcHkahZJMIHkzEbVJCBbK4xcsjDZa4rAkJ/jXx",
+	"r6aGezLjm4RxX06X/CM23585Q+9IzViyMMB3r+ks8XTpqj5OU0EazfQr5OmFNPc6R4CqBqkaGcKZ6aK6",
+	"l13L/q3y7f57XXFgERUA4SVZbRcvNzmS1rtwZkj7nOWkzW5RdpnatCw8YYGAvjA1TWqEw+WGgPE+fmh4",
+	"9g5y6JSJNilaaIqEtJg2NuWZvReOJFVuwWR0XiwMrBkWWu9UTObatPtqYNQcGBdqNR00RNovgjvinOxK",
+	"vwfg5JDZsBDi5TSCmQjSsJjjNY9petzfErvBJq9v93YG9R3+RNT3+o+C+qbYGmzznd5u/1Fg0U4Tnowy",
+	"rFNoddBMKfTKHIHTKT55PwDqbu5XSrvzh/O+/huBgNp4a9Tpolq++fNEEct2focwi+mzgOFYMGRYegcC",
+	"INjtmLIjEA+OLFI34G8Uf3kj5uk1LBZjc8/MPWgCB21QWglhakaGuoS9IaPnw1zDaLZQsWCp6SDHHmHI",
+	"F2plZECLYfklt8J8Nimpkq40KaVqq7L5mOy2Xzti/7BQzWdfCXM9B1aFb/e9/w1Bh7SMHGnhCKBcSPky",
+	"COJBLDiBfcCWhQIERIOlYisYUhejxR8WKO49JEwclX//XXyNkg4tjL5KJtCA62kM8WHwDb3lE4ZozOWU",
+	"R8RVXLPWQKM6LfDbGKiRFijA0/zjxuWfk9eO7z+/0yzpsREzlOAYYZFyn/hg0F1Ol2TjXTdlkbx1gJ82",
+	"w8SNmP/5wtetB7x1fNFuHb6+bp8+jCWNxuLTxer/1kjzdn7c/lXUbLZ+as5YSNOEEsNktoo92IEIJAql",
+	"IaYt7sG/IIfKt6PuX2MKSnicuGpxyra17Mhb0LrvTxrbRjGe075Ttk3CfJPanXFaLqzorjRw0fRFZ0dg",
+	"WHHJ+eK7/NJdSfRZwDsaymEk6lMtCqq5x/QILuIo85XsiyZDN0+fS3KtISkzHcIZZ1p1ZhO6QntCyVTM",
+	"SOGFz1lzasYN2JX57oWaRUobBpeMOs3atrJzDWuDtqAO3jPsI3QKJooZ5jAqJ98xN+08OiS57soXJ62D",
+	"+uWLVh0g0FMZCOgWDGcg4vC9SzE65joRMQkfrfBYn8zxPIRfA57wHtfCQIRTJC8E0cDrYzadrHr5WDgI",
+	"l7mqpEpXQEYQt+qxacb0a19HDgrV/IuOmQuzFA5gJZQeMPlrjtw399c7t8a3M+bbGbOi+4y2wSecMkkc",
+	"9vXdXF1qIiSfhOtzPo7ufhITnH247xlKHHAH5ai92WX5ALgEBkSJbBUmj50LrjYoDCJKRPtyV4YJM7SV",
+	"HRNyxsLMMD1TxKPAqv6FaZCZakpAxnwlxdnAr1FOwbW8Hr22xqo+fXXh4CX8GnGQpSwjeJw5qQYtgcY+",
+	"k8qYgZG7oCRJw6afSydETB+GWSTNVJveIaskOTDGmsuioRef8ZhUM3zAifftSsqIpH2i46bOFi8k2N0M",
+	"A1DWYYPFhkKzlDaem2bRjElX5hhbimlyCjwyBXoWDGXC1HQliwCtjcmycaTxoxlhLO01HHJ2FGt3Fy9L",
+	"Sk9TaVDySLRgIu3Hefv08Oj0+fXB2emzo4uTFmAbgQeEhr0k46bB7u9jUSXY/Ww15CD//ZSeNyUbRU2A",
+	"saNBScopJ3uwm8Aj3y9xy/tJZEK+DDwMr+yYf8qxnYZSJ4KbaEbiXcWjyyoC5NmAckxG4oUUxIg6N6sM",
+	"wpYwZEuytTW7RtbWUiAXjkwJcUkzBRiRDjaZ9qKwj7CySBBRysU0siGOuPCai1w664ZZf4EhMEwsCtWi",
+	"tKAhtkoPdxNBXlM0E1PO2FP4Xbrmm2wFnp795SQ9VBxtN4LT2YZOEDoXRj1127SKqIHYuflNQKVk+QiK",
+	"6umzA49FaiZiQwR0dHjaYq3Lg6MjFiiwsRuQmWlWSAlKkzRD1pUMYe177Hwq5/AXPn367DANvNCEwaDS",
+	"cJ6UxJG00SasZX/EymMxmMIKWcbbQ+OQipomWwSpsWrarNNnB/UshMTLFmYST2WfJ+QhV7idlA4z8Ns6",
+	"OzIZ396KfmJD7gzkeYwgMtolmw2v0WiQT70AiqMQUcz3pcsAcVDEksWDbxo4netVHbvt2DbhoeigcLoP",
+	"3khWzQPrLG4UMowjJn0a53K1rpRMjRVyqeXnYjHjGVuW8GyN5H0zI4zOcULRE+YoaOZYp/aLm5L1hE7Y",
+	"mCf9kRkjXOYU4lE/5nI4RSIlG7qN29YX0jQjPWKaOQ4rllJY5Sv0rzoH/je6qdXppkrRmdvsov386LJz",
+	"gcdjRlLNqjkUakjc51qUh0NtlJ4KrOrnnoIruUH+FlVHNRgsISN1m4GHC6TbGocgB0Da5hlOm05UQ65f",
+	"WJ7v2QXEthpdySUm6qp5C5HZJgFVpgL4tfLkHUaNfmjkA+0IuyFMYMMfZ9A2QZcVHvD/NCWt99XYsG8h",
+	"BEHI+vOnGa6gFXB2rN4L8Ddgb1eziHuVnEC6/3ErAsCaNo3VRGwYEjCXhwzafR19grk968xDjOiFu8mX",
+	"z51SLH4Fq8nmF7Sa2OqXsZm7EEVxi/g3TtLVCWNIb0GhtnlVyj1zKARoM30Rs4oJMlxtv9CTASyCsstB",
+	"xasY6YtoWNG/YXM1jVkoe+rWzdWA3+a0evSYrxgsn0Y8Lo51+857dXPZrUVhCr2unPE5qxojM5x+ZZ0E",
+	"Bs5LmJ7F5IIZ4MJeUEYmjjvDz36qJevB5PHfzFh/CNs8GXqcSV6SOO6jV2ZP4pMQTy/zRtGK9AJp6D0G",
+	"iymUGDNjrF1elgqBvRdxODA7FozvNsQDdI5A9adj1F/xZitYrFSST8tCaR/JsO9Di+xhbcT9mT2zeYTB",
+	"hiWGLvSym856risit8dNhhUMWcJXIPe/ShIhs2Bxvc5OFcvDHHKtScd0sSmXmWsF6lHTxGNOIjccLE2a",
+	"IuiG8B3aGIM0OK0kbs4iPjGOFFl07CME/MyPVQo7W2xdaVxeFjlLSGrPgRTQaBlCqqwKi7kuqSEcizp4",
+	"WBDrVUfdPx1XVgVPlMcunh2wR1vbT5oMXDqbHnvEMBuR9th2oytNrr0a45q0bCUDRuZWSC+OefAQbOG5",
+	"dtrhlMeUcgZYdgw/E/5EIpd0lixcMC5AytncECdniRoMbx/eunoiy9RkbnNE3kOQDi7nGXlEqPUU0bPZ",
+	"iDkW448/f/z/BgA=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

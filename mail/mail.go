@@ -129,6 +129,11 @@ type data struct {
 	Site     string // the public URL's host
 	Label    string // the link's button text
 	Subject  string // the rendered subject, the HTML part's <title>
+	// Security notices: when (in the recipient's time zone), from which
+	// address, with which user agent.
+	At        string
+	IP        string
+	UserAgent string
 }
 
 // With returns d with the button label set (for the "button" template).
@@ -140,7 +145,10 @@ func (d data) With(label string) data {
 // Render renders m in the language of its locale.
 func (r *Renderer) Render(m auth.Mail) (*Message, error) {
 	lang := Language(m.Locale)
-	d := data{Lang: lang, Name: m.Name, Email: m.To, NewEmail: m.NewEmail}
+	d := data{Lang: lang, Name: m.Name, Email: m.To, NewEmail: m.NewEmail, IP: m.IP, UserAgent: m.UserAgent}
+	if !m.At.IsZero() {
+		d.At = localTime(m.At, m.Timezone)
+	}
 	if u, err := url.Parse(r.cfg.PublicURL); err == nil {
 		d.Site = u.Host
 	}
@@ -152,6 +160,10 @@ func (r *Renderer) Render(m auth.Mail) (*Message, error) {
 	case auth.MailPasswordReset, auth.MailAlreadyRegistered:
 		path, ttl = r.cfg.ResetPath, r.cfg.ResetTTL
 	case auth.MailPasswordChanged, auth.MailEmailChangeNotice:
+	case auth.MailPasswordChangeNotice, auth.MailTwoFactorDisabled, auth.MailRecoveryCodeUsed:
+		if m.At.IsZero() {
+			return nil, fmt.Errorf("mail: %s notice without its time", m.Kind)
+		}
 	default:
 		return nil, fmt.Errorf("mail: unknown kind %q", m.Kind)
 	}
@@ -186,6 +198,17 @@ func (r *Renderer) Render(m auth.Mail) (*Message, error) {
 		HTML:     html.String(),
 		Link:     d.Link,
 	}, nil
+}
+
+// localTime is t in the IANA zone tz (UTC when tz is unknown), with the
+// zone's abbreviation and its offset, so that it reads right wherever the
+// reader is: "2025-11-21 10:30 CET (+01:00)".
+func localTime(t time.Time, tz string) string {
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "" {
+		loc = time.UTC
+	}
+	return t.In(loc).Format("2006-01-02 15:04 MST (-07:00)")
 }
 
 // units are the words for hours and minutes: singular, plural.

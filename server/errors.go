@@ -60,6 +60,7 @@ var sentinels = []struct {
 	{auth.ErrUsernameTaken, http.StatusConflict, "USERNAME_TAKEN", "the username is already taken"},
 	{auth.ErrAlreadyEnabled, http.StatusConflict, "ALREADY_ENABLED", "two-factor authentication is already enabled"},
 	{auth.ErrNotApplicable, http.StatusConflict, "NOT_APPLICABLE", "not applicable to this kind of account"},
+	{auth.ErrLastAdmin, http.StatusConflict, "LAST_ADMIN", "the change would leave no enabled admin"},
 	{auth.ErrPayloadTooLarge, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "the request body is too large"},
 	{auth.ErrUnsupportedMedia, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "the content is not a PNG, JPEG, GIF or WebP image"},
 	{auth.ErrOverloaded, http.StatusServiceUnavailable, "OVERLOADED", "the server is busy; retry shortly"},

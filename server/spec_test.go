@@ -49,6 +49,16 @@ var wantOperations = map[string]string{
 	"POST /me/two-factor":               "enrollTwoFactor",
 	"POST /me/two-factor/confirm":       "confirmTwoFactor",
 	"DELETE /me/two-factor":             "disableTwoFactor",
+	// Administration (API.md).
+	"GET /me/events":                        "listMyEvents",
+	"GET /admin/users":                      "adminListUsers",
+	"GET /admin/users/{id}":                 "adminGetUser",
+	"PATCH /admin/users/{id}":               "adminUpdateUser",
+	"DELETE /admin/users/{id}":              "adminDeleteUser",
+	"GET /admin/users/{id}/sessions":        "adminListUserSessions",
+	"DELETE /admin/users/{id}/sessions":     "adminRevokeUserSessions",
+	"POST /admin/users/{id}/password-reset": "adminRequestPasswordReset",
+	"GET /admin/events":                     "adminListEvents",
 }
 
 // tokenResponses are the success responses that carry a token or a secret
@@ -64,7 +74,7 @@ var tokenResponses = map[string]string{
 	"confirmTwoFactor": "200",
 }
 
-var allowedTags = []string{"Accounts", "Sessions", "Profile", "Two-factor"}
+var allowedTags = []string{"Accounts", "Sessions", "Profile", "Two-factor", "Administration"}
 
 type operation struct {
 	key  string // "METHOD /path"
@@ -265,7 +275,7 @@ func TestSpecSecurity(t *testing.T) {
 		switch {
 		case op.OperationID == "logout":
 			want = []string{"bearerAuth", ""} // a bearer token, or anonymous with a refresh_token
-		case strings.HasPrefix(o.path, "/me"):
+		case strings.HasPrefix(o.path, "/me"), strings.HasPrefix(o.path, "/admin/"):
 			want = []string{"bearerAuth"}
 		}
 		if !slices.Equal(got, want) {
@@ -288,7 +298,7 @@ func TestSpecRequestBodies(t *testing.T) {
 			if !slices.Equal(types, []string{"image/*", "multipart/form-data"}) {
 				t.Errorf("%s: content types %v", op.OperationID, types)
 			}
-		case !strings.HasPrefix(o.path, "/me"):
+		case !strings.HasPrefix(o.path, "/me") && !strings.HasPrefix(o.path, "/admin/"):
 			// The unauthenticated operations take plain HTML forms too.
 			if !slices.Equal(types, []string{"application/json", "application/x-www-form-urlencoded"}) {
 				t.Errorf("%s: content types %v, want JSON and form", op.OperationID, types)

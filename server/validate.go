@@ -115,7 +115,8 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return auth.ErrUnauthenticated
 		}
-		ctx = context.WithValue(req.Context(), clientMetaKey{}, auth.ClientMeta{UserAgent: req.UserAgent(), IP: c.RealIP()})
+		meta := auth.ClientMeta{UserAgent: req.UserAgent(), IP: c.RealIP()}
+		ctx = auth.WithClientMeta(context.WithValue(req.Context(), clientMetaKey{}, meta), meta) // the events' too
 		if attempt.principal != nil {
 			ctx = context.WithValue(ctx, principalKey{}, *attempt.principal)
 		}

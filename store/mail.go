@@ -152,11 +152,15 @@ func (r *outboxRow) toAuth() auth.OutboxMail {
 // and the mail carrying it, in one transaction.
 func (db *DB) CreatePendingUser(ctx context.Context, u *auth.User, t *auth.MailToken, m *auth.OutboxMail) error {
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		row := toUserRow(u)
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
-		return queueMail(tx, t, m)
+		if err := queueMail(tx, t, m); err != nil {
+			return err
+		}
+		return p.write(tx)
 	})
 	return translate("create pending user", err)
 }
@@ -165,7 +169,11 @@ func (db *DB) CreatePendingUser(ctx context.Context, u *auth.User, t *auth.MailT
 // its kind, and inserts mails, in one transaction.
 func (db *DB) QueueMail(ctx context.Context, t *auth.MailToken, mails ...*auth.OutboxMail) error {
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return queueMail(tx, t, mails...)
+		p := takePending(ctx)
+		if err := queueMail(tx, t, mails...); err != nil {
+			return err
+		}
+		return p.write(tx)
 	})
 	return translate("queue mail", err)
 }
@@ -228,6 +236,7 @@ func useMailToken(tx *gorm.DB, t *auth.MailToken, now time.Time) error {
 // address, in one transaction; see auth.MailStore.
 func (db *DB) ConfirmEmail(ctx context.Context, t *auth.MailToken, now time.Time) error {
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		if err := useMailToken(tx, t, now); err != nil {
 			return err
 		}
@@ -248,6 +257,9 @@ func (db *DB) ConfirmEmail(ctx context.Context, t *auth.MailToken, now time.Time
 		if res.RowsAffected == 0 {
 			return auth.ErrNotFound
 		}
+		if err := p.write(tx); err != nil {
+			return err
+		}
 		return deleteMailTokens(tx, t.UserID, void...)
 	})
 	return translate("confirm email", err)
@@ -261,6 +273,7 @@ func (db *DB) ResetPassword(ctx context.Context, t *auth.MailToken, passwordHash
 		return auth.ErrNotFound
 	}
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		if err := useMailToken(tx, t, now); err != nil {
 			return err
 		}
@@ -277,6 +290,9 @@ func (db *DB) ResetPassword(ctx context.Context, t *auth.MailToken, passwordHash
 			return auth.ErrNotFound
 		}
 		if err := revokeUserSessions(tx, t.UserID, "", now); err != nil {
+			return err
+		}
+		if err := p.write(tx); err != nil {
 			return err
 		}
 		// Every outstanding link dies with the old password: one may be in

@@ -19,7 +19,11 @@ const liveSession = "revoked_at IS NULL AND expires_at > ?"
 // refresh token, in one transaction.
 func (db *DB) CreateSession(ctx context.Context, s *auth.Session, rt *auth.RefreshToken) error {
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return createSession(tx, s, rt)
+		p := takePending(ctx)
+		if err := createSession(tx, s, rt); err != nil {
+			return err
+		}
+		return p.write(tx)
 	})
 	return translate("create session", err)
 }
@@ -27,6 +31,11 @@ func (db *DB) CreateSession(ctx context.Context, s *auth.Session, rt *auth.Refre
 func createSession(tx *gorm.DB, s *auth.Session, rt *auth.RefreshToken) error {
 	row := toSessionRow(s)
 	if err := tx.Create(&row).Error; err != nil {
+		return err
+	}
+	// A session starts with a sign-in (or a registration): the admin
+	// listing shows when (migration 0006).
+	if err := tx.Model(&userRow{}).Where("id = ?", row.UserID).Update("last_sign_in_at", row.CreatedAt).Error; err != nil {
 		return err
 	}
 	if rt == nil {
@@ -85,22 +94,34 @@ func (db *DB) RevokeSession(ctx context.Context, userID, sessionID string, now t
 	if err != nil {
 		return err
 	}
-	res := db.gorm.WithContext(ctx).Model(&sessionRow{}).
-		Where("id = ? AND user_id = ? AND "+liveSession, sessionID, userID, ts(now)).
-		Update("revoked_at", ts(now))
-	if res.Error != nil {
-		return translate("revoke session", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return auth.ErrNotFound
-	}
-	return nil
+	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
+		res := tx.Model(&sessionRow{}).
+			Where("id = ? AND user_id = ? AND "+liveSession, sessionID, userID, ts(now)).
+			Update("revoked_at", ts(now))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrNotFound
+		}
+		return p.write(tx)
+	})
+	return translate("revoke session", err)
 }
 
 // RevokeUserSessions revokes every live session of the user except exceptID
 // (which may be empty).
+// The context's events are written in the same transaction.
 func (db *DB) RevokeUserSessions(ctx context.Context, userID, exceptID string, now time.Time) error {
-	return revokeUserSessions(db.gorm.WithContext(ctx), userID, exceptID, now)
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
+		if err := revokeUserSessions(tx, userID, exceptID, now); err != nil {
+			return err
+		}
+		return p.write(tx)
+	})
+	return translate("revoke user sessions", err)
 }
 
 func revokeUserSessions(g *gorm.DB, userID, exceptID string, now time.Time) error {
@@ -127,14 +148,26 @@ func (db *DB) RevokeSessionByRefreshHash(ctx context.Context, hash []byte, now t
 	if len(hash) == 0 {
 		return auth.ErrNotFound
 	}
-	g := db.gorm.WithContext(ctx)
-	var tok refreshTokenRow
-	if err := g.Select("session_id").Where("hash = ?", hash).Take(&tok).Error; err != nil {
-		return translate("revoke session by refresh token", err)
-	}
-	err := g.Model(&sessionRow{}).
-		Where("id = ? AND revoked_at IS NULL", tok.SessionID).
-		Update("revoked_at", ts(now)).Error
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
+		var tok refreshTokenRow
+		if err := tx.Select("session_id").Where("hash = ?", hash).Take(&tok).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&sessionRow{}).
+			Where("id = ? AND revoked_at IS NULL", tok.SessionID).
+			Update("revoked_at", ts(now)).Error; err != nil {
+			return err
+		}
+		// The caller knows only the token: its events are about the
+		// token's session and that session's user.
+		var sess sessionRow
+		if err := tx.Select("id", "user_id").Where("id = ?", tok.SessionID).Take(&sess).Error; err != nil {
+			return err
+		}
+		p.events = attribute(p.events, sess.UserID, sess.ID)
+		return p.write(tx)
+	})
 	return translate("revoke session by refresh token", err)
 }
 

@@ -106,6 +106,7 @@ func (db *DB) EnableTwoFactor(ctx context.Context, userID string, pendingEnc []b
 		return auth.ErrInvalidCode
 	}
 	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		res := tx.Model(&userRow{}).
 			Where("id = ? AND NOT two_factor_enabled AND totp_pending_enc = ? AND totp_last_step < ?", id, pendingEnc, step).
 			Updates(map[string]any{
@@ -127,6 +128,9 @@ func (db *DB) EnableTwoFactor(ctx context.Context, userID string, pendingEnc []b
 				return auth.ErrAlreadyEnabled
 			}
 			return auth.ErrInvalidCode // the pending key was replaced, or the step used
+		}
+		if err := p.write(tx); err != nil {
+			return err
 		}
 		return replaceRecoveryCodes(tx, id, recoveryHashes, now)
 	})
@@ -155,6 +159,7 @@ func (db *DB) DisableTwoFactor(ctx context.Context, userID string, use auth.Code
 		return err
 	}
 	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		if err := spendCode(tx, id, use); err != nil {
 			return err
 		}
@@ -168,6 +173,9 @@ func (db *DB) DisableTwoFactor(ctx context.Context, userID string, use auth.Code
 			return res.Error
 		}
 		if err := tx.Where("user_id = ?", id).Delete(&recoveryCodeRow{}).Error; err != nil {
+			return err
+		}
+		if err := p.write(tx); err != nil {
 			return err
 		}
 		return tx.Where("user_id = ?", id).Delete(&challengeRow{}).Error
@@ -293,16 +301,23 @@ func (db *DB) FailTwoFactorChallenge(ctx context.Context, hash []byte, now time.
 	if len(hash) == 0 {
 		return auth.ErrInvalidToken
 	}
-	res := db.gorm.WithContext(ctx).Model(&challengeRow{}).
-		Where("hash = ? AND "+liveChallenge, hash, ts(now)).
-		Update("attempts_left", gorm.Expr("attempts_left - 1"))
-	if res.Error != nil {
-		return translate("fail two-factor challenge", res.Error)
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
+		res := tx.Model(&challengeRow{}).
+			Where("hash = ? AND "+liveChallenge, hash, ts(now)).
+			Update("attempts_left", gorm.Expr("attempts_left - 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return auth.ErrInvalidToken
+		}
+		return p.write(tx) // two_factor_failed
+	})
+	if errors.Is(err, auth.ErrInvalidToken) {
+		return err
 	}
-	if res.RowsAffected == 0 {
-		return auth.ErrInvalidToken
-	}
-	return nil
+	return translate("fail two-factor challenge", err)
 }
 
 // errChallengeUser is a session that is not the challenge's user's: a bug
@@ -315,6 +330,7 @@ func (db *DB) CompleteTwoFactorChallenge(ctx context.Context, hash []byte, use a
 		return auth.ErrInvalidToken
 	}
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		var ch challengeRow
 		if err := tx.Select("user_id").Where("hash = ?", hash).Take(&ch).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -340,7 +356,10 @@ func (db *DB) CompleteTwoFactorChallenge(ctx context.Context, hash []byte, use a
 		if res.RowsAffected == 0 {
 			return auth.ErrInvalidToken // answered, killed or expired meanwhile
 		}
-		return createSession(tx, s, rt)
+		if err := createSession(tx, s, rt); err != nil {
+			return err
+		}
+		return p.write(tx)
 	})
 	switch {
 	case errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrInvalidCode):

@@ -14,14 +14,17 @@ import (
 // one transaction.
 func (db *DB) CreateUser(ctx context.Context, u *auth.User, s *auth.Session, rt *auth.RefreshToken) error {
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		row := toUserRow(u)
 		if err := tx.Create(&row).Error; err != nil {
 			return err
 		}
-		if s == nil {
-			return nil
+		if s != nil {
+			if err := createSession(tx, s, rt); err != nil {
+				return err
+			}
 		}
-		return createSession(tx, s, rt)
+		return p.write(tx)
 	})
 	return translate("create user", err)
 }
@@ -137,6 +140,7 @@ func (db *DB) ChangePassword(ctx context.Context, userID string, version int64, 
 		return err
 	}
 	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		res := tx.Model(&userRow{}).Where("id = ? AND password_version = ?", id, version).
 			Updates(map[string]any{
 				"password_hash":    hash,
@@ -150,6 +154,9 @@ func (db *DB) ChangePassword(ctx context.Context, userID string, version int64, 
 			return auth.ErrNotFound
 		}
 		if err := revokeUserSessions(tx, id, exceptID, now); err != nil {
+			return err
+		}
+		if err := p.write(tx); err != nil {
 			return err
 		}
 		// A pending change of address may be an intruder's; a reset link
@@ -168,7 +175,11 @@ func (db *DB) EndAllSessions(ctx context.Context, userID string, now time.Time) 
 		return nil // no such user, so nothing to end
 	}
 	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		p := takePending(ctx)
 		if err := revokeUserSessions(tx, id, "", now); err != nil {
+			return err
+		}
+		if err := p.write(tx); err != nil {
 			return err
 		}
 		return deleteMailTokens(tx, id, auth.TokenEmailChange)
@@ -177,20 +188,17 @@ func (db *DB) EndAllSessions(ctx context.Context, userID string, now time.Time) 
 }
 
 // DeleteUser removes the user; its sessions, refresh tokens and avatar go
-// with it in the same statement (ON DELETE CASCADE).
+// with it (ON DELETE CASCADE), and its events, in one transaction that
+// also writes the context's events (account_deleted).
 func (db *DB) DeleteUser(ctx context.Context, id string) error {
 	id, err := parseID(id)
 	if err != nil {
 		return err
 	}
-	res := db.gorm.WithContext(ctx).Where("id = ?", id).Delete(&userRow{})
-	if res.Error != nil {
-		return translate("delete user", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return auth.ErrNotFound
-	}
-	return nil
+	err = db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return deleteUser(tx, id, takePending(ctx))
+	})
+	return translate("delete user", err)
 }
 
 // normalizeEmails rewrites every stored address that is not in

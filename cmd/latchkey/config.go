@@ -52,6 +52,7 @@ type config struct {
 	MailFrom           string
 	ConfirmTokenTTL    time.Duration
 	ResetTokenTTL      time.Duration
+	EventRetention     time.Duration // security events are pruned after this
 	ConfirmPath        string
 	ResetPath          string
 	LogFormat          string
@@ -267,6 +268,7 @@ func settingsOf(c *config) []setting {
 			c.MetricsAddr = v
 			return nil
 		}},
+		{"event-retention", "2160h", "how long security events are kept", durationSetting(&c.EventRetention)},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
 	}

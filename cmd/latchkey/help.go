@@ -12,6 +12,10 @@ var commands = []struct{ name, usage string }{
 	{"serve", "run the service (the default when no command is given)"},
 	{"migrate", "apply the database schema and exit"},
 	{"version", "print the version (also --version)"},
+	{"admin grant <email|username|id>", "make an account an admin (on the configured database)"},
+	{"admin revoke <email|username|id>", "take the admin flag away (never from the last enabled admin)"},
+	{"keys rotate", "make a new signing key current; the old one verifies until its tokens expire"},
+	{"keys list", "show the signing keys and their state"},
 	{"help", "print this help (also --help, -h)"},
 }
 
@@ -21,10 +25,10 @@ var settingGroups = []struct {
 	title    string
 	settings []string
 }{
-	{"Service", []string{"addr", "public-url", "trusted-proxies", "log-format", "log-level"}},
+	{"Service", []string{"addr", "public-url", "trusted-proxies", "cors-origins", "metrics-addr", "log-format", "log-level"}},
 	{"Storage", []string{"data-dir", "database-url", "master-key", "redis-url"}},
 	{"Accounts and tokens", []string{"registration", "email-confirmation", "jwt-audience", "access-token-ttl",
-		"refresh-token-ttl", "refresh-reuse-grace", "two-factor-ttl"}},
+		"refresh-token-ttl", "refresh-reuse-grace", "two-factor-ttl", "event-retention"}},
 	{"Mail", []string{"smtp-url", "mail-from", "confirm-path", "reset-path", "confirm-token-ttl", "reset-token-ttl"}},
 	{"Limits and password hashing", []string{"avatar-max-bytes", "avatar-decode-budget", "rate-limits", "login-max-failures", "login-window", "registration-limit",
 		"hash-concurrency", "argon2-memory", "argon2-iterations", "argon2-parallelism"}},
@@ -36,8 +40,12 @@ func printHelp(w io.Writer) {
 	fmt.Fprintf(w, "Latchkey %s: accounts and sign-in for your application.\n\n", buildVersion())
 	fmt.Fprintln(w, "Usage: latchkey [command] [--setting value ...]")
 	fmt.Fprintln(w, "\nCommands:")
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.usage)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nSettings: each is an environment variable and the same-named flag (flags win),")
 	fmt.Fprintln(w, "e.g. LATCHKEY_ADDR=:9090 or --addr :9090.")

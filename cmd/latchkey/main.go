@@ -4,6 +4,7 @@
 //	latchkey migrate [flags]   apply the database schema and exit
 //	latchkey version           print the version
 //	latchkey help              list the commands and every setting
+//	latchkey admin …, keys …   operator commands (see admin.go)
 package main
 
 import (
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		printHelp(stdout)
 		return nil
 	case "serve", "migrate":
+	case "admin", "keys": // cmd/latchkey/admin.go
+		return runOperator(ctx, cmd, args, getenv, stdout, stderr)
 	default:
 		return fmt.Errorf("unknown command %q (see latchkey --help)", cmd)
 	}
@@ -154,7 +157,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	outboxDone := make(chan struct{})
 	go func() {
 		defer close(outboxDone)
-		svc.Outbox(mailer, auth.OutboxConfig{Logger: logger}).Run(outboxCtx)
+		svc.Outbox(mailer, auth.OutboxConfig{Logger: logger, EventRetention: cfg.EventRetention}).Run(outboxCtx)
 	}()
 	defer func() {
 		stopOutbox()

@@ -41,3 +41,15 @@ import type { components } from "./schema.js";
 export type User = components["schemas"]["User"];
 /** A signed-in session, as `GET /me/sessions` lists it. */
 export type Session = components["schemas"]["Session"];
+/** An account as admins see it (`GET /admin/users/{id}`). */
+export type AdminUser = components["schemas"]["AdminUser"];
+/** A page of `GET /admin/users`; `next_cursor` is absent on the last page. */
+export type AdminUserPage = components["schemas"]["AdminUserPage"];
+/** The flags an admin may set with `PATCH /admin/users/{id}`. */
+export type AdminUserUpdate = components["schemas"]["AdminUserUpdate"];
+/** One entry of the security log (`GET /me/events`, `GET /admin/events`). */
+export type Event = components["schemas"]["Event"];
+/** What a security event records. */
+export type EventType = components["schemas"]["EventType"];
+/** A page of events; `next_cursor` is absent on the last page. */
+export type EventPage = components["schemas"]["EventPage"];

@@ -158,7 +158,8 @@ export interface paths {
          * @description Completes a sign-in that answered `two_factor_required: true`: send
          *     the `two_factor_token` from that answer and a `code`, either the
          *     current 6-digit code of the authenticator app or one unused recovery
-         *     code (each recovery code works once).
+         *     code (each recovery code works once). Using a recovery code mails a
+         *     security notice to a password account's address.
          *
          *     A TOTP code is accepted within ±1 time step (30 s) of the server's
          *     clock, and a time step that was used once for this account (also the
@@ -363,7 +364,8 @@ export interface paths {
          * @description Sets a new password with the `token` from a reset mail. On success
          *     every session of the account is revoked (sign in again with the new
          *     password), and the email address counts as confirmed, since the
-         *     mail reached its owner.
+         *     mail reached its owner. A security notice (time, client address,
+         *     user agent) is mailed and a `password_reset` event logged.
          *
          *     The new password follows the registration rules (8–128 characters,
          *     not a common password, not containing the username or the email's
@@ -457,6 +459,9 @@ export interface paths {
          *     The change applies only if the password is still the one checked:
          *     when a reset (or another change) commits meanwhile, that one stands
          *     and this request answers `401 INVALID_CREDENTIALS`.
+         *
+         *     A security notice goes to the account's address (time, client
+         *     address, user agent), and a `password_changed` event to its log.
          *
          *     The new password follows the registration rules (8–128 characters,
          *     not a common password, not containing the username or the email's
@@ -666,7 +671,8 @@ export interface paths {
          * Disable two-factor
          * @description Turns two-factor off, after checking a `code`: the current TOTP code
          *     or an unused recovery code. The key and the remaining recovery codes
-         *     are deleted.
+         *     are deleted. A security notice is mailed to a password account's
+         *     address (and one more when a recovery code was used).
          *
          *     Failures: `401 INVALID_CODE`, `409 NOT_APPLICABLE` (two-factor is not
          *     enabled), `429 RATE_LIMITED`.
@@ -701,6 +707,191 @@ export interface paths {
          *     `409 NOT_APPLICABLE` (no pending enrolment), `429 RATE_LIMITED`.
          */
         post: operations["confirmTwoFactor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed-in user's security log
+         * @description The caller's own security events (sign-ins, failed sign-ins on the
+         *     account, password and two-factor changes, sessions ended, changes
+         *     made by an admin, …), newest first, with cursor pagination: pass the
+         *     `next_cursor` of one page as `cursor` to get the next; it is absent
+         *     on the last page. Events are kept for `LATCHKEY_EVENT_RETENTION`
+         *     (90 days by default).
+         */
+        get: operations["listMyEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List and search accounts
+         * @description Lists accounts newest first, optionally only those whose email,
+         *     username or name contains `q` (case-insensitively), with cursor
+         *     pagination: pass the `next_cursor` of one page as `cursor` to get the
+         *     next; it is absent on the last page. Accounts created after the first
+         *     page was read never shift the following pages.
+         *
+         *     Failures: `400 INVALID_REQUEST` (bad `limit` or `cursor`),
+         *     `403 FORBIDDEN` (not an admin).
+         */
+        get: operations["adminListUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read one account
+         * @description Failures: `403 FORBIDDEN`, `404 NOT_FOUND`.
+         */
+        get: operations["adminGetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an account
+         * @description Deletes the account with everything `DELETE /me` removes (sessions,
+         *     tokens, avatar) and its security events; one `account_deleted` event
+         *     (with the account id only) remains for admins.
+         *
+         *     Failures: `403 FORBIDDEN`, `404 NOT_FOUND`, `409 LAST_ADMIN`.
+         */
+        delete: operations["adminDeleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * Disable, enable, make admin, or mark the email confirmed
+         * @description Sets any of `disabled`, `admin` and `email_confirmed`. Disabling
+         *     revokes every session of the account in the same transaction: its
+         *     access tokens are refused on the very next request and its refresh
+         *     tokens are dead; its sign-ins answer `403 ACCOUNT_DISABLED`.
+         *     Each change is recorded in the security log with the acting admin.
+         *
+         *     Failures: `403 FORBIDDEN`, `404 NOT_FOUND`, `409 LAST_ADMIN` (the
+         *     change would leave no enabled admin: an admin cannot disable or
+         *     demote the last one, themselves included), `409 NOT_APPLICABLE`
+         *     (`email_confirmed` on a secret account).
+         */
+        patch: operations["adminUpdateUser"];
+        trace?: never;
+    };
+    "/admin/users/{id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List an account's live sessions
+         * @description The account's live sessions (neither revoked nor expired), newest
+         *     first, at most 100. `current` is true only for the calling admin's
+         *     own session. Failures: `403 FORBIDDEN`, `404 NOT_FOUND`.
+         */
+        get: operations["adminListUserSessions"];
+        put?: never;
+        post?: never;
+        /**
+         * Sign an account out everywhere
+         * @description Revokes every session of the account (the calling admin's own too,
+         *     when it is theirs): their access tokens stop working at once.
+         *     Failures: `403 FORBIDDEN`, `404 NOT_FOUND`.
+         */
+        delete: operations["adminRevokeUserSessions"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail the account a password-reset link
+         * @description Queues a password-reset mail to the account's address, as
+         *     `POST /auth/password/reset-request` would (older reset links die).
+         *     Failures: `403 FORBIDDEN`, `404 NOT_FOUND`, `409 NOT_APPLICABLE`
+         *     (a secret account has no password).
+         */
+        post: operations["adminRequestPasswordReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the security log
+         * @description Every account's security events, newest first, optionally of one
+         *     account (`user_id`) or one `type`, with cursor pagination as in
+         *     `GET /admin/users`. Failures: `400 INVALID_REQUEST`,
+         *     `403 FORBIDDEN`.
+         */
+        get: operations["adminListEvents"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1338,6 +1529,147 @@ export interface components {
              */
             recovery_codes: string[];
         };
+        /** @description Any of the flags an admin may set. */
+        AdminUserUpdate: {
+            /**
+             * @description `true` disables the account and revokes every session of it.
+             * @example true
+             */
+            disabled?: boolean;
+            /** @example false */
+            admin?: boolean;
+            /**
+             * @description Marks a password account's address confirmed (or not).
+             * @example true
+             */
+            email_confirmed?: boolean;
+        };
+        /** @description An account as admins see it; every `User` field plus `disabled`, `last_sign_in_at` and `live_sessions`. */
+        AdminUser: {
+            /**
+             * Format: uuid
+             * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+             */
+            id: string;
+            account_type: components["schemas"]["AccountType"];
+            /** @example Ada Lovelace */
+            name: string;
+            /** @example ada_l */
+            username: string | null;
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
+            email: string | null;
+            /** @example true */
+            email_confirmed: boolean;
+            /** @example Poetical scientist. */
+            bio: string | null;
+            locale: components["schemas"]["Locale"];
+            timezone: components["schemas"]["Timezone"];
+            /** @example London */
+            location: string | null;
+            /**
+             * Format: date
+             * @example 1985-12-10
+             */
+            birth_date: string | null;
+            /** @example false */
+            has_avatar: boolean;
+            /** @example false */
+            two_factor_enabled: boolean;
+            /** @example false */
+            admin: boolean;
+            /**
+             * Format: date-time
+             * @example 2025-11-21T09:30:00.123456Z
+             */
+            created_at: string;
+            /**
+             * @description A disabled account cannot sign in and has no live session.
+             * @example false
+             */
+            disabled: boolean;
+            /**
+             * Format: date-time
+             * @description The last successful sign-in (a session started), if any.
+             * @example 2025-11-21T10:45:12.5Z
+             */
+            last_sign_in_at: string | null;
+            /**
+             * @description How many sessions are live (neither revoked nor expired).
+             * @example 2
+             */
+            live_sessions: number;
+        };
+        AdminUserPage: {
+            users: components["schemas"]["AdminUser"][];
+            /**
+             * @description Pass as `cursor` for the next page; absent on the last page.
+             * @example MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+             */
+            next_cursor?: string;
+        };
+        /**
+         * @description What happened.
+         * @example sign_in
+         * @enum {string}
+         */
+        EventType: "account_created" | "sign_in" | "sign_in_failed" | "two_factor_failed" | "refresh_reuse_detected" | "logout" | "session_revoked" | "password_changed" | "password_reset" | "email_change_requested" | "email_changed" | "two_factor_enabled" | "two_factor_disabled" | "recovery_code_used" | "account_disabled" | "account_enabled" | "admin_granted" | "admin_revoked" | "account_deleted";
+        /**
+         * @description One security event. It never holds a secret, token or password; a
+         *     failed sign-in for an unknown identifier has no `user_id` and does
+         *     not keep the identifier.
+         */
+        Event: {
+            /**
+             * Format: uuid
+             * @example 5f1e2d3c-4b5a-4697-8877-665544332211
+             */
+            id: string;
+            type: components["schemas"]["EventType"];
+            /**
+             * Format: date-time
+             * @example 2025-11-21T09:30:00.123456Z
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The account concerned, when there is one.
+             * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+             */
+            user_id?: string;
+            /**
+             * Format: uuid
+             * @description The admin who acted; absent when the user (or nobody known) acted.
+             * @example 2a7c9e1b-0d3f-4b6a-8c5e-7f9a1b3c5d7e
+             */
+            actor_id?: string;
+            /**
+             * Format: uuid
+             * @description The session concerned, when there is one.
+             * @example 7c2e5d1a-3b4f-4a8e-9c6d-1e2f3a4b5c6d
+             */
+            session_id?: string;
+            /**
+             * @description The client address of the request, if known.
+             * @example 203.0.113.7
+             */
+            ip?: string;
+            /**
+             * @description The `User-Agent` of the request, if any.
+             * @example Mozilla/5.0 (X11; Linux x86_64) Firefox/145.0
+             */
+            user_agent?: string;
+        };
+        EventPage: {
+            events: components["schemas"]["Event"][];
+            /**
+             * @description Pass as `cursor` for the next page; absent on the last page.
+             * @example MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+             */
+            next_cursor?: string;
+        };
         /** @description The body of every error answer. */
         Error: {
             code: components["schemas"]["ErrorCode"];
@@ -1363,7 +1695,7 @@ export interface components {
          * @example INVALID_REQUEST
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "WEAK_PASSWORD" | "INVALID_TOKEN" | "INVALID_CODE" | "UNAUTHENTICATED" | "INVALID_CREDENTIALS" | "REFRESH_TOKEN_REUSED" | "REGISTRATION_DISABLED" | "EMAIL_NOT_CONFIRMED" | "ACCOUNT_DISABLED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_ENABLED" | "NOT_APPLICABLE" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL" | "OVERLOADED" | "UNAVAILABLE";
+        ErrorCode: "INVALID_REQUEST" | "WEAK_PASSWORD" | "INVALID_TOKEN" | "INVALID_CODE" | "UNAUTHENTICATED" | "INVALID_CREDENTIALS" | "REFRESH_TOKEN_REUSED" | "REGISTRATION_DISABLED" | "EMAIL_NOT_CONFIRMED" | "ACCOUNT_DISABLED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_ENABLED" | "NOT_APPLICABLE" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL" | "OVERLOADED" | "UNAVAILABLE";
     };
     responses: {
         /** @description The process runs. */
@@ -1475,8 +1807,9 @@ export interface components {
         };
         /**
          * @description Conflicts with the state of the service: `EMAIL_TAKEN`,
-         *     `USERNAME_TAKEN`, `ALREADY_ENABLED` or `NOT_APPLICABLE` (the
-         *     operation does not apply to this kind of account or state).
+         *     `USERNAME_TAKEN`, `ALREADY_ENABLED`, `NOT_APPLICABLE` (the
+         *     operation does not apply to this kind of account or state) or
+         *     `LAST_ADMIN` (the change would leave no enabled admin).
          */
         Conflict: {
             headers: {
@@ -1578,6 +1911,21 @@ export interface components {
          * @example en
          */
         AcceptLanguage: string;
+        /**
+         * @description The most items on one page (1–100).
+         * @example 50
+         */
+        Limit: number;
+        /**
+         * @description The `next_cursor` of the previous page; absent for the first page.
+         * @example MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+         */
+        Cursor: string;
+        /**
+         * @description The account id.
+         * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+         */
+        UserID: string;
     };
     requestBodies: never;
     headers: {
@@ -2297,6 +2645,315 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listMyEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The most items on one page (1–100).
+                 * @example 50
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page; absent for the first page.
+                 * @example MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of events, newest first. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["NoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: {
+                /**
+                 * @description A case-insensitive substring of the email, username or name.
+                 * @example ada
+                 */
+                q?: string;
+                /**
+                 * @description The most items on one page (1–100).
+                 * @example 50
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page; absent for the first page.
+                 * @example MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of accounts, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminDeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account is gone. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminUpdateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The account as changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The live sessions, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminRevokeUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session is revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminRequestPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The account id.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                id: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: components["responses"]["Accepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    adminListEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only the events of this account.
+                 * @example 0b9a3f6e-6c1d-4f7e-9a55-2d1c8e4b7f10
+                 */
+                user_id?: string;
+                /** @description Only events of this type. */
+                type?: components["schemas"]["EventType"];
+                /**
+                 * @description The most items on one page (1–100).
+                 * @example 50
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `next_cursor` of the previous page; absent for the first page.
+                 * @example MjAyNS0xMS0yMVQwOTozMDowMC4xMjM0NTZafDBiOWEzZjZl
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of events, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

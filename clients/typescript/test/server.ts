@@ -39,6 +39,11 @@ function binary(): string {
 export interface Server {
   /** The API base URL, `/api` included. */
   readonly baseUrl: string;
+  /**
+   * Runs `latchkey <args…>` on this server's database (an operator
+   * command such as `admin grant`) and answers its exit code and output.
+   */
+  cli(...args: string[]): { status: number | null; stdout: string; stderr: string };
   /** Stops it with SIGTERM and answers its exit code. */
   stop(): Promise<number | null>;
 }
@@ -89,6 +94,13 @@ export async function startServer(env: Record<string, string> = {}): Promise<Ser
 
   return {
     baseUrl: `${origin}/api`,
+    cli(...args: string[]) {
+      const r = spawnSync(binary(), args, {
+        env: { ...base, LATCHKEY_DATA_DIR: dataDir, ...env },
+        encoding: "utf8",
+      });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+    },
     async stop() {
       child.kill("SIGTERM");
       const code = await exited;
