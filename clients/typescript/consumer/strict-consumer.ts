@@ -10,12 +10,18 @@ import {
   LatchkeyError,
   memoryStorage,
   throwOnError,
+  type AdminUser,
+  type AdminUserPage,
+  type AdminUserUpdate,
   type ApiClient,
   type ApiClientOptions,
   type AuthResult,
   type components,
   type ErrorBody,
   type ErrorCode,
+  type Event,
+  type EventPage,
+  type EventType,
   type FieldError,
   type Latchkey,
   type LatchkeyOptions,
@@ -71,6 +77,13 @@ function greet(o: RegisterOutcome): string {
   return p.code === "PENDING_CONFIRMATION" ? "check your inbox" : p.message;
 }
 
+/** An operator's pass over a page of accounts (compiled only: the run has no admin). */
+export function disableIdle(page: AdminUserPage): AdminUserUpdate[] {
+  return page.users
+    .filter((u: AdminUser) => !u.disabled && u.live_sessions === 0)
+    .map((): AdminUserUpdate => ({ disabled: true }));
+}
+
 export async function run(baseUrl: string): Promise<Report> {
   const storage: TokenStorage = memoryStorage();
   const options: LatchkeyOptions = { baseUrl, storage };
@@ -88,6 +101,13 @@ export async function run(baseUrl: string): Promise<Report> {
   const { data: sessions } = await client.GET("/me/sessions");
   const first: Session | undefined = sessions[0];
   if (!first) throw new Error("no session listed");
+  // The caller's own security log, newest first.
+  const { data: events } = await client.GET("/me/events");
+  const log: EventPage = events;
+  const newest: Event | undefined = log.events[0];
+  if (!newest) throw new Error("no event logged");
+  const kind: EventType = newest.type;
+  if (kind !== "sign_in") throw new Error(`newest event ${kind}, want sign_in`);
 
   // A password account: narrowed on signedIn.
   const passwordBody: PasswordRegistration = {
