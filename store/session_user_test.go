@@ -58,3 +58,32 @@ func TestUserByLiveSession(t *testing.T) {
 		}
 	})
 }
+
+// TestRotateRefreshTokenDisabledAccount: the rotation reads the account
+// with the token; a disabled account's token is not rotated (and nothing
+// changes), while an enabled one's rotation reports the session's user.
+func TestRotateRefreshTokenDisabledAccount(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		u, s, rt := mustCreateUser(t, db, "rot-disabled@example.com", "")
+		q := "UPDATE users SET disabled = ? WHERE id = ?"
+		if db.Dialect() == store.DialectPostgres {
+			q = "UPDATE users SET disabled = $1 WHERE id = $2"
+		}
+		if _, err := db.Pools()["main"].ExecContext(ctx, q, true, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		now := at(time.Minute)
+		old, rotated, err := db.RotateRefreshToken(ctx, rt.Hash, newToken(t, "", now, now.Add(time.Hour)), []byte("enc"), now)
+		if err != nil || rotated || old.RotatedAt != nil {
+			t.Fatalf("disabled account: rotated=%v, %+v, %v; want not rotated", rotated, old, err)
+		}
+		if _, err := db.Pools()["main"].ExecContext(ctx, q, false, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		old, rotated, err = db.RotateRefreshToken(ctx, rt.Hash, newToken(t, "", now, now.Add(time.Hour)), []byte("enc"), now)
+		if err != nil || !rotated || old.UserID != u.ID || old.SessionID != s.ID {
+			t.Fatalf("enabled again: rotated=%v, %+v, %v", rotated, old, err)
+		}
+	})
+}
