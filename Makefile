@@ -10,7 +10,7 @@ TS_CLIENT := clients/typescript
 # npm ci runs again only when the lockfile changes (npm writes this file last).
 TS_DEPS   := $(TS_CLIENT)/node_modules/.package-lock.json
 
-.PHONY: run test build generate check-generated lint-spec vet fmt-check
+.PHONY: run test build bench generate check-generated lint-spec vet fmt-check
 
 ## run: serve on SQLite in ./data with development defaults
 run:
@@ -25,6 +25,13 @@ test: $(TS_DEPS)
 ## build: the latchkey binary in ./bin
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/latchkey ./cmd/latchkey
+
+## bench: the load benchmark on loopback (bench/README.md), bounded: about
+## two minutes; BENCHFLAGS=-mode=long for longer phases and 100k accounts.
+## PostgreSQL too when LATCHKEY_TEST_POSTGRES_URL is set. Not run by CI.
+BENCHFLAGS ?=
+bench:
+	$(GO) run ./bench $(BENCHFLAGS)
 
 ## generate: regenerate gen/ and the TypeScript types from openapi.yaml
 generate: $(TS_DEPS)

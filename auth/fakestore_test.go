@@ -238,6 +238,20 @@ func (f *fakeStore) SessionByID(_ context.Context, id string) (*Session, error) 
 	return &s, nil
 }
 
+func (f *fakeStore) UserByLiveSession(_ context.Context, sessionID string, now time.Time) (*User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sessions[sessionID]
+	if !ok || !s.Live(now) {
+		return nil, ErrNotFound
+	}
+	u, ok := f.users[s.UserID]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &u, nil
+}
+
 func (f *fakeStore) ListSessions(_ context.Context, userID string, now time.Time, limit int) ([]Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -308,7 +322,7 @@ func (f *fakeStore) RotateRefreshToken(_ context.Context, hash []byte, next *Ref
 		return nil, false, ErrNotFound
 	}
 	s, ok := f.sessions[old.SessionID]
-	if old.RotatedAt != nil || !now.Before(old.ExpiresAt) || !ok || !s.Live(now) {
+	if old.RotatedAt != nil || !now.Before(old.ExpiresAt) || !ok || !s.Live(now) || f.users[s.UserID].Disabled {
 		return &old, false, nil
 	}
 	old.RotatedAt = &now
@@ -319,6 +333,7 @@ func (f *fakeStore) RotateRefreshToken(_ context.Context, hash []byte, next *Ref
 	f.refresh[string(n.Hash)] = n
 	s.LastUsed, s.ExpiresAt = now, n.ExpiresAt
 	f.sessions[s.ID] = s
+	old.UserID = s.UserID
 	return &old, true, nil
 }
 

@@ -88,6 +88,10 @@ type RefreshToken struct {
 	ExpiresAt    time.Time
 	RotatedAt    *time.Time
 	SuccessorEnc []byte
+	// UserID is the user of the token's session. Not a column: set on the
+	// token RotateRefreshToken returns when it rotated, so that refresh
+	// needs no further query.
+	UserID string
 }
 
 // SigningKey is an Ed25519 key that signs access tokens. The private half is

@@ -59,6 +59,10 @@ type Store interface {
 	CreateSession(ctx context.Context, s *Session, rt *RefreshToken) error
 	// SessionByID returns a session, live or not.
 	SessionByID(ctx context.Context, id string) (*Session, error)
+	// UserByLiveSession returns the user of the session with this id when
+	// that session is live at now (not revoked, not expired), in one
+	// query; ErrNotFound otherwise.
+	UserByLiveSession(ctx context.Context, sessionID string, now time.Time) (*User, error)
 	// ListSessions returns the user's live sessions at now (not revoked, not
 	// expired), newest first, at most limit.
 	ListSessions(ctx context.Context, userID string, now time.Time, limit int) ([]Session, error)
@@ -79,10 +83,11 @@ type Store interface {
 
 	// RotateRefreshToken retires the refresh token with this hash in favour
 	// of next, atomically: only if the token is not yet rotated, not
-	// expired at now, and its session is live. Then, in the same
+	// expired at now, its session is live and its account not disabled. Then, in the same
 	// transaction, it marks the token rotated at now with successorEnc,
 	// inserts next (whose SessionID the store sets to the old token's), and sets the session's LastUsed to now and ExpiresAt to
-	// next.ExpiresAt; it returns the old token and rotated=true. Otherwise
+	// next.ExpiresAt; it returns the old token (with UserID, its session's
+	// user) and rotated=true. Otherwise
 	// it changes nothing and returns the token as stored and rotated=false,
 	// so the caller can tell a retry within the grace from reuse. Of many
 	// concurrent calls with one hash, exactly one rotates. ErrNotFound when

@@ -22,6 +22,10 @@ type Principal struct {
 	SessionID string
 	// Admin is the account's admin flag as read on this request.
 	Admin bool
+	// User is the account as Authenticate loaded it for this request (nil
+	// when the principal was made otherwise): GET /me answers with it
+	// rather than reading the same row again.
+	User *User
 }
 
 // ClientMeta describes the client starting a session. Either field may be
@@ -114,27 +118,28 @@ func (s *Service) verifyAccessToken(ctx context.Context, token string) (*accessC
 	return &claims, nil
 }
 
-// Authenticate verifies an access token and that its session is still
-// live and belongs to its subject, so that revocation (and account
-// deletion) takes effect at once, and that the account is not disabled.
-// The account's admin flag is read on the same query, so a revoked admin
-// loses access on the next request.
+// Authenticate verifies an access token and, on every call (nothing is
+// cached), that its session is still live and belongs to its subject and
+// that the account is not disabled, so that revocation, disabling and
+// account deletion take effect on the very next request. Session and
+// account come in one query; the account's admin flag is read on it, so a
+// revoked admin loses access on the next request.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
 	claims, err := s.verifyAccessToken(ctx, accessToken)
 	if err != nil {
 		return Principal{}, err
 	}
-	sess, flags, err := s.st.SessionAuth(ctx, claims.SessionID)
+	u, err := s.st.UserByLiveSession(ctx, claims.SessionID, s.now())
 	if errors.Is(err, ErrNotFound) {
-		return Principal{}, ErrUnauthenticated
+		return Principal{}, ErrUnauthenticated // unknown, revoked or expired session; deleted user
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("load session: %w", err)
 	}
-	if sess.UserID != claims.Subject || !sess.Live(s.now()) || flags.Disabled {
+	if u.ID != claims.Subject || u.Disabled {
 		return Principal{}, ErrUnauthenticated
 	}
-	return Principal{UserID: sess.UserID, SessionID: sess.ID, Admin: flags.Admin}, nil
+	return Principal{UserID: u.ID, SessionID: claims.SessionID, Admin: u.Admin, User: u}, nil
 }
 
 // newSession builds (but does not store) a session for the user with its
@@ -230,17 +235,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (*Tokens, er
 		return nil, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	if rotated {
-		sess, flags, err := s.st.SessionAuth(ctx, old.SessionID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, ErrUnauthenticated // deleted meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load session: %w", err)
-		}
-		if flags.Disabled {
-			return nil, ErrUnauthenticated // disabled directly in the database
-		}
-		return s.tokens(sess.UserID, sess.ID, successor, next.ExpiresAt, now)
+		// The rotation slid the session, so it was live when it committed,
+		// and it refuses a disabled account's tokens (see RotateRefreshToken).
+		return s.tokens(old.UserID, old.SessionID, successor, next.ExpiresAt, now)
 	}
 	if old.RotatedAt == nil {
 		return nil, ErrUnauthenticated // expired, or its session is dead

@@ -81,7 +81,7 @@ func TestAuthenticateRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := s.Authenticate(ctx, tt.token)
 			if tt.ok {
-				if err != nil || p != (Principal{UserID: u.ID, SessionID: tok.SessionID}) {
+				if err != nil || p.UserID != u.ID || p.SessionID != tok.SessionID || p.User == nil || p.User.ID != u.ID {
 					t.Errorf("Authenticate = %+v, %v; want accepted", p, err)
 				}
 				return

@@ -178,9 +178,11 @@ func (h *Handlers) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.Get
 	if err != nil {
 		return nil, err
 	}
-	user, err := h.svc.Me(ctx, p.UserID)
-	if err != nil {
-		return nil, err
+	user := p.User // loaded by this request's authentication
+	if user == nil {
+		if user, err = h.svc.Me(ctx, p.UserID); err != nil {
+			return nil, err
+		}
 	}
 	return gen.GetMe200JSONResponse(toUser(user)), nil
 }

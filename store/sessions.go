@@ -59,6 +59,18 @@ func (db *DB) SessionByID(ctx context.Context, id string) (*auth.Session, error)
 	return &s, nil
 }
 
+// UserByLiveSession returns the user of the session with this id if that
+// session is live at now, in one query (the check of every authenticated
+// request); ErrNotFound otherwise.
+func (db *DB) UserByLiveSession(ctx context.Context, sessionID string, now time.Time) (*auth.User, error) {
+	sessionID, err := parseID(sessionID)
+	if err != nil {
+		return nil, err
+	}
+	live := db.gorm.Model(&sessionRow{}).Select("user_id").Where("id = ? AND "+liveSession, sessionID, ts(now))
+	return db.findUser(ctx, "user by live session", "id = (?)", live)
+}
+
 // ListSessions returns the user's live sessions at now, newest first, at
 // most limit (no limit when limit <= 0).
 func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time, limit int) ([]auth.Session, error) {
@@ -171,6 +183,13 @@ func (db *DB) RevokeSessionByRefreshHash(ctx context.Context, hash []byte, now t
 	return translate("revoke session by refresh token", err)
 }
 
+// rotationRow is a refresh token read with its session's user.
+type rotationRow struct {
+	Token         refreshTokenRow `gorm:"embedded"`
+	OwnerID       string          `gorm:"column:owner_id"`
+	OwnerDisabled bool            `gorm:"column:owner_disabled"`
+}
+
 // errNotRotated rolls back a rotation that turned out not to apply.
 var errNotRotated = errors.New("not rotated")
 
@@ -190,10 +209,24 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 	if len(hash) == 0 {
 		return nil, false, auth.ErrNotFound
 	}
-	var stored refreshTokenRow
+	var (
+		stored refreshTokenRow
+		owner  string
+	)
 	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("hash = ?", hash).Take(&stored).Error; err != nil {
+		// The token with its session's user, which the caller needs for
+		// the new access token; a disabled account's token is not rotated.
+		var r rotationRow
+		err := tx.Model(&refreshTokenRow{}).Select("refresh_tokens.*, sessions.user_id AS owner_id, users.disabled AS owner_disabled").
+			Joins("JOIN sessions ON sessions.id = refresh_tokens.session_id").
+			Joins("JOIN users ON users.id = sessions.user_id").
+			Where("refresh_tokens.hash = ?", hash).Take(&r).Error
+		if err != nil {
 			return err
+		}
+		stored, owner = r.Token, r.OwnerID
+		if r.OwnerDisabled {
+			return errNotRotated
 		}
 		if next.SessionID != "" && next.SessionID != stored.SessionID {
 			return fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
@@ -235,7 +268,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 	})
 	switch {
 	case err == nil:
-		return stored.toAuth(), true, nil
+		old := stored.toAuth()
+		old.UserID = owner
+		return old, true, nil
 	case errors.Is(err, errNotRotated):
 		// Nothing changed: report the token as it now stands (a concurrent
 		// winner's RotatedAt and SuccessorEnc included).

@@ -31,14 +31,36 @@ const (
 	DialectPostgres = "postgres"
 )
 
-// PostgreSQL pool defaults. The DSN parameter pool_max_conns (as pgxpool
-// spells it) overrides the maximum; Open strips it before connecting.
+// Pool defaults. DefaultMaxConns is the size of the connection pool
+// (WithMaxConns; on PostgreSQL the DSN parameter pool_max_conns, as pgxpool
+// spells it, overrides both; Open strips it before connecting). Every
+// connection may stay idle: a pool that keeps fewer idle than open closes
+// and reopens connections under load (on PostgreSQL each a TCP and
+// authentication round trip). A PostgreSQL connection is replaced after
+// pgConnMaxLifetime, or after pgConnMaxIdleTime unused.
 const (
-	pgMaxOpenConns    = 20
-	pgMaxIdleConns    = 5
+	DefaultMaxConns   = 20
 	pgConnMaxLifetime = 30 * time.Minute
 	pgConnMaxIdleTime = 5 * time.Minute
 )
+
+// Option tunes Open.
+type Option func(*openOptions)
+
+type openOptions struct {
+	maxConns int
+}
+
+// WithMaxConns sets the size of the connection pool. n < 1 keeps
+// DefaultMaxConns. (On SQLite, writers take turns in the process whatever
+// the size: see sqlite_writer.go.)
+func WithMaxConns(n int) Option {
+	return func(o *openOptions) {
+		if n >= 1 {
+			o.maxConns = n
+		}
+	}
+}
 
 // sqlitePragmas are applied to every SQLite connection. busy_timeout comes
 // first so that the others wait for a lock rather than fail. _txlock=immediate
@@ -72,14 +94,18 @@ var _ auth.Store = (*DB)(nil)
 // mode with foreign keys on (the parent directory must exist). Open does not
 // migrate: call Migrate. logger receives the database layer's warnings (slow
 // queries, without their parameters); nil discards them.
-func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
+func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	o := openOptions{maxConns: DefaultMaxConns}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	var (
 		dialector gorm.Dialector
 		dialect   string
-		maxConns  = pgMaxOpenConns
+		maxConns  = o.maxConns
 		memory    bool
 		pool      *healer // PostgreSQL only
 	)
@@ -130,15 +156,20 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 	switch {
 	case dialect == DialectPostgres:
 		sqlDB.SetMaxOpenConns(maxConns)
-		sqlDB.SetMaxIdleConns(min(pgMaxIdleConns, maxConns))
+		sqlDB.SetMaxIdleConns(maxConns)
 		sqlDB.SetConnMaxLifetime(pgConnMaxLifetime)
 		sqlDB.SetConnMaxIdleTime(pgConnMaxIdleTime)
 		pool.mu.Lock()
-		pool.db, pool.maxIdle = sqlDB, min(pgMaxIdleConns, maxConns)
+		pool.db, pool.maxIdle = sqlDB, maxConns
 		pool.mu.Unlock()
 	case memory:
 		// Every connection to :memory: is a database of its own.
 		sqlDB.SetMaxOpenConns(1)
+	default:
+		// database/sql keeps 2 idle by default: a burst of readers would
+		// close and reopen connections.
+		sqlDB.SetMaxOpenConns(maxConns)
+		sqlDB.SetMaxIdleConns(maxConns)
 	}
 	if dialect == DialectSQLite && !memory {
 		pool := newSerialPool(sqlDB) // see sqlite_writer.go
@@ -151,6 +182,12 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// Pools returns the connection pools by name, for their statistics: one,
+// "main".
+func (db *DB) Pools() map[string]*sql.DB {
+	return map[string]*sql.DB{"main": db.sql}
 }
 
 // parsePostgresDSN strips Latchkey's own pool_max_conns parameter from a

@@ -560,7 +560,7 @@ func TestRotateRefreshToken(t *testing.T) {
 		}
 		if !bytes.Equal(old.Hash, rt.Hash) || old.SessionID != s.ID || !old.CreatedAt.Equal(rt.CreatedAt) ||
 			!old.ExpiresAt.Equal(rt.ExpiresAt) || old.RotatedAt == nil || !old.RotatedAt.Equal(now) ||
-			string(old.SuccessorEnc) != "successor-1" {
+			string(old.SuccessorEnc) != "successor-1" || old.UserID != s.UserID {
 			t.Fatalf("old token = %+v", old)
 		}
 		got, err := db.SessionByID(ctx, s.ID)

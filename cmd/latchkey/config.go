@@ -28,6 +28,7 @@ type config struct {
 	PublicURL          string
 	DataDir            string
 	DatabaseURL        string
+	DatabaseMaxConns   int
 	MasterKey          string
 	Registration       string
 	Audience           string
@@ -59,6 +60,7 @@ type config struct {
 	LogLevel           string
 	CORSOrigins        []string
 	MetricsAddr        string
+	DebugAddr          string
 }
 
 // setting describes one configuration value: its flag name, which is also
@@ -156,6 +158,7 @@ func settingsOf(c *config) []setting {
 			c.DatabaseURL = v
 			return nil
 		}},
+		{"database-max-conns", "20", "database connections in the pool (SQLite: reader connections, beside one writer); the PostgreSQL URL's pool_max_conns overrides it", intSetting(&c.DatabaseMaxConns, 1, 10000)},
 		{"master-key", "", "32 random bytes, base64 (generated into the data dir on a first SQLite start)", func(v string) error {
 			if v != "" {
 				if _, err := decodeMasterKey(v); err != nil {
@@ -271,6 +274,16 @@ func settingsOf(c *config) []setting {
 		{"event-retention", "2160h", "how long security events are kept", durationSetting(&c.EventRetention)},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
+		{"debug-addr", "", "loopback host:port serving Go's profiles at /debug/pprof/ (default: off)", func(v string) error {
+			if v != "" {
+				host, _, err := net.SplitHostPort(v)
+				if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+					return errors.New("must be a loopback host:port such as 127.0.0.1:6060 (profiles are not for the network)")
+				}
+			}
+			c.DebugAddr = v
+			return nil
+		}},
 	}
 }
 

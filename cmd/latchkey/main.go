@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	latchkey "github.com/latchkey-dev/latchkey"
@@ -93,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	db, err := store.Open(ctx, cfg.DatabaseURL, logger, store.WithMaxConns(cfg.DatabaseMaxConns))
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
 	}
@@ -169,7 +171,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		AvatarMaxBytes:   cfg.AvatarMaxBytes,
 		TrustedProxies:   cfg.TrustedProxies,
 		Spec:             latchkey.OpenAPIYAML,
-		Metrics:          limitMetrics,
+		Metrics:          append(limitMetrics, poolCollectors(db)...),
 		CORSOrigins:      cfg.CORSOrigins,
 		Registry:         registry,
 		MetricsElsewhere: cfg.MetricsAddr != "",
@@ -205,6 +207,14 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	url := localURL(ln.Addr())
 	logger.Info("latchkey is serving", "addr", ln.Addr().String(), "version", buildVersion(), "dialect", db.Dialect())
 	fmt.Fprintf(stdout, "Latchkey is serving on %s — API docs at %s/docs\n", url, url)
+
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -368,4 +378,46 @@ func buildVersion() string {
 		return info.Main.Version
 	}
 	return "dev"
+}
+
+// poolCollectors exposes the statistics of the database pools on /metrics
+// (go_sql_*, labelled db_name) and the connections each has opened,
+// latchkey_db_connections_opened_total: those open now plus those closed
+// by the pool's idle and lifetime limits (not counted: connections
+// dropped as broken).
+func poolCollectors(db *store.DB) []prometheus.Collector {
+	var out []prometheus.Collector
+	for name, pool := range db.Pools() {
+		out = append(out,
+			collectors.NewDBStatsCollector(pool, name),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "latchkey_db_connections_opened_total",
+				Help:        "Database connections the pool has opened (open now plus closed by its idle and lifetime limits).",
+				ConstLabels: prometheus.Labels{"pool": name},
+			}, func() float64 {
+				s := pool.Stats()
+				return float64(int64(s.OpenConnections) + s.MaxIdleClosed + s.MaxIdleTimeClosed + s.MaxLifetimeClosed)
+			}),
+		)
+	}
+	return out
+}
+
+// serveDebug serves Go's profiles (net/http/pprof, without the command
+// line, which may hold secrets given as flags) on addr, a loopback address
+// checked by the configuration. The returned function stops it.
+func serveDebug(addr string, logger *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("LATCHKEY_DEBUG_ADDR: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Warn("profiles are served on the debug listener (LATCHKEY_DEBUG_ADDR): for diagnosis only", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

@@ -70,6 +70,20 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad log level", env: map[string]string{"LATCHKEY_LOG_LEVEL": "loud"}, wantErr: "LATCHKEY_LOG_LEVEL"},
 		{name: "bad flag value", args: []string{"--access-token-ttl", "x"}, wantErr: "access-token-ttl"},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: "nope"},
+		{name: "database max conns", env: map[string]string{"LATCHKEY_DATABASE_MAX_CONNS": "7", "LATCHKEY_DEBUG_ADDR": "127.0.0.1:6060"},
+			check: func(t *testing.T, c *config) {
+				if c.DatabaseMaxConns != 7 || c.DebugAddr != "127.0.0.1:6060" {
+					t.Errorf("%+v", c)
+				}
+			}},
+		{name: "database max conns default", check: func(t *testing.T, c *config) {
+			if c.DatabaseMaxConns != 20 || c.DebugAddr != "" {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{name: "bad database max conns", env: map[string]string{"LATCHKEY_DATABASE_MAX_CONNS": "0"}, wantErr: "LATCHKEY_DATABASE_MAX_CONNS"},
+		{name: "debug addr on every interface", env: map[string]string{"LATCHKEY_DEBUG_ADDR": ":6060"}, wantErr: "LATCHKEY_DEBUG_ADDR"},
+		{name: "debug addr not loopback", env: map[string]string{"LATCHKEY_DEBUG_ADDR": "10.1.2.3:6060"}, wantErr: "LATCHKEY_DEBUG_ADDR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
