@@ -27,12 +27,6 @@ type AdminUser struct {
 	LiveSessions int
 }
 
-// AccountFlags are what the per-request check needs of a session's account.
-type AccountFlags struct {
-	Admin    bool
-	Disabled bool
-}
-
 // FlagChange is an admin's change to an account; nil members stay as
 // they are.
 type FlagChange struct {
@@ -100,8 +94,6 @@ func pageArgs(limit int, cursor string) (int, *Cursor, error) {
 type AdminStore interface {
 	EventStore
 
-	// SessionAuth returns a session, live or not, with its account's flags.
-	SessionAuth(ctx context.Context, sessionID string) (*Session, AccountFlags, error)
 	// ListUsers returns up to limit accounts whose email, username or name
 	// contains q case-insensitively (all when q is empty), newest first,
 	// strictly after the cursor position when after is not nil; the live

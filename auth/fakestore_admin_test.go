@@ -48,20 +48,6 @@ func fakeNewest(at time.Time, id string, bt time.Time, bid string) int {
 	return strings.Compare(bid, id)
 }
 
-func (f *fakeStore) SessionAuth(_ context.Context, id string) (*Session, AccountFlags, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.sessions[id]
-	if !ok {
-		return nil, AccountFlags{}, ErrNotFound
-	}
-	u, ok := f.users[s.UserID]
-	if !ok {
-		return nil, AccountFlags{}, ErrNotFound
-	}
-	return &s, AccountFlags{Admin: u.Admin, Disabled: u.Disabled}, nil
-}
-
 func (f *fakeStore) adminUser(u User, now time.Time) AdminUser {
 	n := 0
 	for _, s := range f.sessions {

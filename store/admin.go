@@ -29,28 +29,6 @@ func (db *DB) adminUsers(ctx context.Context, now time.Time) *gorm.DB {
 		ts(now))
 }
 
-// SessionAuth returns a session with its account's flags, in one query.
-func (db *DB) SessionAuth(ctx context.Context, sessionID string) (*auth.Session, auth.AccountFlags, error) {
-	id, err := parseID(sessionID)
-	if err != nil {
-		return nil, auth.AccountFlags{}, err
-	}
-	var row struct {
-		Session  sessionRow `gorm:"embedded"`
-		Admin    bool       `gorm:"column:admin"`
-		Disabled bool       `gorm:"column:disabled"`
-	}
-	err = db.gorm.WithContext(ctx).Table("sessions").
-		Select("sessions.*, users.admin, users.disabled").
-		Joins("JOIN users ON users.id = sessions.user_id").
-		Where("sessions.id = ?", id).Take(&row).Error
-	if err != nil {
-		return nil, auth.AccountFlags{}, translate("session auth", err)
-	}
-	s := row.Session.toAuth()
-	return &s, auth.AccountFlags{Admin: row.Admin, Disabled: row.Disabled}, nil
-}
-
 // likeEscaper escapes the LIKE wildcards of a search term (with \ as the
 // ESCAPE character).
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

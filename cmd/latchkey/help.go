@@ -25,8 +25,8 @@ var settingGroups = []struct {
 	title    string
 	settings []string
 }{
-	{"Service", []string{"addr", "public-url", "trusted-proxies", "cors-origins", "metrics-addr", "log-format", "log-level"}},
-	{"Storage", []string{"data-dir", "database-url", "master-key", "redis-url"}},
+	{"Service", []string{"addr", "public-url", "trusted-proxies", "cors-origins", "metrics-addr", "debug-addr", "log-format", "log-level"}},
+	{"Storage", []string{"data-dir", "database-url", "database-max-conns", "master-key", "redis-url"}},
 	{"Accounts and tokens", []string{"registration", "email-confirmation", "jwt-audience", "access-token-ttl",
 		"refresh-token-ttl", "refresh-reuse-grace", "two-factor-ttl", "event-retention"}},
 	{"Mail", []string{"smtp-url", "mail-from", "confirm-path", "reset-path", "confirm-token-ttl", "reset-token-ttl"}},
