@@ -284,7 +284,7 @@ func (h *Handlers) UploadAvatar(ctx context.Context, req gen.UploadAvatarRequest
 		return nil, auth.Invalid("body", "could not be read")
 	}
 	if int64(len(data)) > h.cfg.AvatarMaxBytes {
-		return nil, auth.ErrPayloadTooLarge
+		return nil, errPayloadTooLarge
 	}
 	if err := h.svc.SetAvatar(ctx, p.UserID, data); err != nil {
 		return nil, err
