@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -93,6 +97,102 @@ func TestLayoutViolationsFindsIndirectImports(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("got %d violations, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}
+}
+
+// TestHandlerRouteComments: each handler method carries the one-line
+// "// (POST /register)" comment of the generated interface method it
+// implements, so a reader finds a route's handler with grep and a route
+// moved in openapi.yaml cannot leave a stale comment behind.
+func TestHandlerRouteComments(t *testing.T) {
+	routes := map[string]string{} // method -> "(POST /register)"
+	for _, f := range parseDir(t, "gen") {
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok || ts.Name.Name != "StrictServerInterface" {
+				return true
+			}
+			for _, m := range ts.Type.(*ast.InterfaceType).Methods.List {
+				if route := routeComment(m.Doc); route != "" && len(m.Names) == 1 {
+					routes[m.Names[0].Name] = route
+				}
+			}
+			return false
+		})
+	}
+	if len(routes) == 0 {
+		t.Fatal("no routes found in gen.StrictServerInterface")
+	}
+	seen := map[string]bool{}
+	for _, f := range parseDir(t, "server") {
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv == nil || len(fn.Recv.List) != 1 {
+				continue
+			}
+			if !isHandlers(fn.Recv.List[0].Type) {
+				continue
+			}
+			want, ok := routes[fn.Name.Name]
+			if !ok {
+				continue
+			}
+			seen[fn.Name.Name] = true
+			if got := routeComment(fn.Doc); got != want {
+				t.Errorf("server: (*Handlers).%s: route comment %q, want the line // %s", fn.Name.Name, got, want)
+			}
+		}
+	}
+	for m := range routes {
+		if !seen[m] {
+			t.Errorf("server: no (*Handlers).%s method for %s", m, routes[m])
+		}
+	}
+}
+
+// isHandlers reports whether a receiver type is *Handlers.
+func isHandlers(recv ast.Expr) bool {
+	star, ok := recv.(*ast.StarExpr)
+	if !ok {
+		return false
+	}
+	id, ok := star.X.(*ast.Ident)
+	return ok && id.Name == "Handlers"
+}
+
+// routeComment is the "(METHOD /path)" line of a doc comment, if any.
+func routeComment(doc *ast.CommentGroup) string {
+	if doc == nil {
+		return ""
+	}
+	for _, c := range doc.List {
+		line := strings.TrimSpace(strings.TrimPrefix(c.Text, "//"))
+		if strings.HasPrefix(line, "(") && strings.HasSuffix(line, ")") && strings.Contains(line, " /") {
+			return line
+		}
+	}
+	return ""
+}
+
+// parseDir parses the non-test Go files of one directory, with comments.
+func parseDir(t *testing.T, dir string) []*ast.File {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
 }
 
 // layoutViolations names, for every package under a rule's root and every
