@@ -88,7 +88,7 @@ func (s *Service) processImage(ctx context.Context, data []byte) ([]byte, string
 
 // SetAvatar re-encodes an uploaded image (dropping its metadata) and makes
 // it the user's avatar. Uploads are limited per account (every attempt
-// counts, except one refused as ErrOverloaded). ErrUnsupportedMedia when it
+// counts, except one refused as ErrOverloaded). ErrUnsupportedImage when it
 // is not a supported image, ErrInvalidImage when it cannot be decoded or is
 // too large.
 func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) error {
@@ -99,7 +99,7 @@ func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) err
 	out, contentType, err := s.processImage(ctx, data)
 	switch {
 	case errors.Is(err, avatar.ErrUnsupported):
-		return fmt.Errorf("%w: %w", ErrUnsupportedMedia, err)
+		return fmt.Errorf("%w: %w", ErrUnsupportedImage, err)
 	case errors.Is(err, avatar.ErrInvalid):
 		return fmt.Errorf("%w: %w", ErrInvalidImage, err)
 	case errors.Is(err, ErrOverloaded):

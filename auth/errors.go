@@ -24,11 +24,22 @@ var (
 	ErrInvalidCode          = errors.New("invalid code")
 	ErrAlreadyEnabled       = errors.New("already enabled")
 	ErrForbidden            = errors.New("forbidden")
-	ErrPayloadTooLarge      = errors.New("payload too large")
-	ErrUnsupportedMedia     = errors.New("unsupported media type")
-	ErrInvalidImage         = errors.New("invalid image")
-	ErrOverloaded           = errors.New("overloaded")
-	ErrUnavailable          = errors.New("unavailable")
+	// ErrUnsupportedImage is content that is not a PNG, JPEG, GIF or WebP
+	// image; ErrInvalidImage one that cannot be decoded or is too large.
+	ErrUnsupportedImage = errors.New("unsupported image")
+	ErrInvalidImage     = errors.New("invalid image")
+	// ErrOverloaded is work refused because a budget (password hashing,
+	// image decoding) is in use: retry shortly.
+	ErrOverloaded = errors.New("overloaded")
+	// ErrUnavailable is part of the Store contract: a Store wraps under it
+	// every error that says the database cannot be reached or cannot take
+	// the work now (a refused, reset or timed-out connection, SQLite busy
+	// past its timeout, a full write queue), and nothing else. The domain
+	// passes it on; the edge answers 503 UNAVAILABLE and may retry a read.
+	// It stays in auth, unlike the edge's own sentinels (server), because
+	// store may not import server nor server store: auth is the one
+	// package both know.
+	ErrUnavailable = errors.New("unavailable")
 	// ErrConflict is a uniqueness violation the store could not attribute
 	// to a known column.
 	ErrConflict = errors.New("conflict")

@@ -193,8 +193,8 @@ func TestAvatar(t *testing.T) {
 		want error
 		lib  error
 	}{
-		{"text", []byte("hello, world"), ErrUnsupportedMedia, avatar.ErrUnsupported},
-		{"empty", nil, ErrUnsupportedMedia, avatar.ErrUnsupported},
+		{"text", []byte("hello, world"), ErrUnsupportedImage, avatar.ErrUnsupported},
+		{"empty", nil, ErrUnsupportedImage, avatar.ErrUnsupported},
 		{"truncated PNG", img[:40], ErrInvalidImage, avatar.ErrInvalid},
 	}
 	for _, tt := range tests {

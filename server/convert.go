@@ -22,6 +22,18 @@ func nullableOf[T, S any](p *S, conv func(S) T) nullable.Nullable[T] {
 
 func same[T any](v T) T { return v }
 
+// toFieldErrors is the API form of the rules a request broke.
+func toFieldErrors(fields []auth.FieldError) []gen.FieldError {
+	if fields == nil {
+		return nil
+	}
+	out := make([]gen.FieldError, len(fields))
+	for i, f := range fields {
+		out[i] = gen.FieldError{Field: f.Field, Message: f.Message}
+	}
+	return out
+}
+
 // toUser is the public view of a user: never a credential.
 func toUser(u *auth.User) gen.User {
 	return gen.User{

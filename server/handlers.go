@@ -65,6 +65,7 @@ func deref[T any](p *T) T {
 	return *p
 }
 
+// (POST /register)
 func (h *Handlers) Register(ctx context.Context, req gen.RegisterRequestObject) (gen.RegisterResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	// The validator let through exactly one branch of the oneOf: a
@@ -126,6 +127,7 @@ func preferredLocale(header string) string {
 	return tags[0].String()
 }
 
+// (POST /auth)
 func (h *Handlers) SignIn(ctx context.Context, req gen.SignInRequestObject) (gen.SignInResponseObject, error) {
 	// The validator let through exactly one branch of the oneOf; the
 	// fields of the others are empty.
@@ -147,6 +149,7 @@ func (h *Handlers) SignIn(ctx context.Context, req gen.SignInRequestObject) (gen
 	return gen.SignIn200JSONResponse{Body: toAuthResult(res), Headers: gen.SignIn200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
+// (POST /auth/refresh)
 func (h *Handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequestObject) (gen.RefreshTokenResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	tokens, err := h.svc.Refresh(ctx, in.RefreshToken)
@@ -156,6 +159,7 @@ func (h *Handlers) RefreshToken(ctx context.Context, req gen.RefreshTokenRequest
 	return gen.RefreshToken200JSONResponse{Body: toTokenPair(tokens), Headers: gen.RefreshToken200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
+// (POST /auth/logout)
 func (h *Handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen.LogoutResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	if p, ok := principalFrom(ctx); ok {
@@ -173,6 +177,7 @@ func (h *Handlers) Logout(ctx context.Context, req gen.LogoutRequestObject) (gen
 	return gen.Logout204Response{}, nil
 }
 
+// (GET /me)
 func (h *Handlers) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.GetMeResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -187,6 +192,7 @@ func (h *Handlers) GetMe(ctx context.Context, _ gen.GetMeRequestObject) (gen.Get
 	return gen.GetMe200JSONResponse(toUser(user)), nil
 }
 
+// (PATCH /me)
 func (h *Handlers) UpdateMe(ctx context.Context, req gen.UpdateMeRequestObject) (gen.UpdateMeResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -209,6 +215,7 @@ func (h *Handlers) UpdateMe(ctx context.Context, req gen.UpdateMeRequestObject) 
 	return gen.UpdateMe200JSONResponse(toUser(user)), nil
 }
 
+// (DELETE /me)
 func (h *Handlers) DeleteMe(ctx context.Context, req gen.DeleteMeRequestObject) (gen.DeleteMeResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -221,6 +228,7 @@ func (h *Handlers) DeleteMe(ctx context.Context, req gen.DeleteMeRequestObject) 
 	return gen.DeleteMe204Response{}, nil
 }
 
+// (GET /me/secret)
 func (h *Handlers) GetSecret(ctx context.Context, _ gen.GetSecretRequestObject) (gen.GetSecretResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -233,6 +241,7 @@ func (h *Handlers) GetSecret(ctx context.Context, _ gen.GetSecretRequestObject) 
 	return gen.GetSecret200JSONResponse{Body: gen.Secret{Secret: secret}, Headers: gen.GetSecret200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
+// (GET /me/avatar)
 func (h *Handlers) GetAvatar(ctx context.Context, req gen.GetAvatarRequestObject) (gen.GetAvatarResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -265,6 +274,7 @@ func etagMatches(ifNoneMatch, etag string) bool {
 	return false
 }
 
+// (POST /me/avatar)
 func (h *Handlers) UploadAvatar(ctx context.Context, req gen.UploadAvatarRequestObject) (gen.UploadAvatarResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -286,7 +296,7 @@ func (h *Handlers) UploadAvatar(ctx context.Context, req gen.UploadAvatarRequest
 		return nil, auth.Invalid("body", "could not be read")
 	}
 	if int64(len(data)) > h.cfg.AvatarMaxBytes {
-		return nil, auth.ErrPayloadTooLarge
+		return nil, errPayloadTooLarge
 	}
 	if err := h.svc.SetAvatar(ctx, p.UserID, data); err != nil {
 		return nil, err
@@ -310,6 +320,7 @@ func filePart(r *multipart.Reader) (io.Reader, error) {
 	}
 }
 
+// (DELETE /me/avatar)
 func (h *Handlers) DeleteAvatar(ctx context.Context, _ gen.DeleteAvatarRequestObject) (gen.DeleteAvatarResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -321,6 +332,7 @@ func (h *Handlers) DeleteAvatar(ctx context.Context, _ gen.DeleteAvatarRequestOb
 	return gen.DeleteAvatar204Response{}, nil
 }
 
+// (GET /me/sessions)
 func (h *Handlers) ListSessions(ctx context.Context, _ gen.ListSessionsRequestObject) (gen.ListSessionsResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -337,6 +349,7 @@ func (h *Handlers) ListSessions(ctx context.Context, _ gen.ListSessionsRequestOb
 	return out, nil
 }
 
+// (DELETE /me/sessions/{id})
 func (h *Handlers) DeleteSession(ctx context.Context, req gen.DeleteSessionRequestObject) (gen.DeleteSessionResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -348,6 +361,7 @@ func (h *Handlers) DeleteSession(ctx context.Context, req gen.DeleteSessionReque
 	return gen.DeleteSession204Response{}, nil
 }
 
+// (PUT /me/password)
 func (h *Handlers) ChangePassword(ctx context.Context, req gen.ChangePasswordRequestObject) (gen.ChangePasswordResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {

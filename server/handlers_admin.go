@@ -63,6 +63,7 @@ func toEventPage(p *auth.EventsPage) gen.EventPage {
 	return out
 }
 
+// (GET /me/events)
 func (h *Handlers) ListMyEvents(ctx context.Context, req gen.ListMyEventsRequestObject) (gen.ListMyEventsResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -75,6 +76,7 @@ func (h *Handlers) ListMyEvents(ctx context.Context, req gen.ListMyEventsRequest
 	return gen.ListMyEvents200JSONResponse{Body: toEventPage(page), Headers: gen.ListMyEvents200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
+// (GET /admin/users)
 func (h *Handlers) AdminListUsers(ctx context.Context, req gen.AdminListUsersRequestObject) (gen.AdminListUsersResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -91,6 +93,7 @@ func (h *Handlers) AdminListUsers(ctx context.Context, req gen.AdminListUsersReq
 	return out, nil
 }
 
+// (GET /admin/users/{id})
 func (h *Handlers) AdminGetUser(ctx context.Context, req gen.AdminGetUserRequestObject) (gen.AdminGetUserResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -103,6 +106,7 @@ func (h *Handlers) AdminGetUser(ctx context.Context, req gen.AdminGetUserRequest
 	return gen.AdminGetUser200JSONResponse(toAdminUser(u)), nil
 }
 
+// (PATCH /admin/users/{id})
 func (h *Handlers) AdminUpdateUser(ctx context.Context, req gen.AdminUpdateUserRequestObject) (gen.AdminUpdateUserResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -118,6 +122,7 @@ func (h *Handlers) AdminUpdateUser(ctx context.Context, req gen.AdminUpdateUserR
 	return gen.AdminUpdateUser200JSONResponse(toAdminUser(u)), nil
 }
 
+// (DELETE /admin/users/{id})
 func (h *Handlers) AdminDeleteUser(ctx context.Context, req gen.AdminDeleteUserRequestObject) (gen.AdminDeleteUserResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -129,6 +134,7 @@ func (h *Handlers) AdminDeleteUser(ctx context.Context, req gen.AdminDeleteUserR
 	return gen.AdminDeleteUser204Response{}, nil
 }
 
+// (GET /admin/users/{id}/sessions)
 func (h *Handlers) AdminListUserSessions(ctx context.Context, req gen.AdminListUserSessionsRequestObject) (gen.AdminListUserSessionsResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -145,6 +151,7 @@ func (h *Handlers) AdminListUserSessions(ctx context.Context, req gen.AdminListU
 	return out, nil
 }
 
+// (DELETE /admin/users/{id}/sessions)
 func (h *Handlers) AdminRevokeUserSessions(ctx context.Context, req gen.AdminRevokeUserSessionsRequestObject) (gen.AdminRevokeUserSessionsResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -156,6 +163,7 @@ func (h *Handlers) AdminRevokeUserSessions(ctx context.Context, req gen.AdminRev
 	return gen.AdminRevokeUserSessions204Response{}, nil
 }
 
+// (POST /admin/users/{id}/password-reset)
 func (h *Handlers) AdminRequestPasswordReset(ctx context.Context, req gen.AdminRequestPasswordResetRequestObject) (gen.AdminRequestPasswordResetResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -167,6 +175,7 @@ func (h *Handlers) AdminRequestPasswordReset(ctx context.Context, req gen.AdminR
 	return gen.AdminRequestPasswordReset202JSONResponse{AcceptedJSONResponse: gen.AcceptedJSONResponse(accepted)}, nil
 }
 
+// (GET /admin/events)
 func (h *Handlers) AdminListEvents(ctx context.Context, req gen.AdminListEventsRequestObject) (gen.AdminListEventsResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {

@@ -25,6 +25,7 @@ var pendingConfirmation = gen.Register202JSONResponse{
 	Message: "Check your inbox to confirm your email address.",
 }
 
+// (POST /auth/confirm)
 func (h *Handlers) ConfirmEmail(ctx context.Context, req gen.ConfirmEmailRequestObject) (gen.ConfirmEmailResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	res, err := h.svc.ConfirmEmail(ctx, in.Token, clientMeta(ctx))
@@ -34,6 +35,7 @@ func (h *Handlers) ConfirmEmail(ctx context.Context, req gen.ConfirmEmailRequest
 	return gen.ConfirmEmail200JSONResponse{Body: toAuthResult(res), Headers: gen.ConfirmEmail200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
+// (POST /auth/confirm/resend)
 func (h *Handlers) ResendConfirmation(ctx context.Context, req gen.ResendConfirmationRequestObject) (gen.ResendConfirmationResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	if err := h.svc.ResendConfirmation(ctx, string(in.Email), clientMeta(ctx)); err != nil {
@@ -42,6 +44,7 @@ func (h *Handlers) ResendConfirmation(ctx context.Context, req gen.ResendConfirm
 	return gen.ResendConfirmation202JSONResponse{AcceptedJSONResponse: gen.AcceptedJSONResponse(accepted)}, nil
 }
 
+// (POST /auth/password/reset-request)
 func (h *Handlers) RequestPasswordReset(ctx context.Context, req gen.RequestPasswordResetRequestObject) (gen.RequestPasswordResetResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	if err := h.svc.RequestPasswordReset(ctx, string(in.Email), clientMeta(ctx)); err != nil {
@@ -50,6 +53,7 @@ func (h *Handlers) RequestPasswordReset(ctx context.Context, req gen.RequestPass
 	return gen.RequestPasswordReset202JSONResponse{AcceptedJSONResponse: gen.AcceptedJSONResponse(accepted)}, nil
 }
 
+// (POST /auth/password/reset)
 func (h *Handlers) ResetPassword(ctx context.Context, req gen.ResetPasswordRequestObject) (gen.ResetPasswordResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	err := h.svc.ResetPassword(ctx, auth.ResetPasswordInput{Token: in.Token, Password: in.Password, PasswordConf: in.PasswordConf})
@@ -59,6 +63,7 @@ func (h *Handlers) ResetPassword(ctx context.Context, req gen.ResetPasswordReque
 	return gen.ResetPassword204Response{}, nil
 }
 
+// (PUT /me/email)
 func (h *Handlers) ChangeEmail(ctx context.Context, req gen.ChangeEmailRequestObject) (gen.ChangeEmailResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 // Two-factor authentication.
 
+// (POST /auth/two-factor)
 func (h *Handlers) SignInTwoFactor(ctx context.Context, req gen.SignInTwoFactorRequestObject) (gen.SignInTwoFactorResponseObject, error) {
 	in := body(req.JSONBody, req.FormdataBody)
 	res, err := h.svc.SignInTwoFactor(ctx, in.TwoFactorToken, in.Code, clientMeta(ctx))
@@ -19,6 +20,7 @@ func (h *Handlers) SignInTwoFactor(ctx context.Context, req gen.SignInTwoFactorR
 	return gen.SignInTwoFactor200JSONResponse{Body: toAuthResult(res), Headers: gen.SignInTwoFactor200ResponseHeaders{CacheControl: noStore}}, nil
 }
 
+// (POST /me/two-factor)
 func (h *Handlers) EnrollTwoFactor(ctx context.Context, req gen.EnrollTwoFactorRequestObject) (gen.EnrollTwoFactorResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -39,6 +41,7 @@ func (h *Handlers) EnrollTwoFactor(ctx context.Context, req gen.EnrollTwoFactorR
 	}, nil
 }
 
+// (POST /me/two-factor/confirm)
 func (h *Handlers) ConfirmTwoFactor(ctx context.Context, req gen.ConfirmTwoFactorRequestObject) (gen.ConfirmTwoFactorResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -54,6 +57,7 @@ func (h *Handlers) ConfirmTwoFactor(ctx context.Context, req gen.ConfirmTwoFacto
 	}, nil
 }
 
+// (DELETE /me/two-factor)
 func (h *Handlers) DisableTwoFactor(ctx context.Context, req gen.DisableTwoFactorRequestObject) (gen.DisableTwoFactorResponseObject, error) {
 	p, err := caller(ctx)
 	if err != nil {

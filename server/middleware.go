@@ -9,6 +9,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/latchkey-dev/latchkey/gen"
 )
 
 // metrics are the HTTP series exposed on /metrics.
@@ -82,7 +84,7 @@ func observe(logger *slog.Logger, m *metrics) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			req, res := c.Request(), c.Response()
-			code := ""
+			var code gen.ErrorCode
 			abandoned := false
 			if err := next(c); err != nil {
 				if req.Context().Err() != nil && !res.Committed {
@@ -110,7 +112,7 @@ func observe(logger *slog.Logger, m *metrics) echo.MiddlewareFunc {
 			switch {
 			case abandoned:
 				msg = "request abandoned by the client"
-			case status == http.StatusServiceUnavailable && code == "OVERLOADED":
+			case status == http.StatusServiceUnavailable && code == gen.ErrorCodeOverloaded:
 				m.overloaded.WithLabelValues(route).Inc()
 				if ok, held := overloadLog.allow(time.Now()); ok {
 					logger.LogAttrs(req.Context(), slog.LevelWarn, "overloaded: answering 503 OVERLOADED",

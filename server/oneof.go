@@ -15,7 +15,6 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 
-	"github.com/latchkey-dev/latchkey/auth"
 	"github.com/latchkey-dev/latchkey/gen"
 )
 
@@ -129,7 +128,7 @@ func oneOfError(route *routers.Route, req *http.Request, body []byte, err error)
 		return nil
 	}
 
-	var best []auth.FieldError
+	var best []gen.FieldError
 	bestUnknown := 0
 	var alternatives []string
 	for _, branch := range content.Schema.Value.OneOf {
@@ -138,7 +137,7 @@ func oneOfError(route *routers.Route, req *http.Request, body []byte, err error)
 			continue
 		}
 		alternatives = append(alternatives, describeBranch(b))
-		var fields []auth.FieldError
+		var fields []gen.FieldError
 		unknown := 0
 		for name := range obj {
 			if _, ok := b.Properties[name]; !ok {
@@ -146,7 +145,7 @@ func oneOfError(route *routers.Route, req *http.Request, body []byte, err error)
 				if hasProperty(content.Schema.Value, name) {
 					msg = "is not a field of " + b.Title
 				}
-				fields = append(fields, auth.FieldError{Field: name, Message: msg})
+				fields = append(fields, gen.FieldError{Field: name, Message: msg})
 				unknown++
 			}
 		}
@@ -164,14 +163,10 @@ func oneOfError(route *routers.Route, req *http.Request, body []byte, err error)
 	if len(best) == 0 {
 		return nil
 	}
-	msgs := make([]string, len(best))
-	for i, d := range best {
-		msgs[i] = d.Field + ": " + d.Message
-	}
 	return &APIError{
 		Status:  http.StatusBadRequest,
-		Code:    "INVALID_REQUEST",
-		Message: strings.Join(msgs, "; ") + " (send one of: " + strings.Join(alternatives, "; ") + ")",
+		Code:    gen.ErrorCodeInvalidRequest,
+		Message: detailsMessage(best) + " (send one of: " + strings.Join(alternatives, "; ") + ")",
 		Details: best,
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/gen"
 )
 
 // principalKey carries the authenticated auth.Principal on a request context.
@@ -56,7 +57,7 @@ func (s *Server) validateRequests(next echo.HandlerFunc) echo.HandlerFunc {
 				return echo.ErrMethodNotAllowed
 			}
 			c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
-			return &APIError{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED",
+			return &APIError{Status: http.StatusMethodNotAllowed, Code: gen.ErrorCodeMethodNotAllowed,
 				Message: req.Method + " is not allowed here; this path takes " + orList(allow)}
 		case err != nil:
 			return echo.ErrNotFound
@@ -205,7 +206,7 @@ func unsupportedMedia(route *routers.Route, hint string) error {
 	if hint != "" {
 		msg += "; " + hint
 	}
-	return &APIError{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE", Message: msg}
+	return &APIError{Status: http.StatusUnsupportedMediaType, Code: gen.ErrorCodeUnsupportedMediaType, Message: msg}
 }
 
 // orList joins words as "a, b or c".
@@ -284,19 +285,19 @@ func unknownQueryFields(route *routers.Route, req *http.Request) error {
 		}
 		return false
 	}
-	var fields []auth.FieldError
+	var fields []gen.FieldError
 	for name := range query {
 		switch {
 		case declared[name]:
 		case bodyField(name):
-			fields = append(fields, auth.FieldError{Field: name, Message: "belongs in the request body, never in the URL"})
+			fields = append(fields, gen.FieldError{Field: name, Message: "belongs in the request body, never in the URL"})
 		default:
-			fields = append(fields, auth.FieldError{Field: name, Message: "is not a known query parameter"})
+			fields = append(fields, gen.FieldError{Field: name, Message: "is not a known query parameter"})
 		}
 	}
 	if len(fields) > 0 {
 		sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
-		return &auth.ValidationError{Fields: fields}
+		return invalidRequest(fields)
 	}
 	return nil
 }
@@ -308,14 +309,14 @@ func readBody(req *http.Request, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	if req.ContentLength > limit {
-		return nil, auth.ErrPayloadTooLarge
+		return nil, errPayloadTooLarge
 	}
 	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
-		return nil, &APIError{Status: http.StatusBadRequest, Code: "INVALID_REQUEST", Message: "the request body could not be read"}
+		return nil, &APIError{Status: http.StatusBadRequest, Code: gen.ErrorCodeInvalidRequest, Message: "the request body could not be read"}
 	}
 	if int64(len(data)) > limit {
-		return nil, auth.ErrPayloadTooLarge
+		return nil, errPayloadTooLarge
 	}
 	req.Body = io.NopCloser(bytes.NewReader(data))
 	return data, nil
@@ -334,15 +335,15 @@ func unknownFormFields(route *routers.Route, req *http.Request) error {
 		return nil
 	}
 	form := req.PostForm // parsed from the body by formFromBody
-	var fields []auth.FieldError
+	var fields []gen.FieldError
 	for name := range form {
 		if !hasProperty(content.Schema.Value, name) {
-			fields = append(fields, auth.FieldError{Field: name, Message: "is not a known field"})
+			fields = append(fields, gen.FieldError{Field: name, Message: "is not a known field"})
 		}
 	}
 	if len(fields) > 0 {
 		sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
-		return &auth.ValidationError{Fields: fields}
+		return invalidRequest(fields)
 	}
 	return nil
 }
@@ -377,7 +378,7 @@ func requestError(err error, attempt *authAttempt, route *routers.Route) error {
 	if errors.As(err, &multi) {
 		errs = multi
 	}
-	out := &APIError{Status: http.StatusBadRequest, Code: "INVALID_REQUEST"}
+	var details []gen.FieldError
 	for _, e := range errs {
 		var secErr *openapi3filter.SecurityRequirementsError
 		if errors.As(e, &secErr) {
@@ -388,26 +389,22 @@ func requestError(err error, attempt *authAttempt, route *routers.Route) error {
 		}
 		var reqErr *openapi3filter.RequestError
 		if !errors.As(e, &reqErr) {
-			out.Details = append(out.Details, auth.FieldError{Field: "request", Message: "is not valid"})
+			details = append(details, gen.FieldError{Field: "request", Message: "is not valid"})
 			continue
 		}
 		if reqErr.RequestBody != nil && strings.HasPrefix(reqErr.Reason, "header Content-Type has unexpected value") {
 			return unsupportedMedia(route, "")
 		}
-		out.Details = append(out.Details, requestErrorDetails(reqErr)...)
+		details = append(details, requestErrorDetails(reqErr)...)
 	}
-	msgs := make([]string, len(out.Details))
-	for i, d := range out.Details {
-		msgs[i] = d.Field + ": " + d.Message
-	}
-	out.Message = strings.Join(msgs, "; ")
+	out := invalidRequest(details)
 	if out.Message == "" {
 		out.Message = "the request is not valid"
 	}
 	return out
 }
 
-func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError {
+func requestErrorDetails(reqErr *openapi3filter.RequestError) []gen.FieldError {
 	field := "body"
 	var paramSchema *openapi3.Schema
 	if reqErr.Parameter != nil {
@@ -417,14 +414,14 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 		}
 	}
 	if errors.Is(reqErr.Err, openapi3filter.ErrInvalidRequired) {
-		return []auth.FieldError{{Field: field, Message: "is required"}}
+		return []gen.FieldError{{Field: field, Message: "is required"}}
 	}
 	var parseErr *openapi3filter.ParseError
 	if errors.As(reqErr.Err, &parseErr) {
 		if reqErr.Parameter == nil {
-			return []auth.FieldError{{Field: field, Message: "is not valid " + mediaTypeWords(reqErr)}}
+			return []gen.FieldError{{Field: field, Message: "is not valid " + mediaTypeWords(reqErr)}}
 		}
-		return []auth.FieldError{{Field: field, Message: typeRule(paramSchema)}}
+		return []gen.FieldError{{Field: field, Message: typeRule(paramSchema)}}
 	}
 	var schemaErrs []error
 	var multi openapi3.MultiError
@@ -433,11 +430,11 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 	} else if reqErr.Err != nil {
 		schemaErrs = []error{reqErr.Err}
 	}
-	var out []auth.FieldError
+	var out []gen.FieldError
 	for _, e := range schemaErrs {
 		var se *openapi3.SchemaError
 		if !errors.As(e, &se) {
-			out = append(out, auth.FieldError{Field: field, Message: "is not valid"})
+			out = append(out, gen.FieldError{Field: field, Message: "is not valid"})
 			continue
 		}
 		f := field
@@ -450,10 +447,10 @@ func requestErrorDetails(reqErr *openapi3filter.RequestError) []auth.FieldError 
 		if name, ok := unsupportedProperty(se); ok {
 			f, msg = name, "is not a known field"
 		}
-		out = append(out, auth.FieldError{Field: f, Message: msg})
+		out = append(out, gen.FieldError{Field: f, Message: msg})
 	}
 	if len(out) == 0 {
-		out = append(out, auth.FieldError{Field: field, Message: "is not valid"})
+		out = append(out, gen.FieldError{Field: field, Message: "is not valid"})
 	}
 	return out
 }
