@@ -1,0 +1,15 @@
+package auth_test
+
+import (
+	"testing"
+
+	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/store/storetest"
+)
+
+func init() {
+	auth.OpenSQLiteStore = func(t testing.TB) auth.Store {
+		t.Helper()
+		return storetest.Open(t, storetest.Targets(t)[0].DSN) // [0] is always SQLite
+	}
+}
