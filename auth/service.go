@@ -22,7 +22,9 @@ const DefaultAudience = "latchkey"
 type Config struct {
 	// Issuer is the iss claim of access tokens (the public URL).
 	Issuer string
-	// Audience is the aud claim of access tokens; DefaultAudience if empty.
+	// Audience is the aud claim of access tokens (DefaultAudience).
+	// Every field is required unless it says otherwise: start from
+	// DefaultConfig; NewService refuses zero values rather than guess.
 	Audience string
 	// AccessTokenTTL is the lifetime of an access token.
 	AccessTokenTTL time.Duration
@@ -37,14 +39,14 @@ type Config struct {
 	// MasterKey is the 32-byte AES-256 key that seals what must be read
 	// back (account secrets, signing keys, refresh successors).
 	MasterKey []byte
-	// TwoFactorTTL is the lifetime of a two-factor challenge (default 5m).
+	// TwoFactorTTL is the lifetime of a two-factor challenge (DefaultTwoFactorTTL).
 	TwoFactorTTL time.Duration
 	// EmailConfirmationRequired makes new password accounts confirm their
 	// address before they can sign in.
 	EmailConfirmationRequired bool
 	// ConfirmTokenTTL is the lifetime of email confirmation and email
-	// change links (default 24h); ResetTokenTTL of password reset links
-	// (default 1h).
+	// change links (DefaultConfirmTokenTTL); ResetTokenTTL of password reset links
+	// (DefaultResetTokenTTL).
 	ConfirmTokenTTL time.Duration
 	ResetTokenTTL   time.Duration
 	// Hasher hashes passwords; nil means password.DefaultParams with two
@@ -54,8 +56,8 @@ type Config struct {
 	Limits Limits
 	// AvatarDecodeBudget is the memory, in bytes, that avatar decodes may
 	// use at once, each estimated from its image's header
-	// (DefaultAvatarDecodeBudget when zero); AvatarDecodeWait is how long an
-	// upload waits for room before ErrOverloaded (2 s when zero).
+	// (DefaultAvatarDecodeBudget); AvatarDecodeWait is how long an
+	// upload waits for room before ErrOverloaded (DefaultAvatarDecodeWait).
 	AvatarDecodeBudget int64
 	AvatarDecodeWait   time.Duration
 }
@@ -64,6 +66,12 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Issuer == "" {
 		errs = append(errs, errors.New("issuer is required"))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("audience is required"))
+	}
+	if c.TwoFactorTTL <= 0 || c.ConfirmTokenTTL <= 0 || c.ResetTokenTTL <= 0 {
+		errs = append(errs, errors.New("two-factor, confirm and reset token TTLs must be positive"))
 	}
 	if c.AccessTokenTTL <= 0 {
 		errs = append(errs, errors.New("access token TTL must be positive"))
@@ -74,8 +82,8 @@ func (c *Config) validate() error {
 	if c.RefreshReuseGrace < 0 {
 		errs = append(errs, errors.New("refresh reuse grace must not be negative"))
 	}
-	if c.AvatarDecodeBudget < 0 || c.AvatarDecodeWait < 0 {
-		errs = append(errs, errors.New("avatar decode budget and wait must not be negative"))
+	if c.AvatarDecodeBudget <= 0 || c.AvatarDecodeWait <= 0 {
+		errs = append(errs, errors.New("avatar decode budget and wait must be positive"))
 	}
 	if len(c.MasterKey) != masterKeySize {
 		errs = append(errs, fmt.Errorf("master key must be %d bytes, got %d", masterKeySize, len(c.MasterKey)))
@@ -123,24 +131,6 @@ type Service struct {
 func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Service, error) {
 	if st == nil {
 		return nil, errors.New("auth: nil store")
-	}
-	if cfg.Audience == "" {
-		cfg.Audience = DefaultAudience
-	}
-	if cfg.TwoFactorTTL == 0 {
-		cfg.TwoFactorTTL = 5 * time.Minute
-	}
-	if cfg.ConfirmTokenTTL == 0 {
-		cfg.ConfirmTokenTTL = 24 * time.Hour
-	}
-	if cfg.ResetTokenTTL == 0 {
-		cfg.ResetTokenTTL = time.Hour
-	}
-	if cfg.AvatarDecodeBudget == 0 {
-		cfg.AvatarDecodeBudget = DefaultAvatarDecodeBudget
-	}
-	if cfg.AvatarDecodeWait == 0 {
-		cfg.AvatarDecodeWait = imageWait
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

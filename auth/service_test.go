@@ -32,14 +32,10 @@ func (c *testClock) advance(d time.Duration) {
 var start = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", 3600))
 
 func testConfig() Config {
-	return Config{
-		Issuer:            "https://latchkey.test",
-		AccessTokenTTL:    15 * time.Minute,
-		RefreshTokenTTL:   720 * time.Hour,
-		RefreshReuseGrace: 10 * time.Second,
-		RegistrationOpen:  true,
-		MasterKey:         bytes.Repeat([]byte{7}, 32),
-	}
+	cfg := DefaultConfig()
+	cfg.Issuer = "https://latchkey.test"
+	cfg.MasterKey = bytes.Repeat([]byte{7}, 32)
+	return cfg
 }
 
 // newTestService builds a Service on a fresh fake store with a fixed clock;

@@ -27,6 +27,12 @@ var Languages = []string{"en", "fr", "de"}
 //go:embed templates
 var templateFS embed.FS
 
+// The default paths of the pages that take a link's token.
+const (
+	DefaultConfirmPath = "/confirm"
+	DefaultResetPath   = "/reset-password"
+)
+
 // Config says how mails look and where their links lead.
 type Config struct {
 	// From is the sender, an RFC 5322 address ("Latchkey
@@ -67,10 +73,10 @@ type Renderer struct {
 // NewRenderer checks cfg and parses the templates.
 func NewRenderer(cfg Config) (*Renderer, error) {
 	if cfg.ConfirmPath == "" {
-		cfg.ConfirmPath = "/confirm"
+		cfg.ConfirmPath = DefaultConfirmPath
 	}
 	if cfg.ResetPath == "" {
-		cfg.ResetPath = "/reset-password"
+		cfg.ResetPath = DefaultResetPath
 	}
 	if cfg.ConfirmTTL <= 0 {
 		cfg.ConfirmTTL = 24 * time.Hour

@@ -75,10 +75,9 @@ func BenchmarkAvatarUploadPeakRSS(b *testing.B) {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	svc, err := auth.NewService(ctx, db, auth.Config{
-		Issuer: "http://localhost:8080", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
-		RegistrationOpen: true, MasterKey: key,
-	})
+	cfg := testAuthConfig(key)
+	cfg.RefreshTokenTTL, cfg.RefreshReuseGrace = time.Hour, 0
+	svc, err := auth.NewService(ctx, db, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -153,10 +153,10 @@ func TestEvents(t *testing.T) {
 func TestNoSecretInLogs(t *testing.T) {
 	eachDB(t, func(h *harness) {
 		var logs bytes.Buffer
-		svc, err := auth.NewService(context.Background(), h.db, auth.Config{
-			Issuer: "http://localhost:8080", AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: time.Hour,
-			RegistrationOpen: true, MasterKey: h.key, Hasher: newHasher(h.t, cheapParams, 4, time.Second),
-		}, auth.WithClock(h.clock.Now))
+		cfg := testAuthConfig(h.key)
+		cfg.RefreshTokenTTL, cfg.RefreshReuseGrace = time.Hour, 0
+		cfg.Hasher = newHasher(h.t, cheapParams, 4, time.Second)
+		svc, err := auth.NewService(context.Background(), h.db, cfg, auth.WithClock(h.clock.Now))
 		if err != nil {
 			h.t.Fatal(err)
 		}

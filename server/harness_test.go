@@ -134,16 +134,18 @@ func (h *harness) stack(tweak func(*auth.Config)) http.Handler {
 // does, with tweak (when not nil) changing the auth config and trusted as
 // server.Config.TrustedProxies. Requests may pick their peer address with
 // from.
+// testAuthConfig is the production defaults (auth.DefaultConfig) with the
+// harness's issuer and the given master key: every harness starts here.
+func testAuthConfig(key []byte) auth.Config {
+	cfg := auth.DefaultConfig()
+	cfg.Issuer = "http://localhost:8080"
+	cfg.MasterKey = key
+	return cfg
+}
+
 func (h *harness) build(tweak func(*auth.Config), trusted ...*net.IPNet) (*auth.Service, http.Handler) {
 	h.t.Helper()
-	cfg := auth.Config{
-		Issuer:            "http://localhost:8080",
-		AccessTokenTTL:    15 * time.Minute,
-		RefreshTokenTTL:   720 * time.Hour,
-		RefreshReuseGrace: 10 * time.Second,
-		RegistrationOpen:  true,
-		MasterKey:         append([]byte(nil), h.key...),
-	}
+	cfg := testAuthConfig(append([]byte(nil), h.key...))
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -102,11 +102,11 @@ func BenchmarkMailRequestParity(b *testing.B) {
 			}
 			key := make([]byte, 32)
 			_, _ = rand.Read(key)
-			svc, err := auth.NewService(ctx, db, auth.Config{
-				Issuer: publicURL, AccessTokenTTL: 15 * time.Minute, RefreshTokenTTL: 720 * time.Hour,
-				RegistrationOpen: true, MasterKey: key, EmailConfirmationRequired: true,
-				Hasher: newHasher(b, cheapParams, 4, time.Second),
-			})
+			cfg := testAuthConfig(key)
+			cfg.Issuer, cfg.RefreshReuseGrace = publicURL, 0
+			cfg.EmailConfirmationRequired = true
+			cfg.Hasher = newHasher(b, cheapParams, 4, time.Second)
+			svc, err := auth.NewService(ctx, db, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -229,14 +229,7 @@ func benchStack(b *testing.B) http.Handler {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	svc, err := auth.NewService(ctx, db, auth.Config{
-		Issuer:            "http://localhost:8080",
-		AccessTokenTTL:    15 * time.Minute,
-		RefreshTokenTTL:   720 * time.Hour,
-		RefreshReuseGrace: 10 * time.Second,
-		RegistrationOpen:  true,
-		MasterKey:         key,
-	})
+	svc, err := auth.NewService(ctx, db, testAuthConfig(key))
 	if err != nil {
 		b.Fatalf("auth.NewService: %v", err)
 	}

@@ -28,6 +28,10 @@ import (
 )
 
 // Config is what the HTTP edge needs to know.
+// DefaultAvatarMaxBytes is the avatar upload limit cmd/latchkey starts
+// from (LATCHKEY_AVATAR_MAX_BYTES).
+const DefaultAvatarMaxBytes = 1 << 20
+
 type Config struct {
 	Logger         *slog.Logger
 	BodyLimit      int64        // bytes; every request body but an avatar upload

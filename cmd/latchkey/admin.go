@@ -120,13 +120,7 @@ func keys(ctx context.Context, cfg *config, db *store.DB, rotate bool, logger *s
 	if err != nil {
 		return err
 	}
-	svc, err := auth.NewService(ctx, db, auth.Config{
-		Issuer:          cfg.PublicURL,
-		Audience:        cfg.Audience,
-		AccessTokenTTL:  cfg.AccessTokenTTL,
-		RefreshTokenTTL: cfg.RefreshTokenTTL,
-		MasterKey:       key,
-	})
+	svc, err := auth.NewService(ctx, db, cfg.authConfig(key))
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/auth/password"
+	"github.com/latchkey-dev/latchkey/mail"
 	"github.com/latchkey-dev/latchkey/server"
 )
 
@@ -30,7 +33,7 @@ type config struct {
 	DatabaseURL        string
 	DatabaseMaxConns   int
 	MasterKey          string
-	Registration       string
+	RegistrationOpen   bool // registration: open | closed
 	Audience           string
 	AccessTokenTTL     time.Duration
 	RefreshTokenTTL    time.Duration
@@ -42,13 +45,13 @@ type config struct {
 	Argon2Memory       int // KiB
 	Argon2Iterations   int
 	Argon2Parallelism  int
-	RateLimits         string
+	RateLimits         bool // rate-limits: on | off
 	LoginMaxFailures   int
 	LoginWindow        time.Duration
 	RegistrationLimit  int // per client address per hour
 	RedisURL           string
 	TwoFactorTTL       time.Duration
-	EmailConfirmation  string
+	EmailConfirmation  bool // email-confirmation: required | off
 	SMTPURL            string
 	MailFrom           string
 	ConfirmTokenTTL    time.Duration
@@ -56,8 +59,8 @@ type config struct {
 	EventRetention     time.Duration // security events are pruned after this
 	ConfirmPath        string
 	ResetPath          string
-	LogFormat          string
-	LogLevel           string
+	LogFormat          string // "", "text" or "json"
+	LogLevel           slog.Level
 	CORSOrigins        []string
 	MetricsAddr        string
 	DebugAddr          string
@@ -127,6 +130,42 @@ func stringSetting(dst *string, allowed ...string) func(string) error {
 	}
 }
 
+// choiceSetting parses one of two words into a bool at start.
+func choiceSetting(dst *bool, yes, no string) func(string) error {
+	return func(v string) error {
+		switch v {
+		case yes:
+			*dst = true
+		case no:
+			*dst = false
+		default:
+			return fmt.Errorf("must be one of %s, %s", yes, no)
+		}
+		return nil
+	}
+}
+
+// choice is the word of a choiceSetting for b (the table's defaults).
+func choice(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+// dur writes a default duration as people do (15m, 720h, 10s), not as
+// time.Duration.String does (15m0s).
+func dur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func contains(list []string, v string) bool {
 	for _, a := range list {
 		if a == v {
@@ -140,6 +179,8 @@ func contains(list []string, v string) bool {
 // c. `latchkey --help` lists it (grouped by settingGroups), and a
 // LATCHKEY_* variable that is not in it is warned about at start.
 func settingsOf(c *config) []setting {
+	ad := auth.DefaultConfig()
+	pw := password.DefaultParams
 	return []setting{
 		{"addr", ":8080", "listen address, host:port or :port (change LATCHKEY_PUBLIC_URL with it)", addrSetting(&c.Addr)},
 		{"public-url", "http://localhost:8080", "base of links in mails; the JWT issuer", func(v string) error {
@@ -168,17 +209,17 @@ func settingsOf(c *config) []setting {
 			c.MasterKey = v
 			return nil
 		}},
-		{"registration", "open", "open or closed", stringSetting(&c.Registration, "open", "closed")},
-		{"jwt-audience", "latchkey", "the aud claim of access tokens", func(v string) error {
+		{"registration", choice(ad.RegistrationOpen, "open", "closed"), "open or closed", choiceSetting(&c.RegistrationOpen, "open", "closed")},
+		{"jwt-audience", ad.Audience, "the aud claim of access tokens", func(v string) error {
 			if v == "" {
 				return errors.New("must not be empty")
 			}
 			c.Audience = v
 			return nil
 		}},
-		{"access-token-ttl", "15m", "access token lifetime", durationSetting(&c.AccessTokenTTL)},
-		{"refresh-token-ttl", "720h", "refresh token and session lifetime", durationSetting(&c.RefreshTokenTTL)},
-		{"refresh-reuse-grace", "10s", "window in which a rotated refresh token answers with the same successor", func(v string) error {
+		{"access-token-ttl", dur(ad.AccessTokenTTL), "access token lifetime", durationSetting(&c.AccessTokenTTL)},
+		{"refresh-token-ttl", dur(ad.RefreshTokenTTL), "refresh token and session lifetime", durationSetting(&c.RefreshTokenTTL)},
+		{"refresh-reuse-grace", dur(ad.RefreshReuseGrace), "window in which a rotated refresh token answers with the same successor", func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
 				return errors.New("must be a Go duration of 0 or more, such as 10s")
@@ -186,7 +227,7 @@ func settingsOf(c *config) []setting {
 			c.RefreshReuseGrace = d
 			return nil
 		}},
-		{"avatar-max-bytes", "1048576", "avatar upload limit in bytes", func(v string) error {
+		{"avatar-max-bytes", strconv.FormatInt(server.DefaultAvatarMaxBytes, 10), "avatar upload limit in bytes", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1024 || n > 32<<20 {
 				return errors.New("must be a whole number of bytes from 1024 to 33554432")
@@ -194,7 +235,7 @@ func settingsOf(c *config) []setting {
 			c.AvatarMaxBytes = n
 			return nil
 		}},
-		{"avatar-decode-budget", "268435456", "memory in bytes that avatar decodes may use at once (each estimated from its image's header); more wait up to 2 s, then 503", func(v string) error {
+		{"avatar-decode-budget", strconv.FormatInt(ad.AvatarDecodeBudget, 10), "memory in bytes that avatar decodes may use at once (each estimated from its image's header); more wait up to 2 s, then 503", func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1<<20 || n > 1<<40 {
 				return errors.New("must be a whole number of bytes from 1048576 (1 MiB) to 1099511627776 (1 TiB)")
@@ -217,10 +258,10 @@ func settingsOf(c *config) []setting {
 			return nil
 		}},
 		{"hash-concurrency", strconv.Itoa(2 * runtime.NumCPU()), "password hashes computed at once; more wait briefly, then get 503", intSetting(&c.HashConcurrency, 1, 1024)},
-		{"argon2-memory", "19456", "argon2id memory in KiB (OWASP: 19456 = 19 MiB)", intSetting(&c.Argon2Memory, 8, 4<<20)},
-		{"argon2-iterations", "2", "argon2id iterations", intSetting(&c.Argon2Iterations, 1, 100)},
-		{"argon2-parallelism", "1", "argon2id lanes", intSetting(&c.Argon2Parallelism, 1, 64)},
-		{"rate-limits", "on", "off disables every rate limit (load tests only)", stringSetting(&c.RateLimits, "on", "off")},
+		{"argon2-memory", strconv.Itoa(int(pw.Memory)), "argon2id memory in KiB (OWASP: 19456 = 19 MiB)", intSetting(&c.Argon2Memory, 8, 4<<20)},
+		{"argon2-iterations", strconv.Itoa(int(pw.Time)), "argon2id iterations", intSetting(&c.Argon2Iterations, 1, 100)},
+		{"argon2-parallelism", strconv.Itoa(int(pw.Threads)), "argon2id lanes", intSetting(&c.Argon2Parallelism, 1, 64)},
+		{"rate-limits", "on", "off disables every rate limit (load tests only)", choiceSetting(&c.RateLimits, "on", "off")},
 		{"login-max-failures", "10", "failed sign-ins per account (email and username alike) within the window before 429 (ten times that per client address)", intSetting(&c.LoginMaxFailures, 1, 1000000)},
 		{"login-window", "15m", "the window of login-max-failures", durationSetting(&c.LoginWindow)},
 		{"registration-limit", "20", "registrations per client address per hour", intSetting(&c.RegistrationLimit, 1, 1000000)},
@@ -231,8 +272,8 @@ func settingsOf(c *config) []setting {
 			c.RedisURL = v
 			return nil
 		}},
-		{"two-factor-ttl", "5m", "lifetime of a two-factor challenge", durationSetting(&c.TwoFactorTTL)},
-		{"email-confirmation", "off", "required or off", stringSetting(&c.EmailConfirmation, "required", "off")},
+		{"two-factor-ttl", dur(ad.TwoFactorTTL), "lifetime of a two-factor challenge", durationSetting(&c.TwoFactorTTL)},
+		{"email-confirmation", choice(ad.EmailConfirmationRequired, "required", "off"), "required or off", choiceSetting(&c.EmailConfirmation, "required", "off")},
 		{"smtp-url", "", "smtp://user:pass@host:port (STARTTLS required except to a loopback host; ?starttls=off opts out) or smtps://… (TLS) (default: mails are written to the log)", func(v string) error {
 			if v != "" {
 				u, err := url.Parse(v)
@@ -244,16 +285,16 @@ func settingsOf(c *config) []setting {
 			return nil
 		}},
 		{"mail-from", "Latchkey <no-reply@localhost>", "sender of mails", func(v string) error {
-			if _, err := mail.ParseAddress(v); err != nil {
+			if _, err := netmail.ParseAddress(v); err != nil {
 				return errors.New("must be an address such as Latchkey <no-reply@example.com>")
 			}
 			c.MailFrom = v
 			return nil
 		}},
-		{"confirm-token-ttl", "24h", "email confirmation / change link lifetime", durationSetting(&c.ConfirmTokenTTL)},
-		{"reset-token-ttl", "1h", "password reset link lifetime", durationSetting(&c.ResetTokenTTL)},
-		{"confirm-path", "/confirm", "path of confirmation links under the public URL (the token is added as ?token=…)", pathSetting(&c.ConfirmPath)},
-		{"reset-path", "/reset-password", "path of password reset links under the public URL (the token is added as ?token=…)", pathSetting(&c.ResetPath)},
+		{"confirm-token-ttl", dur(ad.ConfirmTokenTTL), "email confirmation / change link lifetime", durationSetting(&c.ConfirmTokenTTL)},
+		{"reset-token-ttl", dur(ad.ResetTokenTTL), "password reset link lifetime", durationSetting(&c.ResetTokenTTL)},
+		{"confirm-path", mail.DefaultConfirmPath, "path of confirmation links under the public URL (the token is added as ?token=…)", pathSetting(&c.ConfirmPath)},
+		{"reset-path", mail.DefaultResetPath, "path of password reset links under the public URL (the token is added as ?token=…)", pathSetting(&c.ResetPath)},
 		{"cors-origins", "", "comma-separated origins (https://app.example.com) whose browser code may call the API, or * (default: no CORS)", func(v string) error {
 			origins, err := server.ParseCORSOrigins(v)
 			if err != nil {
@@ -273,7 +314,12 @@ func settingsOf(c *config) []setting {
 		}},
 		{"event-retention", "2160h", "how long security events are kept", durationSetting(&c.EventRetention)},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
-		{"log-level", "info", "debug, info, warn or error", stringSetting(&c.LogLevel, "debug", "info", "warn", "error")},
+		{"log-level", "info", "debug, info, warn or error", func(v string) error {
+			if !contains([]string{"debug", "info", "warn", "error"}, v) {
+				return errors.New("must be one of debug, info, warn, error")
+			}
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}},
 		{"debug-addr", "", "loopback host:port serving Go's profiles at /debug/pprof/ (default: off)", func(v string) error {
 			if v != "" {
 				host, _, err := net.SplitHostPort(v)

@@ -130,26 +130,13 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		return err
 	}
 	defer closeLimits()
-	svc, err := auth.NewService(ctx, db, auth.Config{
-		Issuer:                    cfg.PublicURL,
-		Audience:                  cfg.Audience,
-		AccessTokenTTL:            cfg.AccessTokenTTL,
-		RefreshTokenTTL:           cfg.RefreshTokenTTL,
-		RefreshReuseGrace:         cfg.RefreshReuseGrace,
-		RegistrationOpen:          cfg.Registration == "open",
-		MasterKey:                 key,
-		TwoFactorTTL:              cfg.TwoFactorTTL,
-		EmailConfirmationRequired: cfg.EmailConfirmation == "required",
-		ConfirmTokenTTL:           cfg.ConfirmTokenTTL,
-		ResetTokenTTL:             cfg.ResetTokenTTL,
-		Hasher:                    hasher,
-		Limits:                    limits,
-		AvatarDecodeBudget:        cfg.AvatarDecodeBudget,
-	})
+	ac := cfg.authConfig(key)
+	ac.Hasher, ac.Limits = hasher, limits
+	svc, err := auth.NewService(ctx, db, ac)
 	if err != nil {
 		return err
 	}
-	mailer, err := newMailer(cfg, logger)
+	mailer, err := newMailer(cfg, svc, logger)
 	if err != nil {
 		return err
 	}
@@ -278,15 +265,16 @@ func serveMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger) (f
 
 // newMailer returns the SMTP mailer, or the log mailer when no SMTP URL is
 // set.
-func newMailer(cfg *config, logger *slog.Logger) (auth.Mailer, error) {
+// The lifetimes its mails state are the service's own (passed once, to
+// auth).
+func newMailer(cfg *config, svc *auth.Service, logger *slog.Logger) (auth.Mailer, error) {
 	mc := mail.Config{
 		From:        cfg.MailFrom,
 		PublicURL:   cfg.PublicURL,
 		ConfirmPath: cfg.ConfirmPath,
 		ResetPath:   cfg.ResetPath,
-		ConfirmTTL:  cfg.ConfirmTokenTTL,
-		ResetTTL:    cfg.ResetTokenTTL,
 	}
+	mc.ConfirmTTL, mc.ResetTTL = svc.LinkTTLs()
 	if cfg.SMTPURL == "" {
 		logger.Warn("LATCHKEY_SMTP_URL is not set: mails are written to the log, their links included; use this for development only")
 		return mail.NewLog(logger, mc)
@@ -320,7 +308,7 @@ const (
 // counters while Redis does not answer), else in memory. It returns the
 // backend's metrics too.
 func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limits, []prometheus.Collector, func(), error) {
-	if cfg.RateLimits == "off" {
+	if !cfg.RateLimits {
 		logger.Warn("rate limits are off (LATCHKEY_RATE_LIMITS=off): use this for load tests only")
 		return auth.Limits{}, nil, func() {}, nil
 	}
@@ -341,6 +329,26 @@ func newLimits(ctx context.Context, cfg *config, logger *slog.Logger) (auth.Limi
 	}, backend.Collectors(), func() { backend.Close() }, nil
 }
 
+// authConfig is the auth.Config of these settings (no hasher, no limits:
+// serve adds them).
+func (c *config) authConfig(key []byte) auth.Config {
+	return auth.Config{
+		Issuer:                    c.PublicURL,
+		Audience:                  c.Audience,
+		AccessTokenTTL:            c.AccessTokenTTL,
+		RefreshTokenTTL:           c.RefreshTokenTTL,
+		RefreshReuseGrace:         c.RefreshReuseGrace,
+		RegistrationOpen:          c.RegistrationOpen,
+		MasterKey:                 key,
+		TwoFactorTTL:              c.TwoFactorTTL,
+		EmailConfirmationRequired: c.EmailConfirmation,
+		ConfirmTokenTTL:           c.ConfirmTokenTTL,
+		ResetTokenTTL:             c.ResetTokenTTL,
+		AvatarDecodeBudget:        c.AvatarDecodeBudget,
+		AvatarDecodeWait:          auth.DefaultAvatarDecodeWait,
+	}
+}
+
 // localURL is how a person on this machine reaches the listener.
 func localURL(addr net.Addr) string {
 	tcp, ok := addr.(*net.TCPAddr)
@@ -354,9 +362,7 @@ func localURL(addr net.Addr) string {
 }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	format := cfg.LogFormat
 	if format == "" {
 		format = "json"

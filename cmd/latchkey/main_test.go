@@ -30,7 +30,7 @@ func TestParseConfig(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", check: func(t *testing.T, c *config) {
-			if c.Addr != ":8080" || c.PublicURL != "http://localhost:8080" || c.Registration != "open" ||
+			if c.Addr != ":8080" || c.PublicURL != "http://localhost:8080" || !c.RegistrationOpen ||
 				c.AccessTokenTTL != 15*time.Minute || c.RefreshTokenTTL != 720*time.Hour ||
 				c.RefreshReuseGrace != 10*time.Second || c.AvatarMaxBytes != 1<<20 || c.Audience != "latchkey" {
 				t.Errorf("defaults: %+v", c)
@@ -41,7 +41,7 @@ func TestParseConfig(t *testing.T) {
 		}},
 		{name: "env", env: map[string]string{"LATCHKEY_ACCESS_TOKEN_TTL": "1m", "LATCHKEY_REGISTRATION": "closed", "LATCHKEY_PUBLIC_URL": "https://id.example.com/"},
 			check: func(t *testing.T, c *config) {
-				if c.AccessTokenTTL != time.Minute || c.Registration != "closed" || c.PublicURL != "https://id.example.com" {
+				if c.AccessTokenTTL != time.Minute || c.RegistrationOpen || c.PublicURL != "https://id.example.com" {
 					t.Errorf("%+v", c)
 				}
 			}},
