@@ -193,8 +193,13 @@ func (s *Service) DeleteMe(ctx context.Context, userID string, c DeleteCredentia
 	}
 	switch u.AccountType {
 	case AccountSecret:
-		if c.Secret == "" || !hashEqual(u.SecretHash, tokenHash(kindSecret, c.Secret)) {
+		if c.Secret == "" {
 			return ErrInvalidCredentials
+		}
+		// The same limited re-check as every other credential re-check:
+		// a stolen access token does not buy unlimited guesses.
+		if err := s.recheckCredential(ctx, u, TwoFactorCredentials{Secret: c.Secret}, meta); err != nil {
+			return err
 		}
 	default:
 		if err := s.reauthenticate(ctx, u, c.Password, meta); err != nil {

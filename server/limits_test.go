@@ -146,6 +146,23 @@ func TestSignInLimitsUnderConcurrency(t *testing.T) {
 				h.wantRateLimited(h.signInPw(a.Email, goodPw), time.Hour)
 			}
 		})
+		h.run("DELETE /me, POST /me/two-factor/429 a secret account's re-checks share the limit", func(h *harness) {
+			// DELETE /me compared the secret without counting it (unlimited
+			// guesses with a stolen access token): 24 × 401 before.
+			h = limited(h)
+			for range rounds {
+				a := h.register("Secret Sam")
+				auth := bearer(a.AccessToken)
+				wrong := strings.Repeat("A", len(a.Secret))
+				rs := parallel(tries, func(i int) response {
+					if i%2 == 0 {
+						return h.do("DELETE", "/api/me", map[string]any{"secret": wrong}, auth)
+					}
+					return h.do("POST", "/api/me/two-factor", map[string]any{"secret": wrong}, auth)
+				})
+				h.wantAtMost(rs, n)
+			}
+		})
 		h.run("POST /auth/429 parallel wrong passwords, limits in Redis", func(h *harness) {
 			url := redisURL(h.t)
 			b, err := ratelimit.Redis(context.Background(), url)
