@@ -43,7 +43,7 @@ func withHasher(h *password.Hasher) func(*Config) {
 
 // newPasswordService is newTestService with a cheap hasher; edit may
 // replace it.
-func newPasswordService(t *testing.T, edit ...func(*Config)) (*Service, *fakeStore, *testClock) {
+func newPasswordService(t *testing.T, edit ...func(*Config)) (*Service, *testStore, *testClock) {
 	t.Helper()
 	return newTestService(t, append([]func(*Config){withHasher(newHasher(t, cheapParams, 4, time.Second))}, edit...)...)
 }
@@ -63,7 +63,7 @@ func registerPassword(t *testing.T, s *Service, email, username, pw string) (*Us
 }
 
 // storedHash returns the user's stored password hash.
-func storedHash(t *testing.T, st *fakeStore, id string) string {
+func storedHash(t *testing.T, st *testStore, id string) string {
 	t.Helper()
 	u, err := st.UserByID(context.Background(), id)
 	if err != nil {
@@ -181,7 +181,7 @@ func TestRegisterPassword(t *testing.T) {
 	if err != nil || p.UserID != u.ID || p.SessionID != tok.SessionID {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
-	if sess, _ := st.session(tok.SessionID); sess.UserAgent != "test/1" || sess.IP != "192.0.2.7" {
+	if sess := st.session(t, tok.SessionID); sess.UserAgent != "test/1" || sess.IP != "192.0.2.7" {
 		t.Errorf("session = %+v", sess)
 	}
 	if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
@@ -257,7 +257,7 @@ func TestRegisterPasswordValidation(t *testing.T) {
 			if errors.Is(err, ErrWeakPassword) != tt.weak {
 				t.Errorf("errors.Is(%v, ErrWeakPassword) = %v, want %v", err, !tt.weak, tt.weak)
 			}
-			if len(st.users) != 0 {
+			if st.count(t, "users") != 0 {
 				t.Error("invalid registration stored a user")
 			}
 		})
@@ -351,7 +351,7 @@ func TestRegisterPasswordClosed(t *testing.T) {
 	if !errors.Is(err, ErrRegistrationDisabled) {
 		t.Errorf("err = %v, want ErrRegistrationDisabled", err)
 	}
-	if len(st.users) != 0 {
+	if st.count(t, "users") != 0 {
 		t.Error("a user was created")
 	}
 	if got := l.register.take(); got != nil {
@@ -382,7 +382,7 @@ func TestRegisterPasswordTaken(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if len(st.users) != 1 || storedHash(t, st, first.ID) != hash {
+			if st.count(t, "users") != 1 || storedHash(t, st, first.ID) != hash {
 				t.Error("a duplicate registration changed the store")
 			}
 		})
@@ -396,17 +396,14 @@ func TestSignInPassword(t *testing.T) {
 	long, _ := registerPassword(t, s, "long@example.com", "", strings.Repeat("zq7#", 32))
 	accent, _ := registerPassword(t, s, "accent@example.com", "", "caf\u00e9 violet orbit")
 	eve, _ := registerPassword(t, s, "eve@example.com", "Eve_X", adaPassword)
-	eve.Disabled = true
-	st.putUser(*eve)
+	st.exec(t, "UPDATE users SET disabled = 1 WHERE id = ?", eve.ID)
 	broken, _ := registerPassword(t, s, "broken@example.com", "", adaPassword)
-	broken.PasswordHash = "$argon2id$v=19$m=64,t=1,p=1$!!!$!!!"
-	st.putUser(*broken)
+	st.exec(t, "UPDATE users SET password_hash = ? WHERE id = ?", "$argon2id$v=19$m=64,t=1,p=1$!!!$!!!", broken.ID)
 	// Secret accounts have no username or email, and one that somehow got
 	// a username still does not sign in by password.
 	register(t, s, "grace_h")
 	hopper, hopperSecret, _ := register(t, s, "Hopper")
-	hopper.Username = ptr("hopper_g")
-	st.putUser(*hopper)
+	st.exec(t, "UPDATE users SET username = ? WHERE id = ?", "hopper_g", hopper.ID)
 
 	tests := []struct {
 		name     string
@@ -484,21 +481,21 @@ func TestSignInRehashes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, st, clk := newPasswordService(t)
 			old := tt.hash(t)
-			st.putUser(User{ID: "u1", AccountType: AccountPassword, Name: "Ada", Email: ptr(adaEmail),
+			st.createUser(t, User{ID: testUserID, AccountType: AccountPassword, Name: "Ada", Email: ptr(adaEmail),
 				Locale: "en", Timezone: "UTC", CreatedAt: s.now(), UpdatedAt: s.now(), PasswordHash: old})
 			clk.advance(time.Hour)
 
 			if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: "not the password"}, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
 				t.Fatalf("wrong password: %v", err)
 			}
-			if got := storedHash(t, st, "u1"); got != old {
+			if got := storedHash(t, st, testUserID); got != old {
 				t.Fatalf("a wrong password rewrote the hash: %q", got)
 			}
 
 			if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
 				t.Fatal(err)
 			}
-			stored, _ := st.UserByID(ctx, "u1")
+			stored, _ := st.UserByID(ctx, testUserID)
 			if !strings.HasPrefix(stored.PasswordHash, cheapPrefix) {
 				t.Fatalf("hash after sign-in = %q, want the hasher's parameters", stored.PasswordHash)
 			}
@@ -513,7 +510,7 @@ func TestSignInRehashes(t *testing.T) {
 			if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
 				t.Fatal(err)
 			}
-			if got := storedHash(t, st, "u1"); got != stored.PasswordHash {
+			if got := storedHash(t, st, testUserID); got != stored.PasswordHash {
 				t.Error("a current hash was rewritten")
 			}
 		})
@@ -633,7 +630,7 @@ func TestSignInBlocked(t *testing.T) {
 				delete(l.account.counts, adaKey)
 				l.account.counts["user:"+ada.ID] = n
 			}
-			sessions := len(st.sessions)
+			sessions := st.count(t, "sessions")
 
 			// A cancelled context makes any hash fail with its error, so
 			// RateLimitError shows that none was attempted.
@@ -647,7 +644,7 @@ func TestSignInBlocked(t *testing.T) {
 			if rl.RetryAfter != tt.wantAfter {
 				t.Errorf("RetryAfter = %v, want %v", rl.RetryAfter, tt.wantAfter)
 			}
-			if len(st.sessions) != sessions {
+			if st.count(t, "sessions") != sessions {
 				t.Error("a refused sign-in started a session")
 			}
 			counts := map[string]int{}
@@ -738,7 +735,7 @@ func TestLimiterErrorsAreReturned(t *testing.T) {
 				_, err = s.SignIn(ctx, *tt.c, meta)
 			} else {
 				_, _, err = s.RegisterPassword(ctx, RegisterPasswordInput{Email: "bob@example.com", Password: adaPassword}, meta)
-				if len(st.users) != 1 {
+				if st.count(t, "users") != 1 {
 					t.Error("a user was created despite the limiter error")
 				}
 			}
@@ -780,8 +777,8 @@ func TestRegisterPasswordLimit(t *testing.T) {
 	if got := l.register.take(); !slices.Equal(got, []string{"refused ip:" + addr}) {
 		t.Errorf("calls = %q, want %q", got, []string{"refused ip:" + addr})
 	}
-	if len(st.users) != 1 {
-		t.Errorf("%d users, want 1", len(st.users))
+	if st.count(t, "users") != 1 {
+		t.Errorf("%d users, want 1", st.count(t, "users"))
 	}
 
 	// Other addresses, and unknown ones, are not limited by it.
@@ -854,7 +851,7 @@ func TestHasherBusy(t *testing.T) {
 		}},
 	}
 	for range 20 {
-		users := len(st.users)
+		users := st.count(t, "users")
 		l.account.take()
 		l.client.take()
 		done, ok := holdSlot(h)
@@ -878,7 +875,7 @@ func TestHasherBusy(t *testing.T) {
 				t.Errorf("%s = %v, want ErrOverloaded", c.name, errs[i])
 			}
 		}
-		if len(st.users) != users {
+		if st.count(t, "users") != users {
 			t.Error("a registration went through without a hash")
 		}
 		if n := l.account.counts; len(n) != 0 && (n["user:"+ada.ID] != 0 || n["email:nobody@example.com"] != 0) {
@@ -932,7 +929,7 @@ func TestChangePassword(t *testing.T) {
 				t.Error("a failed change stored a new hash")
 			}
 			for _, id := range []string{first.SessionID, caller.SessionID, other.SessionID} {
-				if sess, _ := st.session(id); sess.RevokedAt != nil {
+				if sess := st.session(t, id); sess.RevokedAt != nil {
 					t.Errorf("a failed change revoked session %s", id)
 				}
 			}
@@ -957,7 +954,7 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("stored hash %q not replaced", h)
 	}
 	for _, id := range []string{first.SessionID, other.SessionID} {
-		if sess, _ := st.session(id); sess.RevokedAt == nil || !sess.RevokedAt.Equal(s.now()) {
+		if sess := st.session(t, id); sess.RevokedAt == nil || !sess.RevokedAt.Equal(s.now()) {
 			t.Errorf("other session %s: RevokedAt = %v, want %v", id, sess.RevokedAt, s.now())
 		}
 	}
