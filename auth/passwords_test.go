@@ -618,7 +618,8 @@ func TestSignInBlocked(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLimiters()
-			s, st, _ := newPasswordService(t, l.edit)
+			h := newHasher(t, cheapParams, 1, 0)
+			s, st, _ := newPasswordService(t, withHasher(h), l.edit)
 			registerPassword(t, s, adaEmail, adaUsername, adaPassword)
 			_, secret, _ := register(t, s, "Grace")
 			if tt.c.Secret != "" {
@@ -632,11 +633,15 @@ func TestSignInBlocked(t *testing.T) {
 			}
 			sessions := st.count(t, "sessions")
 
-			// A cancelled context makes any hash fail with its error, so
-			// RateLimitError shows that none was attempted.
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			res, err := s.SignIn(ctx, tt.c, ClientMeta{IP: addr})
+			// Any hash while the only hashing slot is held fails with
+			// ErrBusy, so RateLimitError shows that none was attempted.
+			var res *AuthResult
+			var err error
+			whileBusy(t, h, func() {
+				l.account.take()
+				l.client.take()
+				res, err = s.SignIn(context.Background(), tt.c, ClientMeta{IP: addr})
+			})
 			var rl *RateLimitError
 			if !errors.As(err, &rl) || !errors.Is(err, ErrRateLimited) || res != nil {
 				t.Fatalf("SignIn = %+v, %v; want *RateLimitError", res, err)
@@ -850,18 +855,44 @@ func TestHasherBusy(t *testing.T) {
 			return err
 		}},
 	}
-	for range 20 {
-		users := st.count(t, "users")
+	var users int
+	errs := make([]error, len(calls))
+	whileBusy(t, h, func() {
+		users = st.count(t, "users")
 		l.account.take()
 		l.client.take()
+		for i, c := range calls {
+			errs[i] = c.call()
+		}
+	})
+	for i, c := range calls {
+		if !errors.Is(errs[i], ErrOverloaded) || !errors.Is(errs[i], password.ErrBusy) {
+			t.Errorf("%s = %v, want ErrOverloaded", c.name, errs[i])
+		}
+	}
+	if st.count(t, "users") != users {
+		t.Error("a registration went through without a hash")
+	}
+	if n := l.account.counts; len(n) != 0 && (n["user:"+ada.ID] != 0 || n["email:nobody@example.com"] != 0) {
+		t.Errorf("an overloaded sign-in was counted as a failure: %v", n)
+	}
+	if n := l.client.counts["ip:192.0.2.1"]; n != 0 {
+		t.Errorf("an overloaded sign-in was counted as a failure on the address: %d", n)
+	}
+}
+
+// whileBusy runs calls while a slow verification is seen holding h's only
+// hashing slot (h has concurrency 1 and no wait) both before and after
+// them, so that any hash the calls attempt fails with password.ErrBusy.
+// A run the holder did not cover is repeated, up to 20 runs.
+func whileBusy(t *testing.T, h *password.Hasher, calls func()) {
+	t.Helper()
+	for range 20 {
 		done, ok := holdSlot(h)
 		if !ok {
 			continue
 		}
-		errs := make([]error, len(calls))
-		for i, c := range calls {
-			errs[i] = c.call()
-		}
+		calls()
 		select {
 		case <-done:
 			continue // the slot was released during the calls: inconclusive
@@ -869,20 +900,6 @@ func TestHasherBusy(t *testing.T) {
 		}
 		if err := <-done; err != nil {
 			t.Fatalf("holder: %v", err)
-		}
-		for i, c := range calls {
-			if !errors.Is(errs[i], ErrOverloaded) || !errors.Is(errs[i], password.ErrBusy) {
-				t.Errorf("%s = %v, want ErrOverloaded", c.name, errs[i])
-			}
-		}
-		if st.count(t, "users") != users {
-			t.Error("a registration went through without a hash")
-		}
-		if n := l.account.counts; len(n) != 0 && (n["user:"+ada.ID] != 0 || n["email:nobody@example.com"] != 0) {
-			t.Errorf("an overloaded sign-in was counted as a failure: %v", n)
-		}
-		if n := l.client.counts["ip:192.0.2.1"]; n != 0 {
-			t.Errorf("an overloaded sign-in was counted as a failure on the address: %d", n)
 		}
 		return
 	}
@@ -980,12 +997,14 @@ func signInPassword(t *testing.T, s *Service, email, pw string) *Tokens {
 
 func TestChangePasswordLimited(t *testing.T) {
 	l := newLimiters()
-	s, _, _ := newPasswordService(t, l.edit)
+	h := newHasher(t, cheapParams, 1, 0)
+	s, _, _ := newPasswordService(t, withHasher(h), l.edit)
 	u, tok := registerPassword(t, s, adaEmail, "", adaPassword)
 	l.account.fill("user:" + u.ID)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // any hash would fail with context.Canceled
-	err := s.ChangePassword(ctx, Principal{UserID: u.ID, SessionID: tok.SessionID}, adaPassword, "a brand new secret", ClientMeta{})
+	var err error
+	whileBusy(t, h, func() { // any hash would fail with password.ErrBusy
+		err = s.ChangePassword(context.Background(), Principal{UserID: u.ID, SessionID: tok.SessionID}, adaPassword, "a brand new secret", ClientMeta{})
+	})
 	var rl *RateLimitError
 	if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
 		t.Errorf("err = %v, want *RateLimitError of 30s", err)
