@@ -22,11 +22,16 @@ func (s *testStore) count(t testing.TB, from string, args ...any) int {
 	return n
 }
 
-// exec runs one statement, to arrange a state no Store method makes.
+// exec runs one statement that changes rows, to arrange a state no Store
+// method makes.
 func (s *testStore) exec(t testing.TB, query string, args ...any) {
 	t.Helper()
-	if _, err := s.db.Exec(query, args...); err != nil {
+	res, err := s.db.Exec(query, args...)
+	if err != nil {
 		t.Fatalf("%s: %v", query, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		t.Fatalf("%s: changed %d rows (%v)", query, n, err)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 func init() {
 	auth.OpenSQLiteStore = func(t testing.TB) (auth.Store, *sql.DB) {
 		t.Helper()
-		db := storetest.Open(t, storetest.Targets(t)[0].DSN) // [0] is always SQLite
+		db := storetest.OpenSQLite(t)
 		return db, db.Pools()["main"]
 	}
 }
