@@ -42,7 +42,7 @@ func (m *fakeMailer) take() []Mail {
 	return out
 }
 
-// mailEnv is a password service with confirmation required, a fake store,
+// mailEnv is a password service with confirmation required, a test store,
 // a fixed clock and a fake mailer behind an outbox.
 type mailEnv struct {
 	t      *testing.T

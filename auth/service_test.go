@@ -38,7 +38,7 @@ func testConfig() Config {
 	return cfg
 }
 
-// newTestService builds a Service on a fresh fake store with a fixed clock;
+// newTestService builds a Service on a fresh test store with a fixed clock;
 // edit changes the configuration first.
 func newTestService(t *testing.T, edit ...func(*Config)) (*Service, *testStore, *testClock) {
 	t.Helper()
