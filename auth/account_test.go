@@ -49,7 +49,7 @@ func TestRegisterSecret(t *testing.T) {
 	if tok.ExpiresIn != 900 || tok.RefreshExpiresIn != 720*3600 {
 		t.Errorf("expires in %d / %d", tok.ExpiresIn, tok.RefreshExpiresIn)
 	}
-	sess, _ := st.session(tok.SessionID)
+	sess := st.session(t, tok.SessionID)
 	if sess.UserID != u.ID || sess.UserAgent != "test/1" || sess.IP != "192.0.2.7" ||
 		!sess.ExpiresAt.Equal(now.Add(720*time.Hour)) {
 		t.Errorf("session = %+v", sess)
@@ -67,7 +67,7 @@ func TestRegisterSecretClosed(t *testing.T) {
 	if !errors.Is(err, ErrRegistrationDisabled) {
 		t.Errorf("err = %v, want ErrRegistrationDisabled", err)
 	}
-	if len(st.users) != 0 {
+	if st.count(t, "users") != 0 {
 		t.Error("a user was created")
 	}
 }
@@ -101,7 +101,7 @@ func TestRegisterSecretValidation(t *testing.T) {
 				if got := fieldsOf(t, err); !slices.Equal(got, tt.wantFields) {
 					t.Errorf("fields = %v, want %v", got, tt.wantFields)
 				}
-				if len(st.users) != 0 {
+				if st.count(t, "users") != 0 {
 					t.Error("invalid registration stored a user")
 				}
 				return
@@ -121,8 +121,7 @@ func TestSignIn(t *testing.T) {
 	s, st, _ := newTestService(t)
 	u, secret, regTok := register(t, s, "Ada")
 	disabled, disabledSecret, _ := register(t, s, "Eve")
-	disabled.Disabled = true
-	st.putUser(*disabled)
+	st.exec(t, "UPDATE users SET disabled = 1 WHERE id = ?", disabled.ID)
 
 	tests := []struct {
 		name string
@@ -230,11 +229,11 @@ func TestPasswordAccountNotApplicable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.putUser(User{ID: "p1", AccountType: AccountPassword, Name: "Ada", Email: &email, PasswordHash: hash})
-	if _, err := s.Secret(ctx, "p1"); !errors.Is(err, ErrNotApplicable) {
+	st.createUser(t, User{ID: testUserID, AccountType: AccountPassword, Name: "Ada", Email: &email, PasswordHash: hash})
+	if _, err := s.Secret(ctx, testUserID); !errors.Is(err, ErrNotApplicable) {
 		t.Errorf("Secret = %v, want ErrNotApplicable", err)
 	}
-	if err := s.DeleteMe(ctx, "p1", DeleteCredentials{Password: "whatever"}, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
+	if err := s.DeleteMe(ctx, testUserID, DeleteCredentials{Password: "whatever"}, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("DeleteMe = %v, want ErrInvalidCredentials", err)
 	}
 }
@@ -244,8 +243,7 @@ func TestSecretSwappedBetweenUsersDoesNotOpen(t *testing.T) {
 	s, st, _ := newTestService(t)
 	a, _, _ := register(t, s, "Ada")
 	b, _, _ := register(t, s, "Bob")
-	a.SecretEnc = b.SecretEnc
-	st.putUser(*a)
+	st.exec(t, "UPDATE users SET secret_enc = ? WHERE id = ?", b.SecretEnc, a.ID)
 	if got, err := s.Secret(ctx, a.ID); err == nil {
 		t.Errorf("Secret opened another user's sealed secret: %q", got)
 	}

@@ -90,11 +90,11 @@ func TestAdminFlagEvents(t *testing.T) {
 		{FlagChange{Disabled: &yes}, nil}, // no change, no event
 		{FlagChange{Disabled: &no, Admin: &no}, []EventType{EventAccountEnabled, EventAdminRevoked}},
 	} {
-		before := len(st.events)
+		before := len(st.events(t))
 		if _, err := s.AdminUpdateUser(ctx, p, target.ID, tc.ch); err != nil {
 			t.Fatalf("%+v: %v", tc.ch, err)
 		}
-		got := st.events[before:]
+		got := st.events(t)[before:]
 		if len(got) != len(tc.want) {
 			t.Fatalf("%+v: events %+v, want %v", tc.ch, got, tc.want)
 		}

@@ -1,9 +1,13 @@
 package auth
 
-import "testing"
+import (
+	"database/sql"
+	"testing"
+)
 
 // OpenSQLiteStore returns the real store on a fresh, migrated SQLite
-// database. Package auth cannot import store (store imports auth), so
+// database, and that database's connection pool for the tests to count and
+// edit rows. Package auth cannot import store (store imports auth), so
 // sqlite_link_test.go, in the external package auth_test of the same test
 // binary, sets it in an init function before any test runs.
-var OpenSQLiteStore func(t testing.TB) Store
+var OpenSQLiteStore func(t testing.TB) (Store, *sql.DB)

@@ -42,12 +42,12 @@ func (m *fakeMailer) take() []Mail {
 	return out
 }
 
-// mailEnv is a password service with confirmation required, a fake store,
+// mailEnv is a password service with confirmation required, a test store,
 // a fixed clock and a fake mailer behind an outbox.
 type mailEnv struct {
 	t      *testing.T
 	s      *Service
-	st     *fakeStore
+	st     *testStore
 	clk    *testClock
 	mailer *fakeMailer
 	outbox *Outbox
@@ -119,10 +119,10 @@ func TestRegisterPending(t *testing.T) {
 	if u.EmailConfirmed || m.Name != adaUsername || m.Locale != "fr-CH" || m.Token == "" || m.ID == "" {
 		t.Errorf("user %+v, mail %+v", u, m)
 	}
-	if n := len(e.st.sessions); n != 0 {
+	if n := e.st.count(t, "sessions"); n != 0 {
 		t.Errorf("%d sessions after a pending registration, want 0", n)
 	}
-	toks := e.st.tokens(u.ID)
+	toks := e.st.tokens(t, u.ID)
 	now := start.UTC().Truncate(time.Microsecond)
 	if len(toks) != 1 || toks[0].Kind != TokenConfirm || toks[0].Email != adaEmail ||
 		!toks[0].ExpiresAt.Equal(now.Add(24*time.Hour)) || !bytes.Equal(toks[0].Hash, tokenHash("confirm", m.Token)) {
@@ -166,7 +166,7 @@ func TestRegisterPendingExisting(t *testing.T) {
 	if err != nil || u != nil || tok != nil {
 		t.Fatalf("RegisterPassword = %v, %v, %v", u, tok, err)
 	}
-	if n := len(e.st.users); n != 1 {
+	if n := e.st.count(t, "users"); n != 1 {
 		t.Fatalf("%d users, want 1", n)
 	}
 	notice := e.one(MailAlreadyRegistered, adaEmail)
@@ -509,7 +509,7 @@ func TestOutboxRetries(t *testing.T) {
 	var waits []time.Duration
 	for range 5 {
 		e.flush()
-		m := e.st.mails()[0]
+		m := e.st.mails(t)[0]
 		wait := m.NextAttempt.Sub(e.s.now())
 		waits = append(waits, wait)
 		if m.LastError != "421 try later" || m.Claim != "" {
@@ -525,13 +525,13 @@ func TestOutboxRetries(t *testing.T) {
 	if !slices.Equal(waits, want) {
 		t.Errorf("backoff = %v, want %v", waits, want)
 	}
-	if m := e.st.mails()[0]; m.Attempts != 5 {
+	if m := e.st.mails(t)[0]; m.Attempts != 5 {
 		t.Errorf("attempts = %d", m.Attempts)
 	}
 
 	e.mailer.fail(nil)
 	e.one(MailConfirm, adaEmail)
-	m := e.st.mails()[0]
+	m := e.st.mails(t)[0]
 	if m.SentAt == nil || m.Payload != nil {
 		t.Errorf("sent mail = %+v", m)
 	}
@@ -549,7 +549,7 @@ func TestOutboxRetries(t *testing.T) {
 		e.flush()
 		e.clk.advance(time.Minute)
 	}
-	m = e.st.mails()[1]
+	m = e.st.mails(t)[1]
 	if m.FailedAt == nil || m.Payload != nil || m.Kind != MailPasswordReset {
 		t.Errorf("mail = %+v, want given up", m)
 	}
@@ -591,16 +591,13 @@ func TestOutboxPayloadIsSealed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mails := e.st.mails()
-	e.st.mu.Lock()
-	a, b := e.st.outbox[mails[0].ID], e.st.outbox[mails[1].ID]
-	a.Payload, b.Payload = b.Payload, a.Payload
-	e.st.outbox[a.ID], e.st.outbox[b.ID] = a, b
-	e.st.mu.Unlock()
+	mails := e.st.mails(t)
+	e.st.exec(t, "UPDATE mail_outbox SET payload = ? WHERE id = ?", mails[1].Payload, mails[0].ID)
+	e.st.exec(t, "UPDATE mail_outbox SET payload = ? WHERE id = ?", mails[0].Payload, mails[1].ID)
 	if sent := e.flush(); len(sent) != 0 {
 		t.Fatalf("swapped payloads opened: %+v", sent)
 	}
-	for _, m := range e.st.mails() {
+	for _, m := range e.st.mails(t) {
 		if m.FailedAt == nil {
 			t.Errorf("mail %s not given up", m.ID)
 		}
@@ -608,7 +605,7 @@ func TestOutboxPayloadIsSealed(t *testing.T) {
 
 	e2 := newMailEnv(t)
 	m := e2.pending(adaEmail, "")
-	for _, om := range e2.st.mails() {
+	for _, om := range e2.st.mails(t) {
 		if bytes.Contains(om.Payload, []byte(m.Token)) || bytes.Contains(om.Payload, []byte(adaUsername)) {
 			t.Error("the payload holds the token in clear")
 		}
@@ -663,11 +660,11 @@ func TestPruneMail(t *testing.T) {
 	if err := e.st.PruneMail(ctx, now, now.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	toks := e.st.tokens(e.user(adaEmail).ID)
+	toks := e.st.tokens(t, e.user(adaEmail).ID)
 	if len(toks) != 1 || toks[0].Kind != TokenConfirm {
 		t.Errorf("tokens after prune = %+v", toks)
 	}
-	if n := len(e.st.mails()); n != 1 {
+	if n := len(e.st.mails(t)); n != 1 {
 		t.Errorf("%d mails after prune, want 1 (the reset mail is not sent yet)", n)
 	}
 }

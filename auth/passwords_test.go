@@ -43,7 +43,7 @@ func withHasher(h *password.Hasher) func(*Config) {
 
 // newPasswordService is newTestService with a cheap hasher; edit may
 // replace it.
-func newPasswordService(t *testing.T, edit ...func(*Config)) (*Service, *fakeStore, *testClock) {
+func newPasswordService(t *testing.T, edit ...func(*Config)) (*Service, *testStore, *testClock) {
 	t.Helper()
 	return newTestService(t, append([]func(*Config){withHasher(newHasher(t, cheapParams, 4, time.Second))}, edit...)...)
 }
@@ -63,7 +63,7 @@ func registerPassword(t *testing.T, s *Service, email, username, pw string) (*Us
 }
 
 // storedHash returns the user's stored password hash.
-func storedHash(t *testing.T, st *fakeStore, id string) string {
+func storedHash(t *testing.T, st *testStore, id string) string {
 	t.Helper()
 	u, err := st.UserByID(context.Background(), id)
 	if err != nil {
@@ -181,7 +181,7 @@ func TestRegisterPassword(t *testing.T) {
 	if err != nil || p.UserID != u.ID || p.SessionID != tok.SessionID {
 		t.Fatalf("Authenticate = %+v, %v", p, err)
 	}
-	if sess, _ := st.session(tok.SessionID); sess.UserAgent != "test/1" || sess.IP != "192.0.2.7" {
+	if sess := st.session(t, tok.SessionID); sess.UserAgent != "test/1" || sess.IP != "192.0.2.7" {
 		t.Errorf("session = %+v", sess)
 	}
 	if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
@@ -257,7 +257,7 @@ func TestRegisterPasswordValidation(t *testing.T) {
 			if errors.Is(err, ErrWeakPassword) != tt.weak {
 				t.Errorf("errors.Is(%v, ErrWeakPassword) = %v, want %v", err, !tt.weak, tt.weak)
 			}
-			if len(st.users) != 0 {
+			if st.count(t, "users") != 0 {
 				t.Error("invalid registration stored a user")
 			}
 		})
@@ -351,7 +351,7 @@ func TestRegisterPasswordClosed(t *testing.T) {
 	if !errors.Is(err, ErrRegistrationDisabled) {
 		t.Errorf("err = %v, want ErrRegistrationDisabled", err)
 	}
-	if len(st.users) != 0 {
+	if st.count(t, "users") != 0 {
 		t.Error("a user was created")
 	}
 	if got := l.register.take(); got != nil {
@@ -382,7 +382,7 @@ func TestRegisterPasswordTaken(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if len(st.users) != 1 || storedHash(t, st, first.ID) != hash {
+			if st.count(t, "users") != 1 || storedHash(t, st, first.ID) != hash {
 				t.Error("a duplicate registration changed the store")
 			}
 		})
@@ -396,17 +396,14 @@ func TestSignInPassword(t *testing.T) {
 	long, _ := registerPassword(t, s, "long@example.com", "", strings.Repeat("zq7#", 32))
 	accent, _ := registerPassword(t, s, "accent@example.com", "", "caf\u00e9 violet orbit")
 	eve, _ := registerPassword(t, s, "eve@example.com", "Eve_X", adaPassword)
-	eve.Disabled = true
-	st.putUser(*eve)
+	st.exec(t, "UPDATE users SET disabled = 1 WHERE id = ?", eve.ID)
 	broken, _ := registerPassword(t, s, "broken@example.com", "", adaPassword)
-	broken.PasswordHash = "$argon2id$v=19$m=64,t=1,p=1$!!!$!!!"
-	st.putUser(*broken)
+	st.exec(t, "UPDATE users SET password_hash = ? WHERE id = ?", "$argon2id$v=19$m=64,t=1,p=1$!!!$!!!", broken.ID)
 	// Secret accounts have no username or email, and one that somehow got
 	// a username still does not sign in by password.
 	register(t, s, "grace_h")
 	hopper, hopperSecret, _ := register(t, s, "Hopper")
-	hopper.Username = ptr("hopper_g")
-	st.putUser(*hopper)
+	st.exec(t, "UPDATE users SET username = ? WHERE id = ?", "hopper_g", hopper.ID)
 
 	tests := []struct {
 		name     string
@@ -484,21 +481,21 @@ func TestSignInRehashes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s, st, clk := newPasswordService(t)
 			old := tt.hash(t)
-			st.putUser(User{ID: "u1", AccountType: AccountPassword, Name: "Ada", Email: ptr(adaEmail),
+			st.createUser(t, User{ID: testUserID, AccountType: AccountPassword, Name: "Ada", Email: ptr(adaEmail),
 				Locale: "en", Timezone: "UTC", CreatedAt: s.now(), UpdatedAt: s.now(), PasswordHash: old})
 			clk.advance(time.Hour)
 
 			if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: "not the password"}, ClientMeta{}); !errors.Is(err, ErrInvalidCredentials) {
 				t.Fatalf("wrong password: %v", err)
 			}
-			if got := storedHash(t, st, "u1"); got != old {
+			if got := storedHash(t, st, testUserID); got != old {
 				t.Fatalf("a wrong password rewrote the hash: %q", got)
 			}
 
 			if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
 				t.Fatal(err)
 			}
-			stored, _ := st.UserByID(ctx, "u1")
+			stored, _ := st.UserByID(ctx, testUserID)
 			if !strings.HasPrefix(stored.PasswordHash, cheapPrefix) {
 				t.Fatalf("hash after sign-in = %q, want the hasher's parameters", stored.PasswordHash)
 			}
@@ -513,7 +510,7 @@ func TestSignInRehashes(t *testing.T) {
 			if _, err := s.SignIn(ctx, Credentials{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
 				t.Fatal(err)
 			}
-			if got := storedHash(t, st, "u1"); got != stored.PasswordHash {
+			if got := storedHash(t, st, testUserID); got != stored.PasswordHash {
 				t.Error("a current hash was rewritten")
 			}
 		})
@@ -621,7 +618,8 @@ func TestSignInBlocked(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newLimiters()
-			s, st, _ := newPasswordService(t, l.edit)
+			h := newHasher(t, cheapParams, 1, 0)
+			s, st, _ := newPasswordService(t, withHasher(h), l.edit)
 			registerPassword(t, s, adaEmail, adaUsername, adaPassword)
 			_, secret, _ := register(t, s, "Grace")
 			if tt.c.Secret != "" {
@@ -633,13 +631,17 @@ func TestSignInBlocked(t *testing.T) {
 				delete(l.account.counts, adaKey)
 				l.account.counts["user:"+ada.ID] = n
 			}
-			sessions := len(st.sessions)
+			sessions := st.count(t, "sessions")
 
-			// A cancelled context makes any hash fail with its error, so
-			// RateLimitError shows that none was attempted.
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			res, err := s.SignIn(ctx, tt.c, ClientMeta{IP: addr})
+			// Any hash while the only hashing slot is held fails with
+			// ErrBusy, so RateLimitError shows that none was attempted.
+			var res *AuthResult
+			var err error
+			whileBusy(t, h, func() {
+				l.account.take()
+				l.client.take()
+				res, err = s.SignIn(context.Background(), tt.c, ClientMeta{IP: addr})
+			})
 			var rl *RateLimitError
 			if !errors.As(err, &rl) || !errors.Is(err, ErrRateLimited) || res != nil {
 				t.Fatalf("SignIn = %+v, %v; want *RateLimitError", res, err)
@@ -647,7 +649,7 @@ func TestSignInBlocked(t *testing.T) {
 			if rl.RetryAfter != tt.wantAfter {
 				t.Errorf("RetryAfter = %v, want %v", rl.RetryAfter, tt.wantAfter)
 			}
-			if len(st.sessions) != sessions {
+			if st.count(t, "sessions") != sessions {
 				t.Error("a refused sign-in started a session")
 			}
 			counts := map[string]int{}
@@ -738,7 +740,7 @@ func TestLimiterErrorsAreReturned(t *testing.T) {
 				_, err = s.SignIn(ctx, *tt.c, meta)
 			} else {
 				_, _, err = s.RegisterPassword(ctx, RegisterPasswordInput{Email: "bob@example.com", Password: adaPassword}, meta)
-				if len(st.users) != 1 {
+				if st.count(t, "users") != 1 {
 					t.Error("a user was created despite the limiter error")
 				}
 			}
@@ -780,8 +782,8 @@ func TestRegisterPasswordLimit(t *testing.T) {
 	if got := l.register.take(); !slices.Equal(got, []string{"refused ip:" + addr}) {
 		t.Errorf("calls = %q, want %q", got, []string{"refused ip:" + addr})
 	}
-	if len(st.users) != 1 {
-		t.Errorf("%d users, want 1", len(st.users))
+	if st.count(t, "users") != 1 {
+		t.Errorf("%d users, want 1", st.count(t, "users"))
 	}
 
 	// Other addresses, and unknown ones, are not limited by it.
@@ -853,18 +855,44 @@ func TestHasherBusy(t *testing.T) {
 			return err
 		}},
 	}
-	for range 20 {
-		users := len(st.users)
+	var users int
+	errs := make([]error, len(calls))
+	whileBusy(t, h, func() {
+		users = st.count(t, "users")
 		l.account.take()
 		l.client.take()
+		for i, c := range calls {
+			errs[i] = c.call()
+		}
+	})
+	for i, c := range calls {
+		if !errors.Is(errs[i], ErrOverloaded) || !errors.Is(errs[i], password.ErrBusy) {
+			t.Errorf("%s = %v, want ErrOverloaded", c.name, errs[i])
+		}
+	}
+	if st.count(t, "users") != users {
+		t.Error("a registration went through without a hash")
+	}
+	if n := l.account.counts; len(n) != 0 && (n["user:"+ada.ID] != 0 || n["email:nobody@example.com"] != 0) {
+		t.Errorf("an overloaded sign-in was counted as a failure: %v", n)
+	}
+	if n := l.client.counts["ip:192.0.2.1"]; n != 0 {
+		t.Errorf("an overloaded sign-in was counted as a failure on the address: %d", n)
+	}
+}
+
+// whileBusy runs calls while a slow verification is seen holding h's only
+// hashing slot (h has concurrency 1 and no wait) both before and after
+// them, so that any hash the calls attempt fails with password.ErrBusy.
+// A run the holder did not cover is repeated, up to 20 runs.
+func whileBusy(t *testing.T, h *password.Hasher, calls func()) {
+	t.Helper()
+	for range 20 {
 		done, ok := holdSlot(h)
 		if !ok {
 			continue
 		}
-		errs := make([]error, len(calls))
-		for i, c := range calls {
-			errs[i] = c.call()
-		}
+		calls()
 		select {
 		case <-done:
 			continue // the slot was released during the calls: inconclusive
@@ -872,20 +900,6 @@ func TestHasherBusy(t *testing.T) {
 		}
 		if err := <-done; err != nil {
 			t.Fatalf("holder: %v", err)
-		}
-		for i, c := range calls {
-			if !errors.Is(errs[i], ErrOverloaded) || !errors.Is(errs[i], password.ErrBusy) {
-				t.Errorf("%s = %v, want ErrOverloaded", c.name, errs[i])
-			}
-		}
-		if len(st.users) != users {
-			t.Error("a registration went through without a hash")
-		}
-		if n := l.account.counts; len(n) != 0 && (n["user:"+ada.ID] != 0 || n["email:nobody@example.com"] != 0) {
-			t.Errorf("an overloaded sign-in was counted as a failure: %v", n)
-		}
-		if n := l.client.counts["ip:192.0.2.1"]; n != 0 {
-			t.Errorf("an overloaded sign-in was counted as a failure on the address: %d", n)
 		}
 		return
 	}
@@ -932,7 +946,7 @@ func TestChangePassword(t *testing.T) {
 				t.Error("a failed change stored a new hash")
 			}
 			for _, id := range []string{first.SessionID, caller.SessionID, other.SessionID} {
-				if sess, _ := st.session(id); sess.RevokedAt != nil {
+				if sess := st.session(t, id); sess.RevokedAt != nil {
 					t.Errorf("a failed change revoked session %s", id)
 				}
 			}
@@ -957,7 +971,7 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("stored hash %q not replaced", h)
 	}
 	for _, id := range []string{first.SessionID, other.SessionID} {
-		if sess, _ := st.session(id); sess.RevokedAt == nil || !sess.RevokedAt.Equal(s.now()) {
+		if sess := st.session(t, id); sess.RevokedAt == nil || !sess.RevokedAt.Equal(s.now()) {
 			t.Errorf("other session %s: RevokedAt = %v, want %v", id, sess.RevokedAt, s.now())
 		}
 	}
@@ -983,12 +997,14 @@ func signInPassword(t *testing.T, s *Service, email, pw string) *Tokens {
 
 func TestChangePasswordLimited(t *testing.T) {
 	l := newLimiters()
-	s, _, _ := newPasswordService(t, l.edit)
+	h := newHasher(t, cheapParams, 1, 0)
+	s, _, _ := newPasswordService(t, withHasher(h), l.edit)
 	u, tok := registerPassword(t, s, adaEmail, "", adaPassword)
 	l.account.fill("user:" + u.ID)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // any hash would fail with context.Canceled
-	err := s.ChangePassword(ctx, Principal{UserID: u.ID, SessionID: tok.SessionID}, adaPassword, "a brand new secret", ClientMeta{})
+	var err error
+	whileBusy(t, h, func() { // any hash would fail with password.ErrBusy
+		err = s.ChangePassword(context.Background(), Principal{UserID: u.ID, SessionID: tok.SessionID}, adaPassword, "a brand new secret", ClientMeta{})
+	})
 	var rl *RateLimitError
 	if !errors.As(err, &rl) || rl.RetryAfter != 30*time.Second {
 		t.Errorf("err = %v, want *RateLimitError of 30s", err)

@@ -38,15 +38,15 @@ func testConfig() Config {
 	return cfg
 }
 
-// newTestService builds a Service on a fresh fake store with a fixed clock;
+// newTestService builds a Service on a fresh test store with a fixed clock;
 // edit changes the configuration first.
-func newTestService(t *testing.T, edit ...func(*Config)) (*Service, *fakeStore, *testClock) {
+func newTestService(t *testing.T, edit ...func(*Config)) (*Service, *testStore, *testClock) {
 	t.Helper()
 	cfg := testConfig()
 	for _, e := range edit {
 		e(&cfg)
 	}
-	st := newFakeStore()
+	st := newTestStore(t)
 	clk := &testClock{t: start}
 	s, err := NewService(context.Background(), st, cfg, WithClock(clk.now))
 	if err != nil {
@@ -105,11 +105,11 @@ func TestNewServiceConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig()
 			tt.edit(&cfg)
-			st := newFakeStore()
+			st := newTestStore(t)
 			if _, err := NewService(context.Background(), st, cfg); err == nil {
 				t.Fatal("NewService accepted a bad config")
 			}
-			if len(st.keys) != 0 {
+			if st.count(t, "signing_keys") != 0 {
 				t.Error("a key was stored despite the bad config")
 			}
 		})
@@ -119,8 +119,8 @@ func TestNewServiceConfig(t *testing.T) {
 func TestNewServiceKeepsKeysAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	s1, st, clk := newTestService(t)
-	if len(st.keys) != 1 {
-		t.Fatalf("stored keys = %d, want 1", len(st.keys))
+	if st.count(t, "signing_keys") != 1 {
+		t.Fatalf("stored keys = %d, want 1", st.count(t, "signing_keys"))
 	}
 	_, _, tok := register(t, s1, "Ada")
 
@@ -128,8 +128,8 @@ func TestNewServiceKeepsKeysAcrossRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.keys) != 1 {
-		t.Errorf("restart created a key: %d stored", len(st.keys))
+	if st.count(t, "signing_keys") != 1 {
+		t.Errorf("restart created a key: %d stored", st.count(t, "signing_keys"))
 	}
 	if _, err := s2.Authenticate(ctx, tok.AccessToken); err != nil {
 		t.Errorf("token of the first instance refused after restart: %v", err)
@@ -184,7 +184,7 @@ func TestClientMetaCleaning(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sess, _ := st.session(res.Tokens.SessionID)
+			sess := st.session(t, res.Tokens.SessionID)
 			if sess.UserAgent != tt.wantUA || sess.IP != tt.wantIP {
 				t.Errorf("session UA %q IP %q, want %q %q", sess.UserAgent, sess.IP, tt.wantUA, tt.wantIP)
 			}

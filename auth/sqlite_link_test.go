@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"database/sql"
 	"testing"
 
 	"github.com/latchkey-dev/latchkey/auth"
@@ -8,8 +9,9 @@ import (
 )
 
 func init() {
-	auth.OpenSQLiteStore = func(t testing.TB) auth.Store {
+	auth.OpenSQLiteStore = func(t testing.TB) (auth.Store, *sql.DB) {
 		t.Helper()
-		return storetest.Open(t, storetest.Targets(t)[0].DSN) // [0] is always SQLite
+		db := storetest.OpenSQLite(t)
+		return db, db.Pools()["main"]
 	}
 }

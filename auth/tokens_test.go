@@ -108,26 +108,28 @@ func TestAuthenticateFollowsTheSession(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name   string
-		change func(st *fakeStore, sess Session, now time.Time)
+		change func(t *testing.T, st *testStore, sess Session, now time.Time)
 	}{
-		{"revoked", func(st *fakeStore, sess Session, now time.Time) {
-			sess.RevokedAt = &now
-			st.setSession(sess)
+		{"revoked", func(t *testing.T, st *testStore, sess Session, now time.Time) {
+			if err := st.RevokeSession(ctx, sess.UserID, sess.ID, now); err != nil {
+				t.Fatal(err)
+			}
 		}},
-		{"expired before the token", func(st *fakeStore, sess Session, now time.Time) {
-			sess.ExpiresAt = now
-			st.setSession(sess)
+		{"expired before the token", func(t *testing.T, st *testStore, sess Session, now time.Time) {
+			st.exec(t, "UPDATE sessions SET expires_at = ? WHERE id = ?", sqliteTime(now), sess.ID)
 		}},
-		{"deleted", func(st *fakeStore, sess Session, _ time.Time) {
-			st.DeleteUser(ctx, sess.UserID)
+		{"deleted", func(t *testing.T, st *testStore, sess Session, _ time.Time) {
+			if err := st.DeleteUser(ctx, sess.UserID); err != nil {
+				t.Fatal(err)
+			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, st, _ := newTestService(t)
 			_, _, tok := register(t, s, "Ada")
-			sess, _ := st.session(tok.SessionID)
-			tt.change(st, sess, s.now())
+			sess := st.session(t, tok.SessionID)
+			tt.change(t, st, sess, s.now())
 			if _, err := s.Authenticate(ctx, tok.AccessToken); !errors.Is(err, ErrUnauthenticated) {
 				t.Errorf("Authenticate = %v, want ErrUnauthenticated", err)
 			}
@@ -158,7 +160,7 @@ func TestAccessTokenClaims(t *testing.T) {
 }
 
 // addKey stores a new signing key, as another instance would.
-func addKey(t *testing.T, s *Service, st *fakeStore, createdAt time.Time, retiredAt *time.Time) (string, ed25519.PrivateKey) {
+func addKey(t *testing.T, s *Service, st *testStore, createdAt time.Time, retiredAt *time.Time) (string, ed25519.PrivateKey) {
 	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	kid := thumbprint(pub)
@@ -292,7 +294,7 @@ func TestRefreshRotation(t *testing.T) {
 	if next.RefreshExpiresIn != 720*3600 {
 		t.Errorf("RefreshExpiresIn = %d, want the full sliding TTL", next.RefreshExpiresIn)
 	}
-	sess, _ := st.session(tok.SessionID)
+	sess := st.session(t, tok.SessionID)
 	if now := s.now(); !sess.ExpiresAt.Equal(now.Add(720*time.Hour)) || !sess.LastUsed.Equal(now) {
 		t.Errorf("session not slid: %+v", sess)
 	}
@@ -333,7 +335,7 @@ func TestRefreshReuseRevokesTheSession(t *testing.T) {
 	if _, err := s.Refresh(ctx, tok.RefreshToken); !errors.Is(err, ErrRefreshReused) {
 		t.Fatalf("reuse after grace = %v, want ErrRefreshReused", err)
 	}
-	if sess, _ := st.session(tok.SessionID); sess.RevokedAt == nil {
+	if sess := st.session(t, tok.SessionID); sess.RevokedAt == nil {
 		t.Error("session not revoked")
 	}
 	if _, err := s.Refresh(ctx, next.RefreshToken); !errors.Is(err, ErrUnauthenticated) {
@@ -354,25 +356,25 @@ func TestRefreshRefusals(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, s *Service, st *fakeStore, clk *testClock, tok *Tokens) string
+		setup func(t *testing.T, s *Service, st *testStore, clk *testClock, tok *Tokens) string
 	}{
-		{"unknown", func(_ *testing.T, _ *Service, _ *fakeStore, _ *testClock, _ *Tokens) string {
+		{"unknown", func(_ *testing.T, _ *Service, _ *testStore, _ *testClock, _ *Tokens) string {
 			return "no-such-token"
 		}},
-		{"access token", func(_ *testing.T, _ *Service, _ *fakeStore, _ *testClock, tok *Tokens) string {
+		{"access token", func(_ *testing.T, _ *Service, _ *testStore, _ *testClock, tok *Tokens) string {
 			return tok.AccessToken
 		}},
-		{"expired", func(_ *testing.T, _ *Service, _ *fakeStore, clk *testClock, tok *Tokens) string {
+		{"expired", func(_ *testing.T, _ *Service, _ *testStore, clk *testClock, tok *Tokens) string {
 			clk.advance(720 * time.Hour)
 			return tok.RefreshToken
 		}},
-		{"logged out", func(t *testing.T, s *Service, _ *fakeStore, _ *testClock, tok *Tokens) string {
+		{"logged out", func(t *testing.T, s *Service, _ *testStore, _ *testClock, tok *Tokens) string {
 			if err := s.LogoutRefresh(ctx, tok.RefreshToken); err != nil {
 				t.Fatal(err)
 			}
 			return tok.RefreshToken
 		}},
-		{"retry within grace of a revoked session", func(t *testing.T, s *Service, _ *fakeStore, clk *testClock, tok *Tokens) string {
+		{"retry within grace of a revoked session", func(t *testing.T, s *Service, _ *testStore, clk *testClock, tok *Tokens) string {
 			next, err := s.Refresh(ctx, tok.RefreshToken)
 			if err != nil {
 				t.Fatal(err)
@@ -459,7 +461,7 @@ func TestLogout(t *testing.T) {
 			if _, err := s.Authenticate(ctx, bystander.AccessToken); err != nil {
 				t.Errorf("another user's session hurt: %v", err)
 			}
-			if sess, _ := st.session(bystander.SessionID); sess.RevokedAt != nil {
+			if sess := st.session(t, bystander.SessionID); sess.RevokedAt != nil {
 				t.Error("bystander revoked")
 			}
 		})

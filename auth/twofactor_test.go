@@ -16,7 +16,7 @@ import (
 )
 
 // twoFactorService is newTestService with a cheap password hasher.
-func twoFactorService(t *testing.T, edit ...func(*Config)) (*Service, *fakeStore, *testClock) {
+func twoFactorService(t *testing.T, edit ...func(*Config)) (*Service, *testStore, *testClock) {
 	t.Helper()
 	h, err := password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 4, time.Second)
 	if err != nil {
@@ -187,12 +187,12 @@ func TestEnrollAndConfirmSecretAccount(t *testing.T) {
 	if opened, err := s.sealer.open(purposeTOTPKey, u.ID, stored.TOTPKeyEnc); err != nil || !bytes.Equal(opened, key) {
 		t.Errorf("the key opens to %x, %v", opened, err)
 	}
-	if n := st.recoveryCount(u.ID); n != 10 {
+	if n := st.count(t, "recovery_codes WHERE user_id = ?", u.ID); n != 10 {
 		t.Errorf("%d recovery codes stored, want 10", n)
 	}
-	for h := range st.recovery {
+	for _, h := range st.blobs(t, "SELECT hash FROM recovery_codes") {
 		for _, c := range codes {
-			if strings.Contains(h, strings.ReplaceAll(c, "-", "")) {
+			if strings.Contains(string(h), strings.ReplaceAll(c, "-", "")) {
 				t.Fatal("a recovery code is stored in plaintext")
 			}
 		}
@@ -326,7 +326,7 @@ func TestSignInTwoFactor(t *testing.T) {
 	if err != nil || p.UserID != u.ID {
 		t.Fatalf("the access token: %+v, %v", p, err)
 	}
-	sess, _ := st.session(out.Tokens.SessionID)
+	sess := st.session(t, out.Tokens.SessionID)
 	if sess.UserAgent != "first/1.0" || sess.IP != "192.0.2.9" {
 		t.Errorf("session meta = %q %q, want the first factor's", sess.UserAgent, sess.IP)
 	}
@@ -384,7 +384,7 @@ func TestSignInTwoFactorRecoveryCodes(t *testing.T) {
 	if _, err := s.SignInTwoFactor(ctx, token, loose, ClientMeta{}); err != nil {
 		t.Fatalf("a recovery code: %v", err)
 	}
-	if n := st.recoveryCount(u.ID); n != 9 {
+	if n := st.count(t, "recovery_codes WHERE user_id = ?", u.ID); n != 9 {
 		t.Errorf("%d recovery codes left, want 9", n)
 	}
 	token = challenge(t, s, secret)
@@ -445,7 +445,7 @@ func TestChallengeExpires(t *testing.T) {
 
 	// The next challenge sweeps the expired one.
 	token = challenge(t, s, secret)
-	if n := st.challengeCount(); n != 1 {
+	if n := st.count(t, "two_factor_challenges"); n != 1 {
 		t.Errorf("%d challenges stored, want 1", n)
 	}
 	clk.advance(5*time.Minute - time.Microsecond)
@@ -549,7 +549,7 @@ func TestDisableTwoFactor(t *testing.T) {
 	if stored.TwoFactorEnabled || stored.TOTPKeyEnc != nil || stored.TOTPPendingEnc != nil {
 		t.Errorf("two-factor state after disabling: %+v", stored)
 	}
-	if st.recoveryCount(u.ID) != 0 || st.challengeCount() != 0 {
+	if st.count(t, "recovery_codes WHERE user_id = ?", u.ID) != 0 || st.count(t, "two_factor_challenges") != 0 {
 		t.Error("recovery codes or challenges survive disabling")
 	}
 	if tok := signIn(t, s, secret); tok == nil {
@@ -576,14 +576,11 @@ func TestSignInTwoFactorAfterChanges(t *testing.T) {
 	next := codeAt(key, clk.now().Add(totp.Period))
 
 	token := challenge(t, s, secret)
-	stored, _ := st.UserByID(ctx, u.ID)
-	stored.Disabled = true
-	st.putUser(*stored)
+	st.exec(t, "UPDATE users SET disabled = 1 WHERE id = ?", u.ID)
 	_, err := s.SignInTwoFactor(ctx, token, next, ClientMeta{})
 	wantIs(t, "a disabled account", err, ErrAccountDisabled)
 
-	stored.Disabled, stored.TwoFactorEnabled = false, false
-	st.putUser(*stored)
+	st.exec(t, "UPDATE users SET disabled = 0, two_factor_enabled = 0 WHERE id = ?", u.ID)
 	_, err = s.SignInTwoFactor(ctx, token, next, ClientMeta{})
 	wantIs(t, "two-factor turned off meanwhile", err, ErrInvalidToken)
 }

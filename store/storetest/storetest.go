@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,6 +126,53 @@ func Open(t testing.TB, dsn string) *store.DB {
 		t.Fatalf("storetest: migrate: %v", err)
 	}
 	return db
+}
+
+// OpenSQLite returns a fresh, migrated SQLite database in t.TempDir(),
+// closed when the test ends: Open on a new SQLite file, but the file is a
+// copy of one migrated once per test binary, so a test package that opens
+// a database per test does not run the migrations each time.
+func OpenSQLite(t testing.TB) *store.DB {
+	t.Helper()
+	sqliteTemplate.once.Do(func() { sqliteTemplate.data, sqliteTemplate.err = migratedSQLite() })
+	if sqliteTemplate.err != nil {
+		t.Fatalf("storetest: template database: %v", sqliteTemplate.err)
+	}
+	path := filepath.Join(t.TempDir(), "latchkey.db")
+	if err := os.WriteFile(path, sqliteTemplate.data, 0o600); err != nil {
+		t.Fatalf("storetest: %v", err)
+	}
+	return Open(t, "sqlite:"+path) // Migrate finds nothing to do
+}
+
+// sqliteTemplate is the file of a migrated SQLite database (OpenSQLite).
+var sqliteTemplate struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+// migratedSQLite migrates a new SQLite database and returns its file.
+func migratedSQLite() ([]byte, error) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "latchkey-storetest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "latchkey.db")
+	db, err := store.Open(ctx, "sqlite:"+path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := db.Close(); err != nil { // the last connection checkpoints the WAL into the file
+		return nil, err
+	}
+	return os.ReadFile(path)
 }
 
 // Each runs fn in a subtest per target (named after it) with that

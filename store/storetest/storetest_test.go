@@ -129,3 +129,29 @@ func checkSchema(t *testing.T, dsn string) {
 		t.Fatalf("users tables in schema %s: %d, %v; want 1", want, n, err)
 	}
 }
+
+// TestOpenSQLite checks that OpenSQLite gives a database migrated as far
+// as a new file that Open migrates, and a database of its own each call.
+func TestOpenSQLite(t *testing.T) {
+	ctx := context.Background()
+	migrations := func(db *store.DB) string {
+		var names string
+		err := db.Pools()["main"].QueryRowContext(ctx,
+			"SELECT group_concat(name, ',') FROM (SELECT name FROM schema_migrations ORDER BY version)").Scan(&names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	fresh := storetest.Open(t, storetest.Targets(t)[0].DSN)
+	a, b := storetest.OpenSQLite(t), storetest.OpenSQLite(t)
+	if got, want := migrations(a), migrations(fresh); got != want || want == "" {
+		t.Errorf("OpenSQLite migrations = %q, want %q", got, want)
+	}
+	if err := a.CreateSigningKey(ctx, &auth.SigningKey{ID: "k", PrivateEnc: []byte("p"), Public: []byte("q"), CreatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := b.SigningKeys(ctx); err != nil || len(keys) != 0 {
+		t.Errorf("another OpenSQLite database: SigningKeys = %v, %v; want none", keys, err)
+	}
+}
