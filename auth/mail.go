@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/latchkey-dev/latchkey/auth/password"
 )
 
 // Mail: email confirmation, password reset and email change.
@@ -196,21 +194,32 @@ type mailPayload struct {
 	UserAgent string    `json:"ua,omitempty"`
 }
 
-// newMailToken makes a token of kind for the user, mailed to email, valid
-// for ttl from now; it returns the stored form and the plaintext.
-func (s *Service) newMailToken(kind TokenKind, userID, email string, ttl time.Duration, now time.Time) (*MailToken, string, error) {
+// tokenMail issues a token of kind for u, valid for its kind's lifetime
+// from now, and makes the mail of kind mk to the address to that carries
+// it: the stored token and its outbox mail, for the caller to queue in one
+// transaction.
+func (s *Service) tokenMail(kind TokenKind, mk MailKind, u *User, to string, now time.Time) (*MailToken, *OutboxMail, error) {
 	token, err := newToken(s.rand)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	return &MailToken{
+	ttl := s.cfg.ConfirmTokenTTL // TokenConfirm, TokenEmailChange
+	if kind == TokenReset {
+		ttl = s.cfg.ResetTokenTTL
+	}
+	t := &MailToken{
 		Hash:      tokenHash(string(kind), token),
 		Kind:      kind,
-		UserID:    userID,
-		Email:     email,
+		UserID:    u.ID,
+		Email:     to,
 		CreatedAt: now,
 		ExpiresAt: now.Add(ttl),
-	}, token, nil
+	}
+	m, err := s.newMail(mk, u, to, mailPayload{Token: token}, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, m, nil
 }
 
 // newMail makes an outbox mail of kind to the address to, for u, due now;
@@ -254,11 +263,7 @@ func (s *Service) registerPending(ctx context.Context, u *User, now time.Time) e
 	if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("find user: %w", err)
 	}
-	t, token, err := s.newMailToken(TokenConfirm, u.ID, *u.Email, s.cfg.ConfirmTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	m, err := s.newMail(MailConfirm, u, *u.Email, mailPayload{Token: token}, now)
+	t, m, err := s.tokenMail(TokenConfirm, MailConfirm, u, *u.Email, now)
 	if err != nil {
 		return err
 	}
@@ -299,40 +304,18 @@ func (s *Service) alreadyRegistered(ctx context.Context, owner *User, username *
 	if owner.AccountType != AccountPassword || owner.Disabled || owner.Email == nil {
 		return nil
 	}
-	err := take(ctx, counter{s.cfg.Limits.MailAddress, "email:" + *owner.Email})
+	err := s.guard.mailTo(ctx, *owner.Email)
 	if errors.Is(err, ErrRateLimited) {
 		return nil // silently: the answer must not differ from a new address's
 	}
 	if err != nil {
 		return err
 	}
-	t, token, err := s.newMailToken(TokenReset, owner.ID, *owner.Email, s.cfg.ResetTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	m, err := s.newMail(MailAlreadyRegistered, owner, *owner.Email, mailPayload{Token: token}, now)
+	t, m, err := s.tokenMail(TokenReset, MailAlreadyRegistered, owner, *owner.Email, now)
 	if err != nil {
 		return err
 	}
 	return s.st.QueueMail(ctx, t, m)
-}
-
-// limitMail counts a request for a mail to email against the per-address
-// and per-client limits; a RateLimitError when either is used up. It
-// counts whether or not the address has an account.
-func (s *Service) limitMail(ctx context.Context, email string, meta ClientMeta) error {
-	cs := []counter{{s.cfg.Limits.MailAddress, "email:" + email}}
-	if meta.IP != "" {
-		cs = append(cs, counter{s.cfg.Limits.MailClient, clientKey(meta)})
-	}
-	return take(ctx, cs...)
-}
-
-// mailAddress validates an address given to a mail endpoint.
-func mailAddress(field, email string) (string, error) {
-	var v validator
-	email = v.email(field, email)
-	return email, v.err()
 }
 
 // ResendConfirmation mails a new confirmation link to the unconfirmed
@@ -360,7 +343,7 @@ func (s *Service) requestMail(ctx context.Context, email string, meta ClientMeta
 	if err != nil {
 		return err
 	}
-	if err := s.limitMail(ctx, email, meta); err != nil {
+	if err := s.guard.mailRequest(ctx, email, meta); err != nil {
 		return err
 	}
 	id, err := s.newID()
@@ -379,32 +362,25 @@ func (s *Service) requestMail(ctx context.Context, email string, meta ClientMeta
 // the mail carrying it; or nothing when there is no such account. Either
 // way the request is deleted, in the transaction that queues the mail.
 func (s *Service) resolveMailRequest(ctx context.Context, r *MailRequest) error {
-	var (
-		mk     MailKind
-		ttl    time.Duration
-		wanted func(*User) bool
-	)
-	switch r.Kind {
-	case TokenConfirm:
-		mk, ttl, wanted = MailConfirm, s.cfg.ConfirmTokenTTL, func(u *User) bool { return !u.EmailConfirmed }
-	case TokenReset:
-		mk, ttl, wanted = MailPasswordReset, s.cfg.ResetTokenTTL, func(*User) bool { return true }
-	default:
-		return s.st.CompleteMailRequest(ctx, r.ID, nil) // unknown: drop it
-	}
 	u, err := s.st.UserByEmail(ctx, r.Email)
-	if errors.Is(err, ErrNotFound) || (err == nil && (u.AccountType != AccountPassword || u.Disabled || !wanted(u))) {
+	if errors.Is(err, ErrNotFound) {
 		return s.st.CompleteMailRequest(ctx, r.ID, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("find user: %w", err)
 	}
-	now := s.now()
-	t, token, err := s.newMailToken(r.Kind, u.ID, r.Email, ttl, now)
-	if err != nil {
-		return err
+	var mk MailKind
+	switch {
+	case u.AccountType != AccountPassword || u.Disabled:
+	case r.Kind == TokenConfirm && !u.EmailConfirmed:
+		mk = MailConfirm
+	case r.Kind == TokenReset:
+		mk = MailPasswordReset
 	}
-	m, err := s.newMail(mk, u, r.Email, mailPayload{Token: token}, now)
+	if mk == "" { // no such account, or an unknown kind: drop the request
+		return s.st.CompleteMailRequest(ctx, r.ID, nil)
+	}
+	t, m, err := s.tokenMail(r.Kind, mk, u, r.Email, s.now())
 	if err != nil {
 		return err
 	}
@@ -429,14 +405,10 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetPasswordInput) erro
 	if err != nil {
 		return err
 	}
-	pw := password.Normalize(in.Password)
-	if in.PasswordConf != nil && password.Normalize(*in.PasswordConf) != pw {
+	if !passwordsMatch(in.Password, in.PasswordConf) {
 		return Invalid("password_conf", "does not match the password")
 	}
-	if err := checkPassword("password", pw, deref(u.Email), deref(u.Username)); err != nil {
-		return err
-	}
-	hash, err := s.hashPassword(ctx, pw)
+	hash, err := s.hashNewPassword(ctx, "password", in.Password, deref(u.Email), deref(u.Username))
 	if err != nil {
 		return err
 	}
@@ -543,7 +515,7 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 	}
 	// Counted before the look-up, so that the answer cannot be used to
 	// probe many addresses.
-	if err := s.limitMail(ctx, email, meta); err != nil {
+	if err := s.guard.mailRequest(ctx, email, meta); err != nil {
 		return err
 	}
 	_, err = s.st.UserByEmail(ctx, email)
@@ -554,11 +526,7 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 		return fmt.Errorf("find user: %w", err)
 	}
 	now := s.now()
-	t, token, err := s.newMailToken(TokenEmailChange, u.ID, email, s.cfg.ConfirmTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	confirm, err := s.newMail(MailEmailChange, u, email, mailPayload{Token: token}, now)
+	t, confirm, err := s.tokenMail(TokenEmailChange, MailEmailChange, u, email, now)
 	if err != nil {
 		return err
 	}
