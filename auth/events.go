@@ -218,10 +218,6 @@ func (s *Service) listEvents(ctx context.Context, f EventFilter, limit int, curs
 	return page, nil
 }
 
-// DefaultEventRetention is how long security events are kept unless
-// configured (LATCHKEY_EVENT_RETENTION): 90 days.
-const DefaultEventRetention = 2160 * time.Hour
-
 // PruneEvents deletes the events older than retention.
 func (s *Service) PruneEvents(ctx context.Context, retention time.Duration) (int64, error) {
 	return s.st.PruneEvents(ctx, s.now().Add(-retention))
