@@ -41,6 +41,8 @@ var layoutRules = []layoutRule{
 		"the store translates database errors into auth sentinels; HTTP is not its business"},
 	{module + "/mail", append(slices.Clone(edge), storage...),
 		"mailers implement auth.Mailer and know neither HTTP nor the database"},
+	{module + "/auth/outbox", append(append([]string{module}, edge...), storage...),
+		"the outbox worker knows leases, backoff and its lifecycle, not who gets which mail: it imports nothing of latchkey (auth implements its Queue), nor the database"},
 }
 
 // TestLayoutImports fails when a package imports across the layers: auth
@@ -79,7 +81,9 @@ func TestLayoutViolationsFindsIndirectImports(t *testing.T) {
 		module + "/auth/password": {"gorm.io/gorm"},
 		module + "/server":        {module + "/auth", module + "/store"},
 		module + "/store":         {module + "/auth", "gorm.io/gorm"},
+		module + "/auth/outbox":   {"context", module + "/auth"},
 		"gorm.io/gorm":            nil,
+		"context":                 nil,
 		"errors":                  nil,
 	}
 	got := layoutViolations(graph, layoutRules)
@@ -88,6 +92,8 @@ func TestLayoutViolationsFindsIndirectImports(t *testing.T) {
 		"auth/password depends on gorm.io/gorm (auth/password -> gorm.io/gorm)",
 		"server depends on gorm.io/gorm (server -> auth -> auth/password -> gorm.io/gorm)",
 		"server depends on store (server -> store)",
+		"auth/outbox depends on auth (auth/outbox -> auth)",
+		"auth/outbox depends on gorm.io/gorm (auth/outbox -> auth -> auth/password -> gorm.io/gorm)",
 	}
 	for _, w := range want {
 		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {

@@ -34,7 +34,7 @@ func (s *Service) RegisterSecret(ctx context.Context, in RegisterSecretInput, me
 	if !s.cfg.RegistrationOpen {
 		return nil, "", nil, ErrRegistrationDisabled
 	}
-	if err := s.countRegistration(ctx, meta); err != nil {
+	if err := s.guard.registration(ctx, meta); err != nil {
 		return nil, "", nil, err
 	}
 	var v validator
@@ -105,7 +105,7 @@ func (s *Service) SignIn(ctx context.Context, c Credentials, meta ClientMeta) (*
 		u, err = s.signInPassword(ctx, c, meta)
 	}
 	if errors.Is(err, ErrInvalidCredentials) {
-		s.signInFailed(ctx, c)
+		s.signInFailed(ctx, u)
 	}
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func (s *Service) completeSignIn(ctx context.Context, u *User, meta ClientMeta) 
 // signInSecret finds the account of a secret. A secret has no identifier
 // apart from itself, so only the client address is limited.
 func (s *Service) signInSecret(ctx context.Context, secret string, meta ClientMeta) (*User, error) {
-	res, err := s.reserveSignIn(ctx, "", meta)
+	res, err := s.guard.secretSignIn(ctx, meta)
 	if err != nil {
 		return nil, err
 	}

@@ -254,12 +254,7 @@ func (s *Service) AdminRequestPasswordReset(ctx context.Context, p Principal, id
 	if u.AccountType != AccountPassword || u.Email == nil {
 		return ErrNotApplicable
 	}
-	now := s.now()
-	t, token, err := s.newMailToken(TokenReset, u.ID, *u.Email, s.cfg.ResetTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	m, err := s.newMail(MailPasswordReset, u, *u.Email, mailPayload{Token: token}, now)
+	t, m, err := s.tokenMail(TokenReset, MailPasswordReset, u, *u.Email, s.now())
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,6 @@ import (
 // when Config.AvatarDecodeBudget is zero.
 const DefaultAvatarDecodeBudget = 256 << 20
 
-// imageWait is how long an upload waits for room in the decode budget
-// before it is answered ErrOverloaded.
-const imageWait = 2 * time.Second
-
 // decodeBudget admits avatar decodes against a memory budget: each takes
 // its estimated cost (avatar.DecodeCost) while it runs. One cost larger
 // than the whole budget is admitted alone, once nothing else runs: the
@@ -92,7 +88,7 @@ func (s *Service) processImage(ctx context.Context, data []byte) ([]byte, string
 // is not a supported image, ErrInvalidImage when it cannot be decoded or is
 // too large.
 func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) error {
-	res, err := reserve(ctx, counter{s.cfg.Limits.AvatarUpload, "user:" + userID})
+	res, err := s.guard.avatarUpload(ctx, userID)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,9 @@ const (
 	DefaultTwoFactorTTL      = 5 * time.Minute
 	DefaultConfirmTokenTTL   = 24 * time.Hour
 	DefaultResetTokenTTL     = time.Hour
-	DefaultAvatarDecodeWait  = imageWait
+	// DefaultAvatarDecodeWait is how long an avatar upload waits for room
+	// in the decode budget before it is answered ErrOverloaded.
+	DefaultAvatarDecodeWait = 2 * time.Second
 )
 
 // DefaultConfig is Config with every default set; Issuer and MasterKey,

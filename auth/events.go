@@ -218,10 +218,6 @@ func (s *Service) listEvents(ctx context.Context, f EventFilter, limit int, curs
 	return page, nil
 }
 
-// DefaultEventRetention is how long security events are kept unless
-// configured (LATCHKEY_EVENT_RETENTION): 90 days.
-const DefaultEventRetention = 2160 * time.Hour
-
 // PruneEvents deletes the events older than retention.
 func (s *Service) PruneEvents(ctx context.Context, retention time.Duration) (int64, error) {
 	return s.st.PruneEvents(ctx, s.now().Add(-retention))
@@ -242,25 +238,14 @@ func (s *Service) codeEvents(ctx context.Context, u *User, sessionID string, use
 	return s.withEvent(ctx, t, u.ID, sessionID)
 }
 
-// signInFailed records a failed first factor: with the account when the
-// identifier names one, else with neither the identifier nor anything
-// else of the attempt but the client's address and agent. Nothing is
-// recorded for a wrong secret (it names no account). The answer does not
-// wait on the log: a failure to write it is dropped.
-func (s *Service) signInFailed(ctx context.Context, c Credentials) {
-	var (
-		u   *User
-		err error
-	)
-	switch {
-	case c.Email != "":
-		email, _ := NormalizeEmail(c.Email)
-		u, err = s.st.UserByEmail(ctx, email)
-	case c.Username != "":
-		u, err = s.st.UserByUsername(ctx, c.Username)
-	}
+// signInFailed records a failed first factor: with the account the
+// identifier named (u, as the sign-in found it), else with neither the
+// identifier nor anything else of the attempt but the client's address and
+// agent. Nothing is recorded for a wrong secret (it names no account). The
+// answer does not wait on the log: a failure to write it is dropped.
+func (s *Service) signInFailed(ctx context.Context, u *User) {
 	userID := ""
-	if err == nil && u != nil {
+	if u != nil {
 		userID = u.ID
 	}
 	_ = s.record(ctx, EventSignInFailed, userID, "")

@@ -5,19 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
-	"github.com/latchkey-dev/latchkey/auth/password"
+	"github.com/latchkey-dev/latchkey/auth/outbox"
 )
 
 // Mail: email confirmation, password reset and email change.
 //
 // Every mail goes through a durable outbox: a row written in the same
 // transaction as the token it carries, its private part (the token, the
-// recipient's name) sealed under the master key. An Outbox worker sends the
-// rows that are due, with retries and exponential backoff, so that no
-// request ever waits on SMTP and an outage or a crash loses nothing.
+// recipient's name) sealed under the master key. The worker of package
+// auth/outbox sends the rows that are due (through MailQueue), with
+// retries and exponential backoff, so that no request ever waits on SMTP
+// and an outage or a crash loses nothing.
 
 // TokenKind is the kind of a mailed token. The kind is hashed with the
 // token, so a token of one kind never matches a stored hash of another (or
@@ -196,21 +196,32 @@ type mailPayload struct {
 	UserAgent string    `json:"ua,omitempty"`
 }
 
-// newMailToken makes a token of kind for the user, mailed to email, valid
-// for ttl from now; it returns the stored form and the plaintext.
-func (s *Service) newMailToken(kind TokenKind, userID, email string, ttl time.Duration, now time.Time) (*MailToken, string, error) {
+// tokenMail issues a token of kind for u, valid for its kind's lifetime
+// from now, and makes the mail of kind mk to the address to that carries
+// it: the stored token and its outbox mail, for the caller to queue in one
+// transaction.
+func (s *Service) tokenMail(kind TokenKind, mk MailKind, u *User, to string, now time.Time) (*MailToken, *OutboxMail, error) {
 	token, err := newToken(s.rand)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	return &MailToken{
+	ttl := s.cfg.ConfirmTokenTTL // TokenConfirm, TokenEmailChange
+	if kind == TokenReset {
+		ttl = s.cfg.ResetTokenTTL
+	}
+	t := &MailToken{
 		Hash:      tokenHash(string(kind), token),
 		Kind:      kind,
-		UserID:    userID,
-		Email:     email,
+		UserID:    u.ID,
+		Email:     to,
 		CreatedAt: now,
 		ExpiresAt: now.Add(ttl),
-	}, token, nil
+	}
+	m, err := s.newMail(mk, u, to, mailPayload{Token: token}, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, m, nil
 }
 
 // newMail makes an outbox mail of kind to the address to, for u, due now;
@@ -254,11 +265,7 @@ func (s *Service) registerPending(ctx context.Context, u *User, now time.Time) e
 	if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("find user: %w", err)
 	}
-	t, token, err := s.newMailToken(TokenConfirm, u.ID, *u.Email, s.cfg.ConfirmTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	m, err := s.newMail(MailConfirm, u, *u.Email, mailPayload{Token: token}, now)
+	t, m, err := s.tokenMail(TokenConfirm, MailConfirm, u, *u.Email, now)
 	if err != nil {
 		return err
 	}
@@ -299,40 +306,18 @@ func (s *Service) alreadyRegistered(ctx context.Context, owner *User, username *
 	if owner.AccountType != AccountPassword || owner.Disabled || owner.Email == nil {
 		return nil
 	}
-	err := take(ctx, counter{s.cfg.Limits.MailAddress, "email:" + *owner.Email})
+	err := s.guard.mailTo(ctx, *owner.Email)
 	if errors.Is(err, ErrRateLimited) {
 		return nil // silently: the answer must not differ from a new address's
 	}
 	if err != nil {
 		return err
 	}
-	t, token, err := s.newMailToken(TokenReset, owner.ID, *owner.Email, s.cfg.ResetTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	m, err := s.newMail(MailAlreadyRegistered, owner, *owner.Email, mailPayload{Token: token}, now)
+	t, m, err := s.tokenMail(TokenReset, MailAlreadyRegistered, owner, *owner.Email, now)
 	if err != nil {
 		return err
 	}
 	return s.st.QueueMail(ctx, t, m)
-}
-
-// limitMail counts a request for a mail to email against the per-address
-// and per-client limits; a RateLimitError when either is used up. It
-// counts whether or not the address has an account.
-func (s *Service) limitMail(ctx context.Context, email string, meta ClientMeta) error {
-	cs := []counter{{s.cfg.Limits.MailAddress, "email:" + email}}
-	if meta.IP != "" {
-		cs = append(cs, counter{s.cfg.Limits.MailClient, clientKey(meta)})
-	}
-	return take(ctx, cs...)
-}
-
-// mailAddress validates an address given to a mail endpoint.
-func mailAddress(field, email string) (string, error) {
-	var v validator
-	email = v.email(field, email)
-	return email, v.err()
 }
 
 // ResendConfirmation mails a new confirmation link to the unconfirmed
@@ -360,7 +345,7 @@ func (s *Service) requestMail(ctx context.Context, email string, meta ClientMeta
 	if err != nil {
 		return err
 	}
-	if err := s.limitMail(ctx, email, meta); err != nil {
+	if err := s.guard.mailRequest(ctx, email, meta); err != nil {
 		return err
 	}
 	id, err := s.newID()
@@ -379,32 +364,25 @@ func (s *Service) requestMail(ctx context.Context, email string, meta ClientMeta
 // the mail carrying it; or nothing when there is no such account. Either
 // way the request is deleted, in the transaction that queues the mail.
 func (s *Service) resolveMailRequest(ctx context.Context, r *MailRequest) error {
-	var (
-		mk     MailKind
-		ttl    time.Duration
-		wanted func(*User) bool
-	)
-	switch r.Kind {
-	case TokenConfirm:
-		mk, ttl, wanted = MailConfirm, s.cfg.ConfirmTokenTTL, func(u *User) bool { return !u.EmailConfirmed }
-	case TokenReset:
-		mk, ttl, wanted = MailPasswordReset, s.cfg.ResetTokenTTL, func(*User) bool { return true }
-	default:
-		return s.st.CompleteMailRequest(ctx, r.ID, nil) // unknown: drop it
-	}
 	u, err := s.st.UserByEmail(ctx, r.Email)
-	if errors.Is(err, ErrNotFound) || (err == nil && (u.AccountType != AccountPassword || u.Disabled || !wanted(u))) {
+	if errors.Is(err, ErrNotFound) {
 		return s.st.CompleteMailRequest(ctx, r.ID, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("find user: %w", err)
 	}
-	now := s.now()
-	t, token, err := s.newMailToken(r.Kind, u.ID, r.Email, ttl, now)
-	if err != nil {
-		return err
+	var mk MailKind
+	switch {
+	case u.AccountType != AccountPassword || u.Disabled:
+	case r.Kind == TokenConfirm && !u.EmailConfirmed:
+		mk = MailConfirm
+	case r.Kind == TokenReset:
+		mk = MailPasswordReset
 	}
-	m, err := s.newMail(mk, u, r.Email, mailPayload{Token: token}, now)
+	if mk == "" { // no such account, or an unknown kind: drop the request
+		return s.st.CompleteMailRequest(ctx, r.ID, nil)
+	}
+	t, m, err := s.tokenMail(r.Kind, mk, u, r.Email, s.now())
 	if err != nil {
 		return err
 	}
@@ -429,14 +407,10 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetPasswordInput) erro
 	if err != nil {
 		return err
 	}
-	pw := password.Normalize(in.Password)
-	if in.PasswordConf != nil && password.Normalize(*in.PasswordConf) != pw {
+	if !passwordsMatch(in.Password, in.PasswordConf) {
 		return Invalid("password_conf", "does not match the password")
 	}
-	if err := checkPassword("password", pw, deref(u.Email), deref(u.Username)); err != nil {
-		return err
-	}
-	hash, err := s.hashPassword(ctx, pw)
+	hash, err := s.hashNewPassword(ctx, "password", in.Password, deref(u.Email), deref(u.Username))
 	if err != nil {
 		return err
 	}
@@ -543,7 +517,7 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 	}
 	// Counted before the look-up, so that the answer cannot be used to
 	// probe many addresses.
-	if err := s.limitMail(ctx, email, meta); err != nil {
+	if err := s.guard.mailRequest(ctx, email, meta); err != nil {
 		return err
 	}
 	_, err = s.st.UserByEmail(ctx, email)
@@ -554,11 +528,7 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 		return fmt.Errorf("find user: %w", err)
 	}
 	now := s.now()
-	t, token, err := s.newMailToken(TokenEmailChange, u.ID, email, s.cfg.ConfirmTokenTTL, now)
-	if err != nil {
-		return err
-	}
-	confirm, err := s.newMail(MailEmailChange, u, email, mailPayload{Token: token}, now)
+	t, confirm, err := s.tokenMail(TokenEmailChange, MailEmailChange, u, email, now)
 	if err != nil {
 		return err
 	}
@@ -572,237 +542,114 @@ func (s *Service) ChangeEmail(ctx context.Context, p Principal, email, pw string
 	return s.st.QueueMail(ctx, t, confirm, notice)
 }
 
-// OutboxConfig tunes an Outbox. Zero fields take the defaults in
-// brackets.
-type OutboxConfig struct {
-	// Poll is the pause between looks for due mails when the last look
-	// found fewer than Batch [1s].
-	Poll time.Duration
-	// Batch is how many mails one pass claims [10].
-	Batch int
-	// SendTimeout bounds one delivery attempt [30s].
-	SendTimeout time.Duration
-	// Lease is how long claimed mails are reserved for this worker; it is
-	// raised to at least (Batch+1) × SendTimeout, so a lease never runs
-	// out while its batch is being sent [(Batch+1) × SendTimeout].
-	Lease time.Duration
-	// MinBackoff is the wait after the first failure, doubled after each
-	// further one up to MaxBackoff [15s, 15m].
-	MinBackoff, MaxBackoff time.Duration
-	// MaxAge is how long a mail is retried before it is given up [72h].
-	MaxAge time.Duration
-	// Retention is how long sent and given-up mails are kept [168h].
-	Retention time.Duration
-	// EventRetention is how long security events are kept [2160h]; the
-	// worker prunes older ones along with the mails.
-	EventRetention time.Duration
-	// Logger receives failures (never a token) [discarded].
-	Logger *slog.Logger
+// MailQueue is the outbox as its worker (package auth/outbox) sees it: the
+// store's leases, the requests resolved by the rules above, and the mails
+// opened and handed to a Mailer.
+type MailQueue struct {
+	s *Service
+	m Mailer
 }
 
-func (c *OutboxConfig) setDefaults() {
-	if c.Poll <= 0 {
-		c.Poll = time.Second
-	}
-	if c.Batch <= 0 {
-		c.Batch = 10
-	}
-	if c.SendTimeout <= 0 {
-		c.SendTimeout = 30 * time.Second
-	}
-	c.Lease = max(c.Lease, time.Duration(c.Batch+1)*c.SendTimeout)
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 15 * time.Second
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 15 * time.Minute
-	}
-	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
-	if c.MaxAge <= 0 {
-		c.MaxAge = 72 * time.Hour
-	}
-	if c.Retention <= 0 {
-		c.Retention = 7 * 24 * time.Hour
-	}
-	if c.EventRetention <= 0 {
-		c.EventRetention = DefaultEventRetention
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+var _ outbox.Queue = (*MailQueue)(nil)
+
+// MailQueue returns the outbox queue whose mails m sends; run it with
+// outbox.New.
+func (s *Service) MailQueue(m Mailer) *MailQueue {
+	return &MailQueue{s: s, m: m}
 }
 
-// pruneEvery is how often an Outbox deletes expired tokens and old mails.
-const pruneEvery = time.Hour
+// Now is the service's clock.
+func (q *MailQueue) Now() time.Time { return q.s.now() }
 
-// maxLastError is the longest failure text kept on an outbox mail.
-const maxLastError = 500
-
-// Outbox sends the mails of the outbox through a Mailer. Any number of
-// Outboxes, in any number of processes, may work on one database: each
-// mail is claimed by one at a time.
-type Outbox struct {
-	s         *Service
-	m         Mailer
-	cfg       OutboxConfig
-	lastPrune time.Time
-}
-
-// Outbox returns a worker that sends the outbox's mails through m.
-func (s *Service) Outbox(m Mailer, cfg OutboxConfig) *Outbox {
-	cfg.setDefaults()
-	return &Outbox{s: s, m: m, cfg: cfg}
-}
-
-// Run sends due mails until ctx is done. A mail being sent when ctx ends
-// is finished (within SendTimeout); the rest of its batch is handed back.
-func (o *Outbox) Run(ctx context.Context) {
-	for {
-		n, err := o.SendDue(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			o.cfg.Logger.ErrorContext(ctx, "outbox: claiming mails failed", "error", err)
-		}
-		if err == nil && n == o.cfg.Batch {
-			continue // there may be more
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(o.cfg.Poll):
-		}
-	}
-}
-
-// SendDue resolves the stored mail requests, then claims the mails that
-// are due (those just queued included) and tries each once; it returns
-// how many requests and mails it handled. When ctx ends it stops after
-// the current mail and hands the others back.
-func (o *Outbox) SendDue(ctx context.Context) (int, error) {
-	resolved, err := o.resolveRequests(ctx)
+// Requests returns up to limit stored mail requests, each resolved by
+// resolveMailRequest.
+func (q *MailQueue) Requests(ctx context.Context, limit int) ([]outbox.Request, error) {
+	reqs, err := q.s.st.MailRequests(ctx, limit)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n, err := o.sendDue(ctx)
-	return max(resolved, n), err
-}
-
-// resolveRequests resolves up to Batch stored mail requests.
-func (o *Outbox) resolveRequests(ctx context.Context) (int, error) {
-	reqs, err := o.s.st.MailRequests(ctx, o.cfg.Batch)
-	if err != nil {
-		return 0, fmt.Errorf("mail requests: %w", err)
-	}
+	out := make([]outbox.Request, len(reqs))
 	for i := range reqs {
-		if ctx.Err() != nil {
-			break
-		}
-		err := o.s.resolveMailRequest(ctx, &reqs[i])
-		if err != nil && !errors.Is(err, ErrNotFound) { // ErrNotFound: another worker did it
-			o.cfg.Logger.ErrorContext(ctx, "outbox: resolving a mail request failed; will retry", "request_id", reqs[i].ID, "error", err)
-		}
+		r := &reqs[i]
+		out[i] = outbox.Request{ID: r.ID, Resolve: func(ctx context.Context) error {
+			if err := q.s.resolveMailRequest(ctx, r); !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			return nil // another worker completed it
+		}}
 	}
-	return len(reqs), nil
+	return out, nil
 }
 
-func (o *Outbox) sendDue(ctx context.Context) (int, error) {
-	now := o.s.now()
-	claim, err := o.s.newID()
+// Claim leases due mails under a new claim; each one's Send opens it and
+// hands it to the Mailer.
+func (q *MailQueue) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]outbox.Delivery, error) {
+	claim, err := q.s.newID()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	leaseUntil := now.Add(o.cfg.Lease)
-	mails, err := o.s.st.ClaimMail(ctx, claim, now, leaseUntil, o.cfg.Batch)
+	mails, err := q.s.st.ClaimMail(ctx, claim, now, leaseUntil, limit)
 	if err != nil {
-		return 0, fmt.Errorf("claim mail: %w", err)
+		return nil, err
 	}
+	out := make([]outbox.Delivery, len(mails))
 	for i := range mails {
 		m := &mails[i]
-		// Do not start a delivery that might outlive the lease: another
-		// worker could claim the mail meanwhile and send it too.
-		if ctx.Err() != nil || o.s.now().Add(o.cfg.SendTimeout).After(leaseUntil) {
-			o.release(ctx, mails[i:])
-			break
-		}
-		o.deliver(ctx, m)
+		out[i] = outbox.Delivery{ID: m.ID, Claim: m.Claim, Kind: string(m.Kind), CreatedAt: m.CreatedAt, Attempts: m.Attempts,
+			Send: func(ctx context.Context) error {
+				mail, err := q.s.openMail(m)
+				if err != nil {
+					return fmt.Errorf("%w: %w", outbox.ErrUndeliverable, err)
+				}
+				return q.m.Send(ctx, mail)
+			}}
 	}
-	if now.Sub(o.lastPrune) >= pruneEvery {
-		o.lastPrune = now
-		if err := o.s.st.PruneMail(ctx, now, now.Add(-o.cfg.Retention)); err != nil && ctx.Err() == nil {
-			o.cfg.Logger.WarnContext(ctx, "outbox: pruning failed", "error", err)
-		}
-		if _, err := o.s.PruneEvents(ctx, o.cfg.EventRetention); err != nil && ctx.Err() == nil {
-			o.cfg.Logger.WarnContext(ctx, "pruning security events failed", "error", err)
-		}
-	}
-	return len(mails), nil
+	return out, nil
 }
 
-// deliver tries to send one claimed mail and records the outcome. A
-// delivery that has started is finished, and its outcome recorded, even
-// when ctx ends meanwhile.
-func (o *Outbox) deliver(ctx context.Context, m *OutboxMail) {
-	log := o.cfg.Logger.With("mail_id", m.ID, "kind", string(m.Kind))
-	bg := context.WithoutCancel(ctx)
-	mail, err := o.open(m)
-	if err != nil {
-		// It will never open (another master key?): retrying is pointless.
-		log.ErrorContext(ctx, "outbox: giving up a mail", "error", err)
-		o.record(bg, log, func(ctx context.Context) error {
-			return o.s.st.AbandonMail(ctx, m.ID, m.Claim, o.s.now(), err.Error())
-		})
-		return
-	}
-	sendCtx, cancel := context.WithTimeout(bg, o.cfg.SendTimeout)
-	sendErr := o.m.Send(sendCtx, mail)
-	cancel()
-	now := o.s.now()
-	if sendErr == nil {
-		o.record(bg, log, func(ctx context.Context) error {
-			err := o.s.st.MailSent(ctx, m.ID, m.Claim, now)
-			if errors.Is(err, ErrNotFound) {
-				log.WarnContext(ctx, "outbox: sent a mail whose lease had run out")
-				return nil
-			}
-			return err
-		})
-		log.InfoContext(ctx, "outbox: mail sent", "attempts", m.Attempts+1)
-		return
-	}
-	msg := sendErr.Error()
-	if len(msg) > maxLastError {
-		msg = msg[:maxLastError]
-	}
-	if now.Sub(m.CreatedAt) >= o.cfg.MaxAge {
-		log.ErrorContext(ctx, "outbox: giving up a mail", "attempts", m.Attempts+1, "error", sendErr)
-		o.record(bg, log, func(ctx context.Context) error {
-			return o.s.st.AbandonMail(ctx, m.ID, m.Claim, now, msg)
-		})
-		return
-	}
-	next := now.Add(o.backoff(m.Attempts))
-	log.WarnContext(ctx, "outbox: sending failed; will retry", "attempts", m.Attempts+1, "next_attempt", next, "error", sendErr)
-	o.record(bg, log, func(ctx context.Context) error {
-		return o.s.st.RetryMail(ctx, m.ID, m.Claim, next, msg)
-	})
+// Sent marks a claimed mail sent.
+func (q *MailQueue) Sent(ctx context.Context, d *outbox.Delivery, now time.Time) error {
+	return leaseLost(q.s.st.MailSent(ctx, d.ID, d.Claim, now))
 }
 
-// record runs one bookkeeping write with a time limit and logs its
-// failure. (A sent mail that cannot be marked goes again when its lease
-// ends.)
-func (o *Outbox) record(ctx context.Context, log *slog.Logger, write func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(ctx, o.cfg.SendTimeout)
-	defer cancel()
-	if err := write(ctx); err != nil {
-		log.ErrorContext(ctx, "outbox: recording the outcome of a delivery", "error", err)
-	}
+// Retry records a failed attempt of a claimed mail.
+func (q *MailQueue) Retry(ctx context.Context, d *outbox.Delivery, next time.Time, lastError string) error {
+	return q.s.st.RetryMail(ctx, d.ID, d.Claim, next, lastError)
 }
 
-// open unseals an outbox mail into a Mail.
-func (o *Outbox) open(m *OutboxMail) (Mail, error) {
-	plain, err := o.s.sealer.open(purposeMailPayload, m.ID, m.Payload)
+// Abandon gives up a claimed mail.
+func (q *MailQueue) Abandon(ctx context.Context, d *outbox.Delivery, now time.Time, lastError string) error {
+	return q.s.st.AbandonMail(ctx, d.ID, d.Claim, now, lastError)
+}
+
+// Release hands a claimed mail back.
+func (q *MailQueue) Release(ctx context.Context, d *outbox.Delivery, now time.Time) error {
+	return leaseLost(q.s.st.ReleaseMail(ctx, d.ID, d.Claim, now))
+}
+
+// PruneMail deletes expired tokens and old mails and requests.
+func (q *MailQueue) PruneMail(ctx context.Context, now, doneBefore time.Time) error {
+	return q.s.st.PruneMail(ctx, now, doneBefore)
+}
+
+// PruneEvents deletes the security events older than retention.
+func (q *MailQueue) PruneEvents(ctx context.Context, retention time.Duration) error {
+	_, err := q.s.PruneEvents(ctx, retention)
+	return err
+}
+
+// leaseLost is the store's ErrNotFound for a mail no longer under its
+// claim, in the worker's words.
+func leaseLost(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %w", outbox.ErrLeaseLost, err)
+	}
+	return err
+}
+
+// openMail unseals an outbox mail into a Mail.
+func (s *Service) openMail(m *OutboxMail) (Mail, error) {
+	plain, err := s.sealer.open(purposeMailPayload, m.ID, m.Payload)
 	if err != nil {
 		return Mail{}, fmt.Errorf("open payload: %w", err)
 	}
@@ -812,29 +659,4 @@ func (o *Outbox) open(m *OutboxMail) (Mail, error) {
 	}
 	return Mail{ID: m.ID, Kind: m.Kind, To: m.To, Name: p.Name, Locale: m.Locale, Token: p.Token, NewEmail: p.NewEmail,
 		At: p.At, Timezone: p.Timezone, IP: p.IP, UserAgent: p.UserAgent}, nil
-}
-
-// backoff is the wait after a mail's attempts+1'th failure: MinBackoff
-// doubled per earlier failure, at most MaxBackoff.
-func (o *Outbox) backoff(attempts int) time.Duration {
-	d := o.cfg.MinBackoff
-	for range attempts {
-		if d >= o.cfg.MaxBackoff {
-			break
-		}
-		d *= 2
-	}
-	return min(d, o.cfg.MaxBackoff)
-}
-
-// release hands claimed mails back so that they are due at once.
-func (o *Outbox) release(ctx context.Context, mails []OutboxMail) {
-	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.SendTimeout)
-	defer cancel()
-	now := o.s.now()
-	for _, m := range mails {
-		if err := o.s.st.ReleaseMail(bg, m.ID, m.Claim, now); err != nil && !errors.Is(err, ErrNotFound) {
-			o.cfg.Logger.WarnContext(ctx, "outbox: handing a mail back", "mail_id", m.ID, "error", err)
-		}
-	}
 }

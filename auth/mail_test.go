@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/auth/outbox"
 )
 
 // fakeMailer records what it is asked to send, or fails with err.
@@ -50,7 +52,7 @@ type mailEnv struct {
 	st     *testStore
 	clk    *testClock
 	mailer *fakeMailer
-	outbox *Outbox
+	outbox *outbox.Worker
 }
 
 func newMailEnv(t *testing.T, edit ...func(*Config)) *mailEnv {
@@ -58,7 +60,17 @@ func newMailEnv(t *testing.T, edit ...func(*Config)) *mailEnv {
 	edit = append([]func(*Config){func(c *Config) { c.EmailConfirmationRequired = true }}, edit...)
 	s, st, clk := newPasswordService(t, edit...)
 	m := &fakeMailer{}
-	return &mailEnv{t: t, s: s, st: st, clk: clk, mailer: m, outbox: s.Outbox(m, OutboxConfig{})}
+	return &mailEnv{t: t, s: s, st: st, clk: clk, mailer: m, outbox: newWorker(t, s, m, outbox.DefaultConfig())}
+}
+
+// newWorker is an outbox worker sending s's mails through m.
+func newWorker(t *testing.T, s *Service, m Mailer, cfg outbox.Config) *outbox.Worker {
+	t.Helper()
+	w, err := outbox.New(s.MailQueue(m), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // flush runs one outbox pass and returns what the mailer took.
@@ -496,89 +508,45 @@ func TestChangeEmailTakenMeanwhile(t *testing.T) {
 	}
 }
 
-// TestOutboxRetries: failures back off exponentially up to the cap, and a
-// mail too old is given up; a sent mail is not sent again.
-func TestOutboxRetries(t *testing.T) {
+// TestOutboxDropsPayloads: on the real store, a sent mail and a mail given
+// up keep no payload (the sealed token), and neither is sent again. The
+// worker's backoff and give-up rules are tested in auth/outbox.
+func TestOutboxDropsPayloads(t *testing.T) {
 	ctx := context.Background()
 	e := newMailEnv(t)
-	e.outbox = e.s.Outbox(e.mailer, OutboxConfig{MinBackoff: 10 * time.Second, MaxBackoff: 60 * time.Second, MaxAge: 5 * time.Minute})
-	e.mailer.fail(errors.New("421 try later"))
+	cfg := outbox.DefaultConfig()
+	cfg.MaxAge = 5 * time.Minute
+	e.outbox = newWorker(t, e.s, e.mailer, cfg)
 	if _, _, err := e.s.RegisterPassword(ctx, RegisterPasswordInput{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	var waits []time.Duration
-	for range 5 {
-		e.flush()
-		m := e.st.mails(t)[0]
-		wait := m.NextAttempt.Sub(e.s.now())
-		waits = append(waits, wait)
-		if m.LastError != "421 try later" || m.Claim != "" {
-			t.Fatalf("mail = %+v", m)
-		}
-		e.clk.advance(wait - time.Microsecond)
-		if n, err := e.outbox.SendDue(ctx); n != 0 || err != nil {
-			t.Fatalf("claimed %d (%v) before it was due", n, err)
-		}
-		e.clk.advance(time.Microsecond)
-	}
-	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 60 * time.Second, 60 * time.Second}
-	if !slices.Equal(waits, want) {
-		t.Errorf("backoff = %v, want %v", waits, want)
-	}
-	if m := e.st.mails(t)[0]; m.Attempts != 5 {
-		t.Errorf("attempts = %d", m.Attempts)
-	}
-
-	e.mailer.fail(nil)
 	e.one(MailConfirm, adaEmail)
-	m := e.st.mails(t)[0]
-	if m.SentAt == nil || m.Payload != nil {
-		t.Errorf("sent mail = %+v", m)
-	}
-	e.clk.advance(time.Hour)
-	if sent := e.flush(); len(sent) != 0 {
-		t.Errorf("sent again: %+v", sent)
+	if m := e.st.mails(t)[0]; m.SentAt == nil || len(m.Payload) != 0 {
+		t.Errorf("sent mail = %+v, want sent without payload", m)
 	}
 
-	// A mail that keeps failing past MaxAge is given up.
 	e.mailer.fail(errors.New("550 no such user"))
 	if err := e.s.RequestPasswordReset(ctx, adaEmail, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	for range 10 {
+	for range 20 {
 		e.flush()
 		e.clk.advance(time.Minute)
 	}
-	m = e.st.mails(t)[1]
-	if m.FailedAt == nil || m.Payload != nil || m.Kind != MailPasswordReset {
-		t.Errorf("mail = %+v, want given up", m)
+	mails := e.st.mails(t)
+	if len(mails) != 2 {
+		t.Fatalf("%d mails, want 2", len(mails))
+	}
+	for _, m := range mails {
+		if m.Kind == MailPasswordReset && (m.FailedAt == nil || len(m.Payload) != 0) {
+			t.Errorf("mail = %+v, want given up without payload", m)
+		}
 	}
 	e.mailer.fail(nil)
+	e.clk.advance(time.Hour)
 	if sent := e.flush(); len(sent) != 0 {
-		t.Errorf("a given-up mail was sent: %+v", sent)
+		t.Errorf("sent again: %+v", sent)
 	}
-}
-
-// TestOutboxLease: a mail claimed by a worker that died goes to another
-// worker only when the lease ends; and the dead worker cannot then mark it.
-func TestOutboxLease(t *testing.T) {
-	ctx := context.Background()
-	e := newMailEnv(t)
-	e.outbox = e.s.Outbox(e.mailer, OutboxConfig{Lease: 10 * time.Minute, SendTimeout: time.Second, Batch: 1})
-	if _, _, err := e.s.RegisterPassword(ctx, RegisterPasswordInput{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	now := e.s.now()
-	claimed, err := e.st.ClaimMail(ctx, "dead-worker", now, now.Add(10*time.Minute), 5)
-	if err != nil || len(claimed) != 1 {
-		t.Fatalf("ClaimMail = %v, %v", claimed, err)
-	}
-	if sent := e.flush(); len(sent) != 0 {
-		t.Fatalf("a claimed mail was sent by another worker: %+v", sent)
-	}
-	e.clk.advance(10 * time.Minute)
-	e.one(MailConfirm, adaEmail)
-	wantErr(t, "the dead worker's mark", e.st.MailSent(ctx, claimed[0].ID, "dead-worker", e.clk.now()), ErrNotFound)
 }
 
 // TestOutboxPayloadIsSealed: the stored mail does not hold the token in
@@ -612,38 +580,6 @@ func TestOutboxPayloadIsSealed(t *testing.T) {
 	}
 }
 
-// TestOutboxRunStops: Run sends in the background and returns when its
-// context ends.
-func TestOutboxRunStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	e := newMailEnv(t)
-	o := e.s.Outbox(e.mailer, OutboxConfig{Poll: 5 * time.Millisecond})
-	done := make(chan struct{})
-	go func() { o.Run(ctx); close(done) }()
-	if _, _, err := e.s.RegisterPassword(ctx, RegisterPasswordInput{Email: adaEmail, Password: adaPassword}, ClientMeta{}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		e.mailer.mu.Lock()
-		n := len(e.mailer.sent)
-		e.mailer.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not send the mail")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
-}
-
 // TestPruneMail deletes expired tokens and old finished mails only.
 func TestPruneMail(t *testing.T) {
 	ctx := context.Background()
@@ -652,8 +588,14 @@ func TestPruneMail(t *testing.T) {
 	if err := e.s.RequestPasswordReset(ctx, adaEmail, ClientMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.outbox.resolveRequests(ctx); err != nil { // queue the reset mail, do not send it
+	reqs, err := e.s.MailQueue(e.mailer).Requests(ctx, 10)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range reqs { // queue the reset mail, do not send it
+		if err := r.Resolve(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.clk.advance(2 * time.Hour) // the reset token has expired, the confirmation not
 	now := e.clk.now()

@@ -5,28 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
-
-	"golang.org/x/net/idna"
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/latchkey-dev/latchkey/auth/password"
 )
-
-// maxEmail is the longest email address accepted, in bytes (RFC 5321).
-const maxEmail = 254
-
-// Limits are the rate limits the service applies; a nil Limiter does not
-// limit.
-type Limits struct {
-	LoginAccount Limiter // failed sign-ins per account (accountKey) or unknown identifier
-	LoginClient  Limiter // failed sign-ins per client address
-	Register     Limiter // registrations per client address
-	MailAddress  Limiter // mails requested per email address
-	MailClient   Limiter // mails requested per client address
-	AvatarUpload Limiter // avatar uploads per account
-}
 
 // RegisterPasswordInput is a new password account. Optional fields are nil
 // or empty when not given.
@@ -50,7 +32,7 @@ func (s *Service) RegisterPassword(ctx context.Context, in RegisterPasswordInput
 	if !s.cfg.RegistrationOpen {
 		return nil, nil, ErrRegistrationDisabled
 	}
-	if err := s.countRegistration(ctx, meta); err != nil {
+	if err := s.guard.registration(ctx, meta); err != nil {
 		return nil, nil, err
 	}
 	var v validator
@@ -74,17 +56,13 @@ func (s *Service) RegisterPassword(ctx context.Context, in RegisterPasswordInput
 	if in.Timezone != "" {
 		timezone = v.timezone("timezone", in.Timezone)
 	}
-	pw := password.Normalize(in.Password)
-	if in.PasswordConf != nil && password.Normalize(*in.PasswordConf) != pw {
+	if !passwordsMatch(in.Password, in.PasswordConf) {
 		v.add("password_conf", "does not match the password")
 	}
 	if err := v.err(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkPassword("password", pw, email, deref(username)); err != nil {
-		return nil, nil, err
-	}
-	hash, err := s.hashPassword(ctx, pw)
+	hash, err := s.hashNewPassword(ctx, "password", in.Password, email, deref(username))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,7 +126,8 @@ func defaultName(email string, username *string) string {
 // passwords and get the same answer. The attempt is counted before the
 // password is verified and given back when it is right, so parallel
 // guesses cannot pass the limits together; the limits apply even to a
-// right password.
+// right password. With ErrInvalidCredentials it returns the account the
+// identifier names, if any, for the log.
 func (s *Service) signInPassword(ctx context.Context, c Credentials, meta ClientMeta) (*User, error) {
 	email, _ := NormalizeEmail(c.Email)
 	var (
@@ -163,7 +142,7 @@ func (s *Service) signInPassword(ctx context.Context, c Credentials, meta Client
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	res, err := s.reserveSignIn(ctx, signInKey(c, email, u), meta)
+	res, err := s.guard.passwordSignIn(ctx, c, email, u, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +152,7 @@ func (s *Service) signInPassword(ctx context.Context, c Credentials, meta Client
 			res.refund(ctx) // nothing was verified
 			return nil, hashError(err)
 		}
-		return nil, ErrInvalidCredentials
+		return u, ErrInvalidCredentials
 	}
 	ok, err := s.verifyPassword(ctx, u, pw)
 	if err != nil {
@@ -181,30 +160,10 @@ func (s *Service) signInPassword(ctx context.Context, c Credentials, meta Client
 		return nil, err
 	}
 	if !ok {
-		return nil, ErrInvalidCredentials
+		return u, ErrInvalidCredentials
 	}
 	res.refund(ctx)
 	return u, nil
-}
-
-// signInKey is the sign-in limits' key of an identifier: its account's
-// (accountKey) when it names one, so an email and a username of one
-// account share one counter; else the normalised identifier (email is
-// c.Email normalised).
-func signInKey(c Credentials, email string, u *User) string {
-	switch {
-	case u != nil:
-		return accountKey(u)
-	case c.Email != "":
-		return "email:" + email
-	}
-	return "username:" + strings.ToLower(c.Username)
-}
-
-// accountKey is the key under which the sign-in limits count the failures
-// of an existing account, whichever identifier or credential was used.
-func accountKey(u *User) string {
-	return "user:" + u.ID
 }
 
 // verifyPassword checks pw against u's hash and, when it is right but was
@@ -252,11 +211,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 	if err := s.reauthenticate(ctx, u, current, meta); err != nil {
 		return err
 	}
-	pw := password.Normalize(next)
-	if err := checkPassword("new_password", pw, deref(u.Email), deref(u.Username)); err != nil {
-		return err
-	}
-	hash, err := s.hashPassword(ctx, pw)
+	hash, err := s.hashNewPassword(ctx, "new_password", next, deref(u.Email), deref(u.Username))
 	if err != nil {
 		return err
 	}
@@ -280,7 +235,7 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, current, next
 // sign-in, so a stolen access token cannot be used to guess the password
 // faster than sign-in allows.
 func (s *Service) reauthenticate(ctx context.Context, u *User, pw string, meta ClientMeta) error {
-	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	res, err := s.guard.accountSignIn(ctx, u, meta)
 	if err != nil {
 		return err
 	}
@@ -297,15 +252,21 @@ func (s *Service) reauthenticate(ctx context.Context, u *User, pw string, meta C
 	return nil
 }
 
-// checkPassword applies the password rules; a failure is 400 WEAK_PASSWORD
-// naming the rule.
-func checkPassword(field, pw, email, username string) error {
-	err := password.Check(pw, email, username)
-	var weak *password.Weakness
-	if errors.As(err, &weak) {
-		return &ValidationError{Kind: ErrWeakPassword, Fields: []FieldError{{Field: field, Message: weak.Message}}}
+// hashNewPassword is every path that sets a password: it normalises pw,
+// applies the password rules against the account's email and username (a
+// failure names field) and hashes it.
+func (s *Service) hashNewPassword(ctx context.Context, field, pw, email, username string) (string, error) {
+	pw = password.Normalize(pw)
+	if err := checkPassword(field, pw, email, username); err != nil {
+		return "", err
 	}
-	return err
+	return s.hashPassword(ctx, pw)
+}
+
+// passwordsMatch reports whether a password confirmation, when given,
+// is the password (both normalised).
+func passwordsMatch(pw string, conf *string) bool {
+	return conf == nil || password.Normalize(*conf) == password.Normalize(pw)
 }
 
 func (s *Service) hashPassword(ctx context.Context, pw string) (string, error) {
@@ -322,65 +283,6 @@ func hashError(err error) error {
 		return fmt.Errorf("%w: %w", ErrOverloaded, err)
 	}
 	return err
-}
-
-// reserveSignIn counts one failed sign-in against the account key and the
-// client address before a credential is verified (either may be empty: not
-// counted): refused with a *RateLimitError when either has used up its
-// failures. Refund the reservation when the credential proves right (or
-// was not verified).
-func (s *Service) reserveSignIn(ctx context.Context, key string, meta ClientMeta) (reservation, error) {
-	var cs []counter
-	if key != "" {
-		cs = append(cs, counter{s.cfg.Limits.LoginAccount, key})
-	}
-	if meta.IP != "" {
-		cs = append(cs, counter{s.cfg.Limits.LoginClient, clientKey(meta)})
-	}
-	return reserve(ctx, cs...)
-}
-
-// countRegistration limits registrations per client address.
-func (s *Service) countRegistration(ctx context.Context, meta ClientMeta) error {
-	if meta.IP == "" {
-		return nil
-	}
-	return take(ctx, counter{s.cfg.Limits.Register, clientKey(meta)})
-}
-
-// NormalizeEmail is the one form in which an address is stored, compared
-// and looked up: trimmed; NFC; the local part lower case; the domain
-// mapped by IDNA (UTS #46, lookup profile) to its ASCII form, so that the
-// Unicode, Punycode and NFD spellings of one mailbox are one address
-// ("x@exämple.com" → "x@xn--exmple-cua.com"). ok is false when s is not
-// an address whose domain IDNA accepts; the string returned is then still
-// the best normal form (trimmed, NFC, lower case), for look-ups that must
-// answer "no such account" rather than "invalid".
-func NormalizeEmail(s string) (email string, ok bool) {
-	s = norm.NFC.String(strings.TrimSpace(s))
-	local, domain, found := strings.Cut(s, "@")
-	lower := norm.NFC.String(strings.ToLower(s))
-	if !found || local == "" || domain == "" || strings.Contains(domain, "@") {
-		return lower, false
-	}
-	ascii, err := idna.Lookup.ToASCII(domain)
-	if err != nil || ascii == "" || strings.HasPrefix(ascii, ".") || strings.HasSuffix(ascii, ".") ||
-		strings.Contains(ascii, "..") || !strings.Contains(ascii, ".") {
-		return lower, false
-	}
-	return norm.NFC.String(strings.ToLower(local)) + "@" + strings.ToLower(ascii), true
-}
-
-// email checks an email address and returns it normalised (NormalizeEmail).
-func (v *validator) email(field, s string) string {
-	email, ok := NormalizeEmail(s)
-	switch {
-	case strings.TrimSpace(s) == "":
-		v.add(field, "is required")
-	case !ok || len(email) > maxEmail || strings.ContainsFunc(email, unicode.IsSpace) || hasControl(email, false):
-		v.add(field, "must be a valid email address")
-	}
-	return email
 }
 
 func deref[T any](p *T) T {

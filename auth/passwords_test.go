@@ -610,8 +610,8 @@ func TestSignInBlocked(t *testing.T) {
 			Credentials{Email: "nobody@example.com", Password: adaPassword}, 30 * time.Second},
 		{"address", func(l *limiters) { l.client.fill("ip:" + addr) },
 			Credentials{Email: adaEmail, Password: adaPassword}, 90 * time.Second},
-		{"both: the account's", func(l *limiters) { l.account.fill(adaKey); l.client.fill("ip:" + addr) },
-			Credentials{Email: adaEmail, Password: adaPassword}, 30 * time.Second},
+		{"both: the longer wait, the address's", func(l *limiters) { l.account.fill(adaKey); l.client.fill("ip:" + addr) },
+			Credentials{Email: adaEmail, Password: adaPassword}, 90 * time.Second},
 		{"secret by address", func(l *limiters) { l.client.fill("ip:" + addr) },
 			Credentials{Secret: "filled in below"}, 90 * time.Second},
 	}

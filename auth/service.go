@@ -121,6 +121,7 @@ type Service struct {
 	recoveryKey []byte
 	keys        keyRing
 	hasher      *password.Hasher
+	guard       guard
 	// imageBudget bounds the memory of the avatar images decoded at once.
 	imageBudget *decodeBudget
 	imageWait   time.Duration
@@ -135,7 +136,7 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher,
+	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher, guard: guard{cfg.Limits},
 		imageBudget: newDecodeBudget(cfg.AvatarDecodeBudget), imageWait: cfg.AvatarDecodeWait}
 	if s.hasher == nil {
 		h, err := password.NewHasher(password.DefaultParams, 2*runtime.NumCPU(), 2*time.Second)

@@ -199,7 +199,7 @@ func (s *Service) recheckCredential(ctx context.Context, u *User, c TwoFactorCre
 	case c.Secret == "":
 		return Invalid("secret", "is required for a secret account")
 	}
-	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	res, err := s.guard.accountSignIn(ctx, u, meta)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (s *Service) ConfirmTwoFactor(ctx context.Context, userID, code string, met
 	case len(u.TOTPPendingEnc) == 0:
 		return nil, ErrNotApplicable
 	}
-	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	res, err := s.guard.accountSignIn(ctx, u, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +279,7 @@ func (s *Service) DisableTwoFactor(ctx context.Context, userID, code string, met
 	if !u.TwoFactorEnabled {
 		return ErrNotApplicable
 	}
-	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	res, err := s.guard.accountSignIn(ctx, u, meta)
 	if err != nil {
 		return err
 	}
@@ -366,7 +366,7 @@ func (s *Service) SignInTwoFactor(ctx context.Context, token, code string, meta 
 	case u.Disabled:
 		return nil, ErrAccountDisabled
 	}
-	res, err := s.reserveSignIn(ctx, accountKey(u), meta)
+	res, err := s.guard.accountSignIn(ctx, u, meta)
 	if err != nil {
 		return nil, err
 	}

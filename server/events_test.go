@@ -12,6 +12,7 @@ import (
 
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/auth/outbox"
 	"github.com/latchkey-dev/latchkey/mail/mailtest"
 	"github.com/latchkey-dev/latchkey/server"
 )
@@ -134,9 +135,9 @@ func TestEvents(t *testing.T) {
 		})
 		h.run("pruned after the retention", func(h *harness) {
 			svc, _ := h.build(nil)
-			h.clock.advance(auth.DefaultEventRetention + time.Hour)
+			h.clock.advance(outbox.DefaultEventRetention + time.Hour)
 			fresh := h.signIn(admin) // a new event, kept
-			n, err := svc.PruneEvents(context.Background(), auth.DefaultEventRetention)
+			n, err := svc.PruneEvents(context.Background(), outbox.DefaultEventRetention)
 			if err != nil || n < 5 {
 				h.t.Fatalf("pruned %d, %v", n, err)
 			}
@@ -204,7 +205,7 @@ func TestNoSecretInLogs(t *testing.T) {
 func TestEventsPrunedByTheWorker(t *testing.T) {
 	eachDB(t, func(h *harness) {
 		m := h.withMail(mailtest.Start(h.t, mailtest.Options{}), nil)
-		m.outbox = m.svc.Outbox(m.mailer, auth.OutboxConfig{EventRetention: 48 * time.Hour, SendTimeout: 5 * time.Second})
+		m.outbox = newWorker(h.t, m.svc, m.mailer, func(c *outbox.Config) { c.EventRetention, c.SendTimeout = 48*time.Hour, 5*time.Second })
 		admin := m.newAdmin("Root")
 		m.flush() // the first pass prunes nothing yet
 		h.clock.advance(47 * time.Hour)

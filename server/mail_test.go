@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/auth/outbox"
 	"github.com/latchkey-dev/latchkey/mail"
 	"github.com/latchkey-dev/latchkey/mail/mailtest"
 	"github.com/latchkey-dev/latchkey/ratelimit"
@@ -37,7 +38,7 @@ type mailStack struct {
 	svc    *auth.Service
 	smtp   *mailtest.Server
 	mailer auth.Mailer
-	outbox *auth.Outbox
+	outbox *outbox.Worker
 	tweak  func(*auth.Config)
 	seen   int // messages already handed out by flush
 }
@@ -72,7 +73,20 @@ func (m *mailStack) build(h *harness) {
 	})
 	c.h = handler
 	m.harness, m.svc = &c, svc
-	m.outbox = svc.Outbox(m.mailer, auth.OutboxConfig{MinBackoff: time.Minute, SendTimeout: 5 * time.Second})
+	m.outbox = newWorker(h.t, svc, m.mailer, func(c *outbox.Config) { c.MinBackoff, c.SendTimeout = time.Minute, 5*time.Second })
+}
+
+// newWorker is an outbox worker sending svc's mails through mailer, with
+// the default settings as edit changes them.
+func newWorker(t *testing.T, svc *auth.Service, mailer auth.Mailer, edit func(*outbox.Config)) *outbox.Worker {
+	t.Helper()
+	cfg := outbox.DefaultConfig()
+	edit(&cfg)
+	w, err := outbox.New(svc.MailQueue(mailer), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // restart closes the database and builds everything again on the same
@@ -494,7 +508,7 @@ func TestMailTwoInstances(t *testing.T) {
 			a.accepted(a.do("POST", "/api/register", map[string]any{"email": email, "password": adaPassword}), "PENDING_CONFIRMATION")
 		}
 		var wg sync.WaitGroup
-		for _, o := range []*auth.Outbox{a.outbox, b.outbox} {
+		for _, o := range []*outbox.Worker{a.outbox, b.outbox} {
 			wg.Go(func() {
 				for range 3 {
 					if _, err := o.SendDue(context.Background()); err != nil {
@@ -602,7 +616,7 @@ func TestMailWorker(t *testing.T) {
 		m := h.withMail(srv, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		worker := m.svc.Outbox(m.mailer, auth.OutboxConfig{Poll: 10 * time.Millisecond})
+		worker := newWorker(h.t, m.svc, m.mailer, func(c *outbox.Config) { c.Poll = 10 * time.Millisecond })
 		go func() { worker.Run(ctx); close(done) }()
 		defer func() { cancel(); <-done }()
 		m.accepted(m.do("POST", "/api/register", map[string]any{"email": adaEmail, "password": adaPassword}), "PENDING_CONFIRMATION")

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/auth/outbox"
 	"github.com/latchkey-dev/latchkey/auth/password"
 	"github.com/latchkey-dev/latchkey/mail"
 	"github.com/latchkey-dev/latchkey/server"
@@ -312,7 +313,7 @@ func settingsOf(c *config) []setting {
 			c.MetricsAddr = v
 			return nil
 		}},
-		{"event-retention", "2160h", "how long security events are kept", durationSetting(&c.EventRetention)},
+		{"event-retention", dur(outbox.DefaultEventRetention), "how long security events are kept", durationSetting(&c.EventRetention)},
 		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
 		{"log-level", "info", "debug, info, warn or error", func(v string) error {
 			if !contains([]string{"debug", "info", "warn", "error"}, v) {

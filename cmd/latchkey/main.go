@@ -32,6 +32,7 @@ import (
 
 	latchkey "github.com/latchkey-dev/latchkey"
 	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/auth/outbox"
 	"github.com/latchkey-dev/latchkey/auth/password"
 	"github.com/latchkey-dev/latchkey/mail"
 	"github.com/latchkey-dev/latchkey/ratelimit"
@@ -140,13 +141,19 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 	if err != nil {
 		return err
 	}
+	oc := outbox.DefaultConfig()
+	oc.Logger, oc.EventRetention = logger, cfg.EventRetention
+	worker, err := outbox.New(svc.MailQueue(mailer), oc)
+	if err != nil {
+		return err
+	}
 	// The outbox outlives the HTTP server's shutdown (stopped last, below),
 	// so mails queued by in-flight requests still go out.
 	outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
 	outboxDone := make(chan struct{})
 	go func() {
 		defer close(outboxDone)
-		svc.Outbox(mailer, auth.OutboxConfig{Logger: logger, EventRetention: cfg.EventRetention}).Run(outboxCtx)
+		worker.Run(outboxCtx)
 	}()
 	defer func() {
 		stopOutbox()
