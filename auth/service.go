@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -125,6 +124,8 @@ type Service struct {
 	// imageBudget bounds the memory of the avatar images decoded at once.
 	imageBudget *decodeBudget
 	imageWait   time.Duration
+	// verified caches access tokens already checked (verified.go).
+	verified verifiedTokens
 }
 
 // NewService validates cfg, prepares the master-key cipher and loads the
@@ -139,7 +140,7 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher, guard: guard{cfg.Limits},
 		imageBudget: newDecodeBudget(cfg.AvatarDecodeBudget), imageWait: cfg.AvatarDecodeWait}
 	if s.hasher == nil {
-		h, err := password.NewHasher(password.DefaultParams, 2*runtime.NumCPU(), 2*time.Second)
+		h, err := password.NewHasher(password.DefaultParams, password.DefaultConcurrency(), password.DefaultMaxWait)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -45,13 +46,21 @@ func (s *Service) issueAccessToken(userID, sessionID string, now time.Time) (str
 // verifyAccessToken checks an access token's signature and claims. Any
 // refusal is ErrUnauthenticated; other errors are failures to load keys.
 func (s *Service) verifyAccessToken(ctx context.Context, token string) (*accessClaims, error) {
-	var loadErr error
+	if claims := s.cachedClaims(ctx, token); claims != nil {
+		return claims, nil
+	}
+	var (
+		loadErr error
+		kid     string
+		pub     ed25519.PublicKey
+	)
 	keyFunc := func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		if kid == "" {
 			return nil, errUnknownKey
 		}
-		pub, err := s.publicKey(ctx, kid)
+		var err error
+		pub, err = s.publicKey(ctx, kid)
 		if err != nil && !errors.Is(err, errUnknownKey) {
 			loadErr = err
 		}
@@ -74,6 +83,9 @@ func (s *Service) verifyAccessToken(ctx context.Context, token string) (*accessC
 	}
 	if claims.Subject == "" || claims.SessionID == "" {
 		return nil, fmt.Errorf("%w: missing sub or sid", ErrUnauthenticated)
+	}
+	if claims.NotBefore == nil { // ours never have one; cachedClaims checks only exp
+		s.verified.put(token, verifiedToken{claims: claims, kid: kid, pub: pub})
 	}
 	return &claims, nil
 }

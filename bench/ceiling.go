@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,11 +20,10 @@ import (
 // argon2Ceiling hashes with the binary's default argon2id parameters on
 // every core for d and returns hashes per second: no sign-in or sign-up can
 // go faster on this machine, since each computes one hash. It runs as many
-// hashes at once as the binary does by default (2 × CPUs): the same on an
-// idle machine as one per core, and a fair comparison on a shared one,
-// where the scheduler shares the cores out by threads.
+// hashes at once as the binary does by default (password.DefaultConcurrency,
+// one per core).
 func argon2Ceiling(d time.Duration) (float64, error) {
-	n := 2 * runtime.NumCPU()
+	n := password.DefaultConcurrency()
 	h, err := password.NewHasher(password.DefaultParams, n, time.Minute)
 	if err != nil {
 		return 0, err

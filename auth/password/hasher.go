@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"runtime"
 	"strings"
 	"time"
 
@@ -29,6 +30,16 @@ type Params struct {
 
 // DefaultParams follow OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
 var DefaultParams = Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// DefaultConcurrency is how many hashes run at once by default: one per
+// CPU. An argon2id hash with one lane keeps one core busy, so more at once
+// add no throughput, only memory (19 MiB each at DefaultParams, all of it
+// garbage the moment the hash is done) and latency.
+func DefaultConcurrency() int { return runtime.NumCPU() }
+
+// DefaultMaxWait is how long a hash waits for a free slot by default
+// before it is refused (the caller answers 503).
+const DefaultMaxWait = 2 * time.Second
 
 // Bounds on argon2id parameters, for configured ones and for those read back
 // from a stored hash (so a crafted row cannot make a verification allocate or

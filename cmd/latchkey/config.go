@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -258,7 +257,7 @@ func settingsOf(c *config) []setting {
 			}
 			return nil
 		}},
-		{"hash-concurrency", strconv.Itoa(2 * runtime.NumCPU()), "password hashes computed at once; more wait briefly, then get 503", intSetting(&c.HashConcurrency, 1, 1024)},
+		{"hash-concurrency", strconv.Itoa(password.DefaultConcurrency()), "password hashes computed at once; more wait briefly, then get 503", intSetting(&c.HashConcurrency, 1, 1024)},
 		{"argon2-memory", strconv.Itoa(int(pw.Memory)), "argon2id memory in KiB (OWASP: 19456 = 19 MiB)", intSetting(&c.Argon2Memory, 8, 4<<20)},
 		{"argon2-iterations", strconv.Itoa(int(pw.Time)), "argon2id iterations", intSetting(&c.Argon2Iterations, 1, 100)},
 		{"argon2-parallelism", strconv.Itoa(int(pw.Threads)), "argon2id lanes", intSetting(&c.Argon2Parallelism, 1, 64)},

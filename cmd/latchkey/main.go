@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg *config, db *store.DB, logger *slog.Logger, 
 		Threads: uint8(cfg.Argon2Parallelism),
 		SaltLen: password.DefaultParams.SaltLen,
 		KeyLen:  password.DefaultParams.KeyLen,
-	}, cfg.HashConcurrency, hashWait)
+	}, cfg.HashConcurrency, password.DefaultMaxWait)
 	if err != nil {
 		return fmt.Errorf("password hashing: %w", err)
 	}
@@ -292,10 +292,6 @@ func newMailer(cfg *config, svc *auth.Service, logger *slog.Logger) (auth.Mailer
 	}
 	return m, nil
 }
-
-// hashWait is how long a sign-in waits for a free hashing slot before it
-// is answered 503 OVERLOADED.
-const hashWait = 2 * time.Second
 
 // Mails one address, and one client address, may have requested in an
 // hour (confirmation resends, password resets, email changes).
