@@ -52,11 +52,17 @@ func timePtr(t *timestamp) *time.Time {
 
 // GormValue implements gorm.Valuer: the bind value depends on the dialect.
 func (t timestamp) GormValue(_ context.Context, db *gorm.DB) clause.Expr {
+	return clause.Expr{SQL: "?", Vars: []any{t.bind(db.Dialector.Name())}}
+}
+
+// bind is the value a statement binds for t on dialect: fixed-width text
+// on SQLite, the time itself on PostgreSQL.
+func (t timestamp) bind(dialect string) any {
 	v := time.Time(t).UTC().Truncate(time.Microsecond)
-	if db.Dialector.Name() == DialectSQLite {
-		return clause.Expr{SQL: "?", Vars: []any{v.Format(sqliteTimeLayout)}}
+	if dialect == DialectSQLite {
+		return v.Format(sqliteTimeLayout)
 	}
-	return clause.Expr{SQL: "?", Vars: []any{v}}
+	return v
 }
 
 // Scan implements sql.Scanner.

@@ -59,18 +59,6 @@ func (db *DB) SessionByID(ctx context.Context, id string) (*auth.Session, error)
 	return &s, nil
 }
 
-// UserByLiveSession returns the user of the session with this id if that
-// session is live at now, in one query (the check of every authenticated
-// request); ErrNotFound otherwise.
-func (db *DB) UserByLiveSession(ctx context.Context, sessionID string, now time.Time) (*auth.User, error) {
-	sessionID, err := parseID(sessionID)
-	if err != nil {
-		return nil, err
-	}
-	live := db.gorm.Model(&sessionRow{}).Select("user_id").Where("id = ? AND "+liveSession, sessionID, ts(now))
-	return db.findUser(ctx, "user by live session", "id = (?)", live)
-}
-
 // ListSessions returns the user's live sessions at now, newest first, at
 // most limit (no limit when limit <= 0).
 func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time, limit int) ([]auth.Session, error) {

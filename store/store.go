@@ -83,6 +83,8 @@ type DB struct {
 	sql     *sql.DB
 	dialect string
 	logger  *slog.Logger
+	// liveUser is UserByLiveSession's statement (hotpath.go).
+	liveUser string
 }
 
 var _ auth.Store = (*DB)(nil)
@@ -176,7 +178,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		gdb.ConnPool, gdb.Statement.ConnPool = pool, pool
 	}
 
-	db := &DB{gorm: gdb, sql: sqlDB, dialect: dialect, logger: logger}
+	db := &DB{gorm: gdb, sql: sqlDB, dialect: dialect, logger: logger, liveUser: liveUserQuery(dialect)}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
