@@ -42,11 +42,12 @@ type Config struct {
 	PublicURL string
 	// ConfirmPath and ResetPath are the paths under PublicURL of the pages
 	// that take a confirmation (or email change) and a password reset
-	// token, as ?token=… (defaults /confirm and /reset-password).
+	// token, as ?token=… (DefaultConfirmPath and DefaultResetPath are
+	// cmd/latchkey's defaults); required.
 	ConfirmPath string
 	ResetPath   string
 	// ConfirmTTL and ResetTTL are the lifetimes of those links, as the
-	// mails state them (defaults 24h and 1h).
+	// mails state them: the service's (auth.Service.LinkTTLs); required.
 	ConfirmTTL time.Duration
 	ResetTTL   time.Duration
 }
@@ -72,17 +73,13 @@ type Renderer struct {
 
 // NewRenderer checks cfg and parses the templates.
 func NewRenderer(cfg Config) (*Renderer, error) {
-	if cfg.ConfirmPath == "" {
-		cfg.ConfirmPath = DefaultConfirmPath
+	for name, p := range map[string]string{"confirm path": cfg.ConfirmPath, "reset path": cfg.ResetPath} {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("mail: %s %q: want a path starting with /", name, p)
+		}
 	}
-	if cfg.ResetPath == "" {
-		cfg.ResetPath = DefaultResetPath
-	}
-	if cfg.ConfirmTTL <= 0 {
-		cfg.ConfirmTTL = 24 * time.Hour
-	}
-	if cfg.ResetTTL <= 0 {
-		cfg.ResetTTL = time.Hour
+	if cfg.ConfirmTTL <= 0 || cfg.ResetTTL <= 0 {
+		return nil, fmt.Errorf("mail: link lifetimes %v and %v: want both positive", cfg.ConfirmTTL, cfg.ResetTTL)
 	}
 	from, err := mail.ParseAddress(cfg.From)
 	if err != nil {

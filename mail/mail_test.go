@@ -158,12 +158,16 @@ func TestRenderRefuses(t *testing.T) {
 
 func TestNewRendererRefuses(t *testing.T) {
 	for name, edit := range map[string]func(*mail.Config){
-		"bad sender":  func(c *mail.Config) { c.From = "not an address" },
-		"relative":    func(c *mail.Config) { c.PublicURL = "/only/a/path" },
-		"bad scheme":  func(c *mail.Config) { c.PublicURL = "ftp://example.com" },
-		"empty":       func(c *mail.Config) { c.PublicURL = "" },
-		"empty from":  func(c *mail.Config) { c.From = "" },
-		"no host url": func(c *mail.Config) { c.PublicURL = "https://" },
+		"bad sender":          func(c *mail.Config) { c.From = "not an address" },
+		"relative":            func(c *mail.Config) { c.PublicURL = "/only/a/path" },
+		"bad scheme":          func(c *mail.Config) { c.PublicURL = "ftp://example.com" },
+		"empty":               func(c *mail.Config) { c.PublicURL = "" },
+		"empty from":          func(c *mail.Config) { c.From = "" },
+		"no host url":         func(c *mail.Config) { c.PublicURL = "https://" },
+		"no confirm path":     func(c *mail.Config) { c.ConfirmPath = "" },
+		"relative reset path": func(c *mail.Config) { c.ResetPath = "reset" },
+		"no confirm ttl":      func(c *mail.Config) { c.ConfirmTTL = 0 },
+		"negative reset ttl":  func(c *mail.Config) { c.ResetTTL = -time.Hour },
 	} {
 		cfg := testConfig()
 		edit(&cfg)

@@ -47,8 +47,12 @@ type mailStack struct {
 func (h *harness) withMail(srv *mailtest.Server, tweak func(*auth.Config)) *mailStack {
 	h.t.Helper()
 	mailer, err := mail.NewSMTP(srv.URL(), mail.Config{
-		From:      "Latchkey <no-reply@latchkey.test>",
-		PublicURL: publicURL,
+		From:        "Latchkey <no-reply@latchkey.test>",
+		PublicURL:   publicURL,
+		ConfirmPath: mail.DefaultConfirmPath,
+		ResetPath:   mail.DefaultResetPath,
+		ConfirmTTL:  auth.DefaultConfirmTokenTTL,
+		ResetTTL:    auth.DefaultResetTokenTTL,
 	}, mail.SMTPOptions{TLSConfig: srv.ClientTLS(), Timeout: 5 * time.Second})
 	if err != nil {
 		h.t.Fatalf("mail.NewSMTP: %v", err)

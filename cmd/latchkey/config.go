@@ -59,7 +59,7 @@ type config struct {
 	EventRetention     time.Duration // security events are pruned after this
 	ConfirmPath        string
 	ResetPath          string
-	LogFormat          string // "", "text" or "json"
+	LogFormat          logFormat
 	LogLevel           slog.Level
 	CORSOrigins        []string
 	MetricsAddr        string
@@ -120,12 +120,36 @@ func pathSetting(dst *string) func(string) error {
 	}
 }
 
-func stringSetting(dst *string, allowed ...string) func(string) error {
+func stringSetting(dst *string) func(string) error {
 	return func(v string) error {
-		if len(allowed) > 0 && !contains(allowed, v) {
-			return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
-		}
 		*dst = v
+		return nil
+	}
+}
+
+// logFormat is how the log is written: logAuto picks text on a terminal,
+// else JSON.
+type logFormat int
+
+const (
+	logAuto logFormat = iota
+	logText
+	logJSON
+)
+
+// logFormatSetting parses log-format ("" is automatic) at start.
+func logFormatSetting(dst *logFormat) func(string) error {
+	return func(v string) error {
+		switch v {
+		case "":
+			*dst = logAuto
+		case "text":
+			*dst = logText
+		case "json":
+			*dst = logJSON
+		default:
+			return errors.New("must be text or json")
+		}
 		return nil
 	}
 }
@@ -313,7 +337,7 @@ func settingsOf(c *config) []setting {
 			return nil
 		}},
 		{"event-retention", dur(outbox.DefaultEventRetention), "how long security events are kept", durationSetting(&c.EventRetention)},
-		{"log-format", "", "text or json (default: text in a terminal, else json)", stringSetting(&c.LogFormat, "", "text", "json")},
+		{"log-format", "", "text or json (default: text in a terminal, else json)", logFormatSetting(&c.LogFormat)},
 		{"log-level", "info", "debug, info, warn or error", func(v string) error {
 			if !contains([]string{"debug", "info", "warn", "error"}, v) {
 				return errors.New("must be one of debug, info, warn, error")

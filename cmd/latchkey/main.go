@@ -367,13 +367,13 @@ func localURL(addr net.Addr) string {
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	format := cfg.LogFormat
-	if format == "" {
-		format = "json"
+	if format == logAuto {
+		format = logJSON
 		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			format = "text"
+			format = logText
 		}
 	}
-	if format == "text" {
+	if format == logText {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
