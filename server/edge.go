@@ -82,19 +82,15 @@ func cors(origins []string) echo.MiddlewareFunc {
 		ExposeHeaders:    corsExposeHeaders,
 		AllowCredentials: false,
 		MaxAge:           corsMaxAge,
-		Skipper: func(c echo.Context) bool {
-			o := c.Request().Header.Get(echo.HeaderOrigin)
-			return o == "" || (!anyOrigin && !listed[o])
-		},
 	})
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		withCORS := mw(next)
 		return func(c echo.Context) error {
-			o := c.Request().Header.Get(echo.HeaderOrigin)
-			if o == "" || (!anyOrigin && !listed[o]) {
-				c.Response().Header().Add(echo.HeaderVary, echo.HeaderOrigin)
+			if o := c.Request().Header.Get(echo.HeaderOrigin); o != "" && (anyOrigin || listed[o]) {
+				return withCORS(c) // which adds Vary: Origin itself
 			}
-			return withCORS(c)
+			c.Response().Header().Add(echo.HeaderVary, echo.HeaderOrigin)
+			return next(c)
 		}
 	}
 }
