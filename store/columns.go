@@ -99,10 +99,20 @@ type nullBytes []byte
 
 // GormValue implements gorm.Valuer.
 func (b nullBytes) GormValue(context.Context, *gorm.DB) clause.Expr {
-	if len(b) == 0 {
+	v := b.arg()
+	if v == nil {
 		return clause.Expr{SQL: "NULL"}
 	}
-	return clause.Expr{SQL: "?", Vars: []any{[]byte(b)}}
+	return clause.Expr{SQL: "?", Vars: []any{v}}
+}
+
+// arg is the value a statement on database/sql binds for b: NULL (nil)
+// when empty.
+func (b nullBytes) arg() any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
 }
 
 // Scan implements sql.Scanner.

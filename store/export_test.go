@@ -29,3 +29,14 @@ var MigrationFS = migrationFS
 func (db *DB) Scan(ctx context.Context, dest any, query string, args ...any) error {
 	return db.gorm.WithContext(ctx).Raw(query, args...).Scan(dest).Error
 }
+
+// HoldSQLiteWriter takes the SQLite writer queue's turn (sqlite_writer.go)
+// until release runs; ok is false when db has no queue.
+func (db *DB) HoldSQLiteWriter(ctx context.Context) (release func(), ok bool, err error) {
+	p, ok := db.gorm.ConnPool.(*serialPool)
+	if !ok {
+		return nil, false, nil
+	}
+	release, err = p.w.acquire(ctx)
+	return release, true, err
+}

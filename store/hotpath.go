@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,15 +14,17 @@ import (
 	"github.com/latchkey-dev/latchkey/auth"
 )
 
-// The check of every authenticated request (UserByLiveSession) is one
-// statement written out once per dialect and run on database/sql directly:
-// building it through gorm and scanning through gorm's reflection cost
-// about a fifth of the CPU of GET /me. The columns come from userRow's gorm
-// tags, so the two cannot disagree.
+// The two statements of the hot paths run on database/sql directly,
+// written out once per dialect: the check of every authenticated request
+// (UserByLiveSession) and the refresh-token rotation (RotateRefreshToken).
+// Building them through gorm and scanning through gorm's reflection cost
+// about a fifth of the CPU of GET /me. Their column lists come from the
+// row types' gorm tags, so the two cannot disagree.
 
-// userFields lists, in userRow's field order, the column of each field.
-var userFields = func() []string {
-	t := reflect.TypeFor[userRow]()
+// columnsOf lists, in the field order of the row type T, the column of each
+// field.
+func columnsOf[T any]() []string {
+	t := reflect.TypeFor[T]()
 	cols := make([]string, t.NumField())
 	for i := range cols {
 		for part := range strings.SplitSeq(t.Field(i).Tag.Get("gorm"), ";") {
@@ -30,15 +33,21 @@ var userFields = func() []string {
 			}
 		}
 		if cols[i] == "" {
-			panic("store: userRow field " + t.Field(i).Name + " has no column tag")
+			panic("store: " + t.Name() + " field " + t.Field(i).Name + " has no column tag")
 		}
 	}
 	return cols
-}()
+}
 
-// dest returns pointers to r's fields, in userFields' order, for Scan.
-func (r *userRow) dest() []any {
-	v := reflect.ValueOf(r).Elem()
+var (
+	userFields  = columnsOf[userRow]()
+	tokenFields = columnsOf[refreshTokenRow]()
+)
+
+// fields returns pointers to the fields of the row that row points to, in
+// columnsOf's order, for Scan.
+func fields(row any) []any {
+	v := reflect.ValueOf(row).Elem()
 	out := make([]any, v.NumField())
 	for i := range out {
 		out[i] = v.Field(i).Addr().Interface()
@@ -46,15 +55,110 @@ func (r *userRow) dest() []any {
 	return out
 }
 
-// liveUserQuery is UserByLiveSession's statement on dialect.
-func liveUserQuery(dialect string) string {
-	q := "SELECT " + strings.Join(userFields, ", ") + " FROM users WHERE id = " +
-		"(SELECT user_id FROM sessions WHERE id = ? AND " + liveSession + ") LIMIT 1"
-	if dialect == DialectPostgres {
-		q = strings.Replace(q, "?", "$1", 1)
-		q = strings.Replace(q, "?", "$2", 1)
+// binds returns the values of row's fields, in columnsOf's order, as a
+// statement binds them on dialect (as their GormValue methods do for gorm).
+func binds(dialect string, row any) []any {
+	v := reflect.ValueOf(row)
+	out := make([]any, v.NumField())
+	for i := range out {
+		switch f := v.Field(i).Interface().(type) {
+		case timestamp:
+			out[i] = f.bind(dialect)
+		case *timestamp:
+			if f != nil {
+				out[i] = f.bind(dialect)
+			}
+		case nullBytes:
+			out[i] = f.arg()
+		default:
+			out[i] = f
+		}
 	}
-	return q
+	return out
+}
+
+// numbered writes a statement's ? placeholders as dialect wants them:
+// $1, $2, … on PostgreSQL. (The statements here have no ? in literals.)
+func numbered(dialect, q string) string {
+	if dialect != DialectPostgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for {
+		i := strings.IndexByte(q, '?')
+		if i < 0 {
+			b.WriteString(q)
+			return b.String()
+		}
+		n++
+		b.WriteString(q[:i])
+		b.WriteString("$" + strconv.Itoa(n))
+		q = q[i+1:]
+	}
+}
+
+// statements are the hot paths' statements on one dialect, built at Open.
+type statements struct {
+	// liveUser: UserByLiveSession.
+	liveUser string
+	// slideSession, retireToken, insertToken: RotateRefreshToken.
+	slideSession, retireToken, insertToken string
+}
+
+func statementsFor(dialect string) statements {
+	return statements{
+		liveUser: numbered(dialect, "SELECT "+strings.Join(userFields, ", ")+" FROM users WHERE id = "+
+			"(SELECT user_id FROM sessions WHERE id = ? AND "+liveSession+") LIMIT 1"),
+		// The session of the token with this hash, if it is live and its
+		// account not disabled.
+		slideSession: numbered(dialect, "UPDATE sessions SET last_used = ?, expires_at = ? "+
+			"WHERE id = (SELECT session_id FROM refresh_tokens WHERE hash = ?) AND "+liveSession+
+			" AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND NOT users.disabled)"+
+			" RETURNING id, user_id"),
+		// The token, if it is current and unexpired.
+		retireToken: numbered(dialect, "UPDATE refresh_tokens SET rotated_at = ?, successor_enc = ? "+
+			"WHERE hash = ? AND rotated_at IS NULL AND expires_at > ? RETURNING "+strings.Join(tokenFields, ", ")),
+		insertToken: numbered(dialect, "INSERT INTO refresh_tokens ("+strings.Join(tokenFields, ", ")+") VALUES (?"+
+			strings.Repeat(", ?", len(tokenFields)-1)+")"),
+	}
+}
+
+// sqlError passes an error of a statement run on database/sql through the
+// dialect's translator, as gorm does for its own statements (so that
+// faults become auth.ErrUnavailable), then through translate.
+func (db *DB) sqlError(op string, err error) error {
+	if t, ok := db.gorm.Dialector.(gorm.ErrorTranslator); ok {
+		err = t.Translate(err)
+	}
+	return translate(op, err)
+}
+
+// writeTx is a read-write transaction on database/sql.
+type writeTx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	Commit() error
+	Rollback() error
+}
+
+// beginWrite starts a read-write transaction on database/sql; on SQLite it
+// takes its turn among this process's writers first, as gorm's
+// transactions do (sqlite_writer.go), and holds it until Commit or
+// Rollback.
+func (db *DB) beginWrite(ctx context.Context) (writeTx, error) {
+	if p, ok := db.gorm.ConnPool.(*serialPool); ok {
+		tx, err := p.begin(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		return tx, nil
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return tx, nil
 }
 
 // UserByLiveSession returns the user of the session with this id if that
@@ -66,17 +170,12 @@ func (db *DB) UserByLiveSession(ctx context.Context, sessionID string, now time.
 		return nil, err
 	}
 	var row userRow
-	err = db.sql.QueryRowContext(ctx, db.liveUser, sessionID, ts(now).bind(db.dialect)).Scan(row.dest()...)
+	err = db.sql.QueryRowContext(ctx, db.stmts.liveUser, sessionID, ts(now).bind(db.dialect)).Scan(fields(&row)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, auth.ErrNotFound
 	}
 	if err != nil {
-		// The dialect's translator marks faults (auth.ErrUnavailable)
-		// as it does for every gorm statement.
-		if t, ok := db.gorm.Dialector.(gorm.ErrorTranslator); ok {
-			err = t.Translate(err)
-		}
-		return nil, translate("user by live session", err)
+		return nil, db.sqlError("user by live session", err)
 	}
 	return row.toAuth(), nil
 }

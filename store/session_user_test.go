@@ -87,3 +87,32 @@ func TestRotateRefreshTokenDisabledAccount(t *testing.T) {
 		}
 	})
 }
+
+// TestRotateRefreshTokenQueuesOnSQLite: the rotation runs on database/sql
+// beside gorm, and still takes its turn in the SQLite writer queue: while
+// another writer holds the turn it waits (here until its context ends,
+// changing nothing), and rotates once the turn is free.
+func TestRotateRefreshTokenQueuesOnSQLite(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		_, _, rt := mustCreateUser(t, db, "rot-queue@example.com", "")
+		release, ok, err := db.HoldSQLiteWriter(ctx)
+		if !ok {
+			t.Skip("no writer queue on " + db.Dialect())
+		}
+		noErr(t, "HoldSQLiteWriter", err)
+		defer release()
+		now := at(time.Minute)
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		_, rotated, err := db.RotateRefreshToken(short, rt.Hash, newToken(t, "", now, now.Add(time.Hour)), []byte("enc"), now)
+		if !errors.Is(err, context.DeadlineExceeded) || rotated {
+			t.Fatalf("rotation while another writer holds the turn: rotated=%v err=%v; want it to wait (context.DeadlineExceeded)", rotated, err)
+		}
+		release()
+		old, rotated, err := db.RotateRefreshToken(ctx, rt.Hash, newToken(t, "", now, now.Add(time.Hour)), []byte("enc"), now)
+		if err != nil || !rotated || old.RotatedAt == nil {
+			t.Fatalf("rotation once the turn is free: rotated=%v, %+v, %v", rotated, old, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -171,13 +172,6 @@ func (db *DB) RevokeSessionByRefreshHash(ctx context.Context, hash []byte, now t
 	return translate("revoke session by refresh token", err)
 }
 
-// rotationRow is a refresh token read with its session's user.
-type rotationRow struct {
-	Token         refreshTokenRow `gorm:"embedded"`
-	OwnerID       string          `gorm:"column:owner_id"`
-	OwnerDisabled bool            `gorm:"column:owner_disabled"`
-}
-
 // errNotRotated rolls back a rotation that turned out not to apply.
 var errNotRotated = errors.New("not rotated")
 
@@ -186,7 +180,10 @@ var errNotRotated = errors.New("not rotated")
 // session (next.SessionID, when set, must name it). On rotation the old
 // token is returned as now stored, with RotatedAt and SuccessorEnc set.
 //
-// The decision is made by conditional UPDATEs whose affected-row counts say
+// The transaction is three statements on database/sql (hotpath.go): the
+// session slides if it is live and its account not disabled, the token is
+// retired if it is current and unexpired, the successor is inserted. The
+// decision is made by the conditional UPDATEs, whose RETURNING rows say
 // whether they applied, so of concurrent calls exactly one rotates: on
 // PostgreSQL the row locks serialise them and the losers re-check the
 // condition against the winner's committed row; on SQLite transactions
@@ -197,63 +194,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 	if len(hash) == 0 {
 		return nil, false, auth.ErrNotFound
 	}
-	var (
-		stored refreshTokenRow
-		owner  string
-	)
-	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// The token with its session's user, which the caller needs for
-		// the new access token; a disabled account's token is not rotated.
-		var r rotationRow
-		err := tx.Model(&refreshTokenRow{}).Select("refresh_tokens.*, sessions.user_id AS owner_id, users.disabled AS owner_disabled").
-			Joins("JOIN sessions ON sessions.id = refresh_tokens.session_id").
-			Joins("JOIN users ON users.id = sessions.user_id").
-			Where("refresh_tokens.hash = ?", hash).Take(&r).Error
-		if err != nil {
-			return err
-		}
-		stored, owner = r.Token, r.OwnerID
-		if r.OwnerDisabled {
-			return errNotRotated
-		}
-		if next.SessionID != "" && next.SessionID != stored.SessionID {
-			return fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
-		}
-
-		// 1. Slide the session, if it is live.
-		res := tx.Model(&sessionRow{}).
-			Where("id = ? AND "+liveSession, stored.SessionID, ts(now)).
-			Updates(map[string]any{"last_used": ts(now), "expires_at": ts(next.ExpiresAt)})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return errNotRotated
-		}
-
-		// 2. Retire the token, if it is current and unexpired. Another
-		// call may have rotated it since the read above.
-		res = tx.Model(&refreshTokenRow{}).
-			Where("hash = ? AND rotated_at IS NULL AND expires_at > ?", hash, ts(now)).
-			Updates(map[string]any{"rotated_at": ts(now), "successor_enc": nullBytes(successorEnc)})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return errNotRotated
-		}
-
-		// 3. Insert the successor.
-		row := toRefreshTokenRow(next)
-		row.SessionID = stored.SessionID
-		row.RotatedAt, row.SuccessorEnc = nil, nil
-		if err := tx.Create(&row).Error; err != nil {
-			return err
-		}
-
-		stored.RotatedAt, stored.SuccessorEnc = new(ts(now)), nullBytes(successorEnc)
-		return nil
-	})
+	stored, owner, err := db.rotate(ctx, hash, next, successorEnc, now)
 	switch {
 	case err == nil:
 		old := stored.toAuth()
@@ -268,6 +209,57 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 		}
 		return cur.toAuth(), false, nil
 	default:
-		return nil, false, translate("rotate refresh token", err)
+		return nil, false, db.sqlError("rotate refresh token", err)
 	}
+}
+
+// rotate is RotateRefreshToken's transaction: the old token as now stored
+// and its session's user, or errNotRotated.
+func (db *DB) rotate(ctx context.Context, hash []byte, next *auth.RefreshToken, successorEnc []byte, now time.Time) (stored refreshTokenRow, owner string, err error) {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return stored, "", err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	at := ts(now).bind(db.dialect)
+
+	// 1. Slide the session, if it is live and its account not disabled
+	// (the caller needs its user for the new access token).
+	var sessionID string
+	err = tx.QueryRowContext(ctx, db.stmts.slideSession, at, ts(next.ExpiresAt).bind(db.dialect), hash, at).Scan(&sessionID, &owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return stored, "", errNotRotated // no such token, or its session is dead or its account disabled
+	}
+	if err != nil {
+		return stored, "", err
+	}
+	if next.SessionID != "" && next.SessionID != sessionID {
+		return stored, "", fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
+	}
+
+	// 2. Retire the token, if it is current and unexpired. Another call
+	// may have rotated it since it was read.
+	err = tx.QueryRowContext(ctx, db.stmts.retireToken, at, nullBytes(successorEnc).arg(), hash, at).Scan(fields(&stored)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return stored, "", errNotRotated
+	}
+	if err != nil {
+		return stored, "", err
+	}
+
+	// 3. Insert the successor.
+	row := toRefreshTokenRow(next)
+	row.SessionID = sessionID
+	row.RotatedAt, row.SuccessorEnc = nil, nil
+	if _, err = tx.ExecContext(ctx, db.stmts.insertToken, binds(db.dialect, row)...); err != nil {
+		return stored, "", err
+	}
+	if err = tx.Commit(); err != nil {
+		return stored, "", err
+	}
+	return stored, owner, nil
 }

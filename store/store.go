@@ -83,8 +83,8 @@ type DB struct {
 	sql     *sql.DB
 	dialect string
 	logger  *slog.Logger
-	// liveUser is UserByLiveSession's statement (hotpath.go).
-	liveUser string
+	// stmts are the hot paths' statements (hotpath.go).
+	stmts statements
 }
 
 var _ auth.Store = (*DB)(nil)
@@ -178,7 +178,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		gdb.ConnPool, gdb.Statement.ConnPool = pool, pool
 	}
 
-	db := &DB{gorm: gdb, sql: sqlDB, dialect: dialect, logger: logger, liveUser: liveUserQuery(dialect)}
+	db := &DB{gorm: gdb, sql: sqlDB, dialect: dialect, logger: logger, stmts: statementsFor(dialect)}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err

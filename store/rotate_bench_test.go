@@ -1,0 +1,45 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/latchkey-dev/latchkey/auth"
+	"github.com/latchkey-dev/latchkey/store/storetest"
+)
+
+// BenchmarkRotateRefreshToken: one chain of rotations, one after another,
+// on each database (what a refresh costs the store, without the HTTP
+// around it; on SQLite this is the section the writers queue for).
+func BenchmarkRotateRefreshToken(b *testing.B) {
+	for _, tg := range storetest.Targets(b) {
+		b.Run(tg.Name, func(b *testing.B) {
+			db := storetest.Open(b, tg.DSN)
+			ctx := context.Background()
+			u := passwordUser(uuid.NewString()+"@example.com", "")
+			s := newSession(u.ID, base, at(30*24*time.Hour))
+			hash := func(i int) []byte {
+				h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(s.ID), uint64(i)))
+				return h[:]
+			}
+			rt := &auth.RefreshToken{Hash: hash(0), SessionID: s.ID, CreatedAt: base, ExpiresAt: s.ExpiresAt}
+			if err := db.CreateUser(ctx, u, s, rt); err != nil {
+				b.Fatal(err)
+			}
+			now := at(time.Minute)
+			b.ResetTimer()
+			for i := range b.N {
+				next := &auth.RefreshToken{Hash: hash(i + 1), CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}
+				_, rotated, err := db.RotateRefreshToken(ctx, hash(i), next, []byte("successor"), now)
+				if err != nil || !rotated {
+					b.Fatalf("rotation %d: rotated=%v err=%v", i, rotated, err)
+				}
+			}
+		})
+	}
+}
