@@ -10,8 +10,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
