@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -114,7 +116,20 @@ type Hasher struct {
 
 	// derive computes an argon2id key; a field so tests can observe it.
 	derive func(password, salt []byte, p Params) []byte
+
+	// Each hash allocates its memory afresh (m KiB, garbage once it is
+	// done), and the runtime keeps what a burst of hashes used for reuse:
+	// once no hash has run for idleAfter (releaseAfter), idle hands it
+	// back to the OS (debug.FreeOSMemory), so the process returns to its
+	// idle size after a sign-in peak.
+	running   atomic.Int32
+	idle      *time.Timer
+	idleAfter time.Duration
 }
+
+// releaseAfter is how long the hasher must have been idle before it
+// returns the memory of its hashes to the OS.
+const releaseAfter = time.Second
 
 func argon2id(password, salt []byte, p Params) []byte {
 	return argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
@@ -124,6 +139,12 @@ func argon2id(password, salt []byte, p Params) []byte {
 // at once, each caller waiting at most maxWait for a slot. It computes one
 // hash (the dummy for VerifyDummy) before returning.
 func NewHasher(p Params, concurrency int, maxWait time.Duration) (*Hasher, error) {
+	return newHasher(p, concurrency, maxWait, releaseAfter, debug.FreeOSMemory)
+}
+
+// newHasher is NewHasher calling releaseMemory once no hash has run for
+// idleAfter.
+func newHasher(p Params, concurrency int, maxWait, idleAfter time.Duration, releaseMemory func()) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,7 +159,14 @@ func NewHasher(p Params, concurrency int, maxWait time.Duration) (*Hasher, error
 		slots:   make(chan struct{}, concurrency),
 		maxWait: maxWait,
 		derive:  argon2id,
+
+		idleAfter: idleAfter,
 	}
+	h.idle = time.AfterFunc(idleAfter, func() {
+		if h.running.Load() == 0 {
+			releaseMemory()
+		}
+	})
 	dummy, err := h.hash(rand.Text())
 	if err != nil {
 		return nil, err
@@ -153,9 +181,15 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	release = func() { <-h.slots }
+	release = func() {
+		if h.running.Add(-1) == 0 {
+			h.idle.Reset(h.idleAfter)
+		}
+		<-h.slots
+	}
 	select {
 	case h.slots <- struct{}{}:
+		h.running.Add(1)
 		return release, nil
 	default:
 	}
@@ -163,6 +197,7 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	defer timer.Stop()
 	select {
 	case h.slots <- struct{}{}:
+		h.running.Add(1)
 		return release, nil
 	case <-timer.C:
 		return nil, ErrBusy

@@ -547,3 +547,57 @@ func BenchmarkVerifyBcrypt(b *testing.B) {
 		}
 	}
 }
+
+// TestIdleReleasesMemory: the memory of finished hashes is handed back once
+// no hash has run for the idle time — once after start-up (the dummy hash),
+// once after a burst however many it held, and never while one runs.
+func TestIdleReleasesMemory(t *testing.T) {
+	var released atomic.Int32
+	const idle = 50 * time.Millisecond
+	h, err := newHasher(testParams, 2, time.Second, idle, func() { released.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(n int32) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for released.Load() < n && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := released.Load(); got != n {
+			t.Fatalf("released %d times, want %d", got, n)
+		}
+	}
+	waitFor(1) // after the dummy hash
+
+	// A burst of hashes, one held past the idle time: no release until
+	// the last is done, then one.
+	hold, entered := make(chan struct{}), make(chan struct{})
+	h.derive = func(password, salt []byte, p Params) []byte {
+		if string(password) == "slow" {
+			close(entered)
+			<-hold
+		}
+		return argon2id(password, salt, p)
+	}
+	ctx := context.Background()
+	done := make(chan error)
+	go func() { _, err := h.Hash(ctx, "slow"); done <- err }()
+	<-entered
+	for range 3 {
+		if _, err := h.Hash(ctx, "quick"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3 * idle)
+	if got := released.Load(); got != 1 {
+		t.Fatalf("released %d times while a hash ran, want still 1", got)
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(2)
+	time.Sleep(3 * idle)
+	waitFor(2) // and not again while idle
+}
