@@ -74,7 +74,7 @@ func (s *Service) processImage(ctx context.Context, data []byte) ([]byte, string
 	if err != nil {
 		return nil, "", err
 	}
-	release, err := s.imageBudget.acquire(ctx, cost, s.imageWait)
+	release, err := s.imageBudget.acquire(ctx, cost, s.cfg.AvatarDecodeWait)
 	if err != nil {
 		return nil, "", err
 	}

@@ -266,7 +266,7 @@ func TestAvatarBudget(t *testing.T) {
 		t.Error("an overloaded upload was stored")
 	}
 	// Room freed while an upload waits admits it.
-	s.imageWait = 5 * time.Second
+	s.cfg.AvatarDecodeWait = 5 * time.Second
 	go func() { time.Sleep(20 * time.Millisecond); held() }()
 	if err := s.SetAvatar(ctx, u.ID, img); err != nil {
 		t.Fatalf("SetAvatar once room was freed = %v", err)

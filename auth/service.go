@@ -123,7 +123,6 @@ type Service struct {
 	guard       guard
 	// imageBudget bounds the memory of the avatar images decoded at once.
 	imageBudget *decodeBudget
-	imageWait   time.Duration
 	// verified caches access tokens already checked (verified.go).
 	verified verifiedTokens
 }
@@ -138,7 +137,7 @@ func NewService(ctx context.Context, st Store, cfg Config, opts ...Option) (*Ser
 		return nil, err
 	}
 	s := &Service{st: st, cfg: cfg, clock: time.Now, rand: rand.Reader, hasher: cfg.Hasher, guard: guard{cfg.Limits},
-		imageBudget: newDecodeBudget(cfg.AvatarDecodeBudget), imageWait: cfg.AvatarDecodeWait}
+		imageBudget: newDecodeBudget(cfg.AvatarDecodeBudget)}
 	if s.hasher == nil {
 		h, err := password.NewHasher(password.DefaultParams, password.DefaultConcurrency(), password.DefaultMaxWait)
 		if err != nil {
