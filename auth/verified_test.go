@@ -91,3 +91,38 @@ func TestVerifiedTokensBounded(t *testing.T) {
 		t.Error("the newest entry is missing")
 	}
 }
+
+// TestVerifiedTokenCacheParallel: 20 requests at once with the same tokens
+// all pass (the cache filled while they run), and once the sessions are
+// revoked, 20 at once are all refused although every token is cached.
+func TestVerifiedTokenCacheParallel(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newTestService(t)
+	var toks []*Tokens
+	for _, name := range []string{"Ada", "Bob"} {
+		_, _, tok := register(t, s, name)
+		toks = append(toks, tok)
+	}
+	run := func(wantErr error) {
+		t.Helper()
+		errs := make(chan error, 20)
+		for i := range 20 {
+			go func() {
+				_, err := s.Authenticate(ctx, toks[i%len(toks)].AccessToken)
+				errs <- err
+			}()
+		}
+		for range 20 {
+			if err := <-errs; !errors.Is(err, wantErr) {
+				t.Errorf("Authenticate = %v, want %v", err, wantErr)
+			}
+		}
+	}
+	run(nil)
+	for _, tok := range toks {
+		if err := s.LogoutRefresh(ctx, tok.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(ErrUnauthenticated)
+}
