@@ -40,3 +40,11 @@ func (db *DB) HoldSQLiteWriter(ctx context.Context) (release func(), ok bool, er
 	release, err = p.w.acquire(ctx)
 	return release, true, err
 }
+
+// TxStmts is txStmts, for InWriteTx's callers.
+type TxStmts = txStmts
+
+// InWriteTx exposes inWriteTx (on SQLite, a job of a group commit).
+func (db *DB) InWriteTx(ctx context.Context, fn func(ctx context.Context, tx TxStmts) error) error {
+	return db.inWriteTx(ctx, fn)
+}

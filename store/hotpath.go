@@ -134,31 +134,22 @@ func (db *DB) sqlError(op string, err error) error {
 	return translate(op, err)
 }
 
-// writeTx is a read-write transaction on database/sql.
-type writeTx interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	Commit() error
-	Rollback() error
-}
-
-// beginWrite starts a read-write transaction on database/sql; on SQLite it
-// takes its turn among this process's writers first, as gorm's
-// transactions do (sqlite_writer.go), and holds it until Commit or
-// Rollback.
-func (db *DB) beginWrite(ctx context.Context) (writeTx, error) {
+// inWriteTx runs fn in a read-write transaction on database/sql and
+// commits it. On SQLite the transaction is one job of a group commit
+// among this process's writers (sqlite_writer.go).
+func (db *DB) inWriteTx(ctx context.Context, fn txFunc) error {
 	if p, ok := db.gorm.ConnPool.(*serialPool); ok {
-		tx, err := p.begin(ctx, nil)
-		if err != nil {
-			return nil, err
-		}
-		return tx, nil
+		return p.inGroup(ctx, fn)
 	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return tx, nil
+	if err := fn(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // UserByLiveSession returns the user of the session with this id if that

@@ -43,3 +43,49 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRotateRefreshTokenParallel: 32 chains rotating at once, one
+// per goroutine (the writers' queue under a refresh load, without HTTP).
+func BenchmarkRotateRefreshTokenParallel(b *testing.B) {
+	for _, tg := range storetest.Targets(b) {
+		b.Run(tg.Name, func(b *testing.B) {
+			db := storetest.Open(b, tg.DSN)
+			ctx := context.Background()
+			now := at(time.Minute)
+			type chain struct {
+				sessionID string
+				i         int
+			}
+			hash := func(c *chain) []byte {
+				h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(c.sessionID), uint64(c.i)))
+				return h[:]
+			}
+			chains := make(chan *chain, 32)
+			for range 32 {
+				u := passwordUser(uuid.NewString()+"@example.com", "")
+				s := newSession(u.ID, base, at(30*24*time.Hour))
+				c := &chain{sessionID: s.ID}
+				rt := &auth.RefreshToken{Hash: hash(c), SessionID: s.ID, CreatedAt: base, ExpiresAt: s.ExpiresAt}
+				if err := db.CreateUser(ctx, u, s, rt); err != nil {
+					b.Fatal(err)
+				}
+				chains <- c
+			}
+			b.SetParallelism(16) // 32 goroutines on 2 CPUs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c := <-chains
+				for pb.Next() {
+					old := hash(c)
+					c.i++
+					next := &auth.RefreshToken{Hash: hash(c), CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}
+					_, rotated, err := db.RotateRefreshToken(ctx, old, next, []byte("successor"), now)
+					if err != nil || !rotated {
+						b.Errorf("rotation: rotated=%v err=%v", rotated, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -216,50 +216,38 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 // rotate is RotateRefreshToken's transaction: the old token as now stored
 // and its session's user, or errNotRotated.
 func (db *DB) rotate(ctx context.Context, hash []byte, next *auth.RefreshToken, successorEnc []byte, now time.Time) (stored refreshTokenRow, owner string, err error) {
-	tx, err := db.beginWrite(ctx)
-	if err != nil {
-		return stored, "", err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
 	at := ts(now).bind(db.dialect)
+	err = db.inWriteTx(ctx, func(ctx context.Context, tx txStmts) error {
+		// 1. Slide the session, if it is live and its account not
+		// disabled (the caller needs its user for the new access token).
+		var sessionID string
+		err := tx.QueryRowContext(ctx, db.stmts.slideSession, at, ts(next.ExpiresAt).bind(db.dialect), hash, at).Scan(&sessionID, &owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNotRotated // no such token, or its session is dead or its account disabled
+		}
+		if err != nil {
+			return err
+		}
+		if next.SessionID != "" && next.SessionID != sessionID {
+			return fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
+		}
 
-	// 1. Slide the session, if it is live and its account not disabled
-	// (the caller needs its user for the new access token).
-	var sessionID string
-	err = tx.QueryRowContext(ctx, db.stmts.slideSession, at, ts(next.ExpiresAt).bind(db.dialect), hash, at).Scan(&sessionID, &owner)
-	if errors.Is(err, sql.ErrNoRows) {
-		return stored, "", errNotRotated // no such token, or its session is dead or its account disabled
-	}
-	if err != nil {
-		return stored, "", err
-	}
-	if next.SessionID != "" && next.SessionID != sessionID {
-		return stored, "", fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
-	}
+		// 2. Retire the token, if it is current and unexpired. Another
+		// call may have rotated it since it was read.
+		err = tx.QueryRowContext(ctx, db.stmts.retireToken, at, nullBytes(successorEnc).arg(), hash, at).Scan(fields(&stored)...)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNotRotated
+		}
+		if err != nil {
+			return err
+		}
 
-	// 2. Retire the token, if it is current and unexpired. Another call
-	// may have rotated it since it was read.
-	err = tx.QueryRowContext(ctx, db.stmts.retireToken, at, nullBytes(successorEnc).arg(), hash, at).Scan(fields(&stored)...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return stored, "", errNotRotated
-	}
-	if err != nil {
-		return stored, "", err
-	}
-
-	// 3. Insert the successor.
-	row := toRefreshTokenRow(next)
-	row.SessionID = sessionID
-	row.RotatedAt, row.SuccessorEnc = nil, nil
-	if _, err = tx.ExecContext(ctx, db.stmts.insertToken, binds(db.dialect, row)...); err != nil {
-		return stored, "", err
-	}
-	if err = tx.Commit(); err != nil {
-		return stored, "", err
-	}
-	return stored, owner, nil
+		// 3. Insert the successor.
+		row := toRefreshTokenRow(next)
+		row.SessionID = sessionID
+		row.RotatedAt, row.SuccessorEnc = nil, nil
+		_, err = tx.ExecContext(ctx, db.stmts.insertToken, binds(db.dialect, row)...)
+		return err
+	})
+	return stored, owner, err
 }

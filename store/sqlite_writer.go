@@ -53,6 +53,9 @@ func (w serialWriter) acquire(ctx context.Context) (func(), error) {
 type serialPool struct {
 	*sql.DB
 	w serialWriter
+	// jobs hands a group commit's leader the jobs waiting beside it
+	// (inGroup).
+	jobs chan *groupJob
 }
 
 var (
@@ -62,7 +65,7 @@ var (
 )
 
 func newSerialPool(db *sql.DB) *serialPool {
-	return &serialPool{DB: db, w: make(serialWriter, 1)}
+	return &serialPool{DB: db, w: make(serialWriter, 1), jobs: make(chan *groupJob)}
 }
 
 // GetDBConn implements gorm.GetDBConnector (gorm.DB.DB).
@@ -78,7 +81,7 @@ func (p *serialPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.Con
 	return tx, nil
 }
 
-// begin is BeginTx for callers on database/sql (beginWrite).
+// begin is BeginTx without gorm.
 func (p *serialPool) begin(ctx context.Context, opts *sql.TxOptions) (*serialTx, error) {
 	if opts != nil && opts.ReadOnly {
 		tx, err := p.DB.BeginTx(ctx, opts)
@@ -170,4 +173,108 @@ func isWrite(query string) bool {
 		return true
 	}
 	return false
+}
+
+// Group commit. A write transaction on its own holds the writer's turn for
+// its statements and then for its commit, whose fsync (synchronous=FULL)
+// is much of the turn; under load the hot path's writers (refresh-token
+// rotations) would queue one fsync each. inGroup runs such a transaction
+// as one job of a group instead: whoever gets the turn leads, takes every
+// job waiting at that moment, runs each in a savepoint of one transaction
+// and commits once. Each job sees the jobs before it as if they had
+// committed one after another; a job that fails is rolled back to its
+// savepoint alone; no job is answered before the commit, and if the
+// commit fails every job of the group gets its error. Nothing waits to
+// fill a group: a leader takes only who is already queued, so a lone
+// writer commits at once.
+
+// maxGroup bounds the jobs in one group commit.
+const maxGroup = 64
+
+// txFunc is a transaction's body: its statements run on tx, with ctx.
+type txFunc func(ctx context.Context, tx txStmts) error
+
+// txStmts runs statements in a transaction (*sql.Tx).
+type txStmts interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type groupJob struct {
+	ctx  context.Context
+	fn   txFunc
+	done chan error
+}
+
+// inGroup runs fn in a group commit. While it waits, it either gets the
+// turn (and leads) or is taken by the leader, whichever comes first; a
+// job taken is answered after its group's commit, whatever its context
+// does since (the leader skips a job whose context has ended).
+func (p *serialPool) inGroup(ctx context.Context, fn txFunc) error {
+	j := &groupJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	timer := time.NewTimer(sqliteWriteWait)
+	defer timer.Stop()
+	select {
+	case p.w <- struct{}{}:
+	case p.jobs <- j:
+		return <-j.done
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return fmt.Errorf("%w: %w", auth.ErrUnavailable, errWriteQueue)
+	}
+	defer func() { <-p.w }()
+	group := []*groupJob{j}
+take:
+	for len(group) < maxGroup {
+		select {
+		case o := <-p.jobs:
+			group = append(group, o)
+		default:
+			break take
+		}
+	}
+	// The group's statements run to the end whatever the leader's
+	// context does: an interrupted statement would roll back the others'
+	// work too.
+	p.commitGroup(context.WithoutCancel(ctx), group)
+	return <-j.done
+}
+
+// commitGroup runs a group's jobs in one transaction and answers each.
+func (p *serialPool) commitGroup(ctx context.Context, group []*groupJob) {
+	errs := make([]error, len(group))
+	err := func() error {
+		tx, err := p.DB.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for i, j := range group {
+			if errs[i] = j.ctx.Err(); errs[i] != nil {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+			if errs[i] = j.fn(context.WithoutCancel(j.ctx), tx); errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
+					// The job's fault took the transaction with it.
+					_ = tx.Rollback()
+					return errs[i]
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, j := range group {
+		if err != nil {
+			errs[i] = err
+		}
+		j.done <- errs[i]
+	}
 }
