@@ -55,28 +55,6 @@ func fields(row any) []any {
 	return out
 }
 
-// binds returns the values of row's fields, in columnsOf's order, as a
-// statement binds them on dialect (as their GormValue methods do for gorm).
-func binds(dialect string, row any) []any {
-	v := reflect.ValueOf(row)
-	out := make([]any, v.NumField())
-	for i := range out {
-		switch f := v.Field(i).Interface().(type) {
-		case timestamp:
-			out[i] = f.bind(dialect)
-		case *timestamp:
-			if f != nil {
-				out[i] = f.bind(dialect)
-			}
-		case nullBytes:
-			out[i] = f.arg()
-		default:
-			out[i] = f
-		}
-	}
-	return out
-}
-
 // numbered writes a statement's ? placeholders as dialect wants them:
 // $1, $2, … on PostgreSQL. (The statements here have no ? in literals.)
 func numbered(dialect, q string) string {
@@ -102,26 +80,55 @@ func numbered(dialect, q string) string {
 type statements struct {
 	// liveUser: UserByLiveSession.
 	liveUser string
-	// slideSession, retireToken, insertToken: RotateRefreshToken.
+	// RotateRefreshToken: slideSession, retireToken and insertToken on
+	// SQLite; rotate on PostgreSQL.
 	slideSession, retireToken, insertToken string
+	rotate                                 string
 }
 
+// The refresh-token rotation's conditions, written once for both dialects.
+const (
+	// tokensSession: the session of the token with this hash (bound
+	// first), if the session is live and its account not disabled.
+	tokensSession = "id = (SELECT session_id FROM refresh_tokens WHERE hash = ?) AND " + liveSession +
+		" AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND NOT users.disabled)"
+	// retire: the token with this hash, if it is current and unexpired.
+	retire = "UPDATE refresh_tokens SET rotated_at = ?, successor_enc = ? WHERE hash = ? AND rotated_at IS NULL AND expires_at > ?"
+	// slide moves a session's last use and expiry.
+	slide = "UPDATE sessions SET last_used = ?, expires_at = ? WHERE "
+	// successor: the new token's columns (not rotated).
+	successor = "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) "
+)
+
 func statementsFor(dialect string) statements {
-	return statements{
+	token := strings.Join(tokenFields, ", ")
+	st := statements{
 		liveUser: numbered(dialect, "SELECT "+strings.Join(userFields, ", ")+" FROM users WHERE id = "+
 			"(SELECT user_id FROM sessions WHERE id = ? AND "+liveSession+") LIMIT 1"),
-		// The session of the token with this hash, if it is live and its
-		// account not disabled.
-		slideSession: numbered(dialect, "UPDATE sessions SET last_used = ?, expires_at = ? "+
-			"WHERE id = (SELECT session_id FROM refresh_tokens WHERE hash = ?) AND "+liveSession+
-			" AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND NOT users.disabled)"+
-			" RETURNING id, user_id"),
-		// The token, if it is current and unexpired.
-		retireToken: numbered(dialect, "UPDATE refresh_tokens SET rotated_at = ?, successor_enc = ? "+
-			"WHERE hash = ? AND rotated_at IS NULL AND expires_at > ? RETURNING "+strings.Join(tokenFields, ", ")),
-		insertToken: numbered(dialect, "INSERT INTO refresh_tokens ("+strings.Join(tokenFields, ", ")+") VALUES (?"+
-			strings.Repeat(", ?", len(tokenFields)-1)+")"),
 	}
+	if dialect != DialectPostgres {
+		// SQLite: a transaction of three, which holds the one writer's
+		// turn throughout (SQLite has no UPDATE in WITH). A step that does
+		// not apply rolls the others back.
+		st.slideSession = slide + tokensSession + " RETURNING id, user_id"
+		st.retireToken = retire + " RETURNING " + token
+		st.insertToken = successor + "VALUES (?, ?, ?, ?)"
+		return st
+	}
+	// PostgreSQL: the same as one statement, one round trip instead of
+	// five. It locks the session first (l), waiting for a concurrent
+	// rotation's commit and then re-checking the session against it;
+	// retires the token (t), re-checked the same way, so of concurrent
+	// calls one applies; and only then slides the session (s) and inserts
+	// the successor, so a call that does not apply changes nothing.
+	// Session before token is the order in which deleting a user
+	// cascades, so the two cannot deadlock.
+	st.rotate = numbered(dialect, "WITH l AS (SELECT id FROM sessions WHERE "+tokensSession+" FOR NO KEY UPDATE), "+
+		"t AS ("+retire+" AND session_id = (SELECT id FROM l) RETURNING "+token+"), "+
+		"s AS ("+slide+"id = (SELECT session_id FROM t) RETURNING id, user_id), "+
+		"i AS ("+successor+"SELECT ?::bytea, s.id, ?::timestamptz, ?::timestamptz FROM s) "+
+		"SELECT s.user_id, t.* FROM s, t")
+	return st
 }
 
 // sqlError passes an error of a statement run on database/sql through the

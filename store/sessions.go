@@ -180,19 +180,27 @@ var errNotRotated = errors.New("not rotated")
 // session (next.SessionID, when set, must name it). On rotation the old
 // token is returned as now stored, with RotatedAt and SuccessorEnc set.
 //
-// The transaction is three statements on database/sql (hotpath.go): the
+// The rotation runs on database/sql (statements in hotpath.go): the
 // session slides if it is live and its account not disabled, the token is
 // retired if it is current and unexpired, the successor is inserted. The
-// decision is made by the conditional UPDATEs, whose RETURNING rows say
+// decision is made by conditional statements whose RETURNING rows say
 // whether they applied, so of concurrent calls exactly one rotates: on
 // PostgreSQL the row locks serialise them and the losers re-check the
-// condition against the winner's committed row; on SQLite transactions
-// begin IMMEDIATE, one writer at a time. The session row is locked before
-// the token row, the order in which deleting a user cascades, so rotation
-// and account deletion cannot deadlock.
+// condition against the winner's committed rows; on SQLite one writer
+// runs at a time (a group commit: sqlite_writer.go).
 func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.RefreshToken, successorEnc []byte, now time.Time) (*auth.RefreshToken, bool, error) {
 	if len(hash) == 0 {
 		return nil, false, auth.ErrNotFound
+	}
+	if next.SessionID != "" {
+		// A token's session never changes, so this holds at the rotation.
+		var cur refreshTokenRow
+		if err := db.gorm.WithContext(ctx).Where("hash = ?", hash).Take(&cur).Error; err != nil {
+			return nil, false, translate("rotate refresh token", err)
+		}
+		if cur.SessionID != next.SessionID {
+			return nil, false, fmt.Errorf("rotate refresh token: next token belongs to session %s, not the old token's", next.SessionID)
+		}
 	}
 	stored, owner, err := db.rotate(ctx, hash, next, successorEnc, now)
 	switch {
@@ -213,40 +221,35 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 	}
 }
 
-// rotate is RotateRefreshToken's transaction: the old token as now stored
+// rotate is RotateRefreshToken's statements: the old token as now stored
 // and its session's user, or errNotRotated.
 func (db *DB) rotate(ctx context.Context, hash []byte, next *auth.RefreshToken, successorEnc []byte, now time.Time) (stored refreshTokenRow, owner string, err error) {
-	at := ts(now).bind(db.dialect)
+	at, expires := ts(now).bind(db.dialect), ts(next.ExpiresAt).bind(db.dialect)
+	if db.dialect == DialectPostgres {
+		err = db.sql.QueryRowContext(ctx, db.stmts.rotate, hash, at, at, nullBytes(successorEnc).arg(), hash, at,
+			at, expires, next.Hash, ts(next.CreatedAt).bind(db.dialect), expires).Scan(append([]any{&owner}, fields(&stored)...)...)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = errNotRotated
+		}
+		return stored, owner, err
+	}
 	err = db.inWriteTx(ctx, func(ctx context.Context, tx txStmts) error {
-		// 1. Slide the session, if it is live and its account not
-		// disabled (the caller needs its user for the new access token).
 		var sessionID string
-		err := tx.QueryRowContext(ctx, db.stmts.slideSession, at, ts(next.ExpiresAt).bind(db.dialect), hash, at).Scan(&sessionID, &owner)
+		err := tx.QueryRowContext(ctx, db.stmts.slideSession, at, expires, hash, at).Scan(&sessionID, &owner)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNotRotated // no such token, or its session is dead or its account disabled
 		}
 		if err != nil {
 			return err
 		}
-		if next.SessionID != "" && next.SessionID != sessionID {
-			return fmt.Errorf("next token belongs to session %s, not the old token's", next.SessionID)
-		}
-
-		// 2. Retire the token, if it is current and unexpired. Another
-		// call may have rotated it since it was read.
 		err = tx.QueryRowContext(ctx, db.stmts.retireToken, at, nullBytes(successorEnc).arg(), hash, at).Scan(fields(&stored)...)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errNotRotated
+			return errNotRotated // rotated already, or expired
 		}
 		if err != nil {
 			return err
 		}
-
-		// 3. Insert the successor.
-		row := toRefreshTokenRow(next)
-		row.SessionID = sessionID
-		row.RotatedAt, row.SuccessorEnc = nil, nil
-		_, err = tx.ExecContext(ctx, db.stmts.insertToken, binds(db.dialect, row)...)
+		_, err = tx.ExecContext(ctx, db.stmts.insertToken, next.Hash, sessionID, ts(next.CreatedAt).bind(db.dialect), expires)
 		return err
 	})
 	return stored, owner, err

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -652,15 +653,17 @@ func TestRotateRefreshTokenConcurrent(t *testing.T) {
 				err     error
 			}
 			results := make([]result, n)
-			now := at(time.Minute)
+			// Each call has its own now, so the session shows whose
+			// rotation it holds.
+			nowOf := func(i int) time.Time { return at(time.Minute + time.Duration(i)*time.Millisecond) }
 			start := make(chan struct{})
 			var wg sync.WaitGroup
 			for i := range n {
-				results[i].next = newToken(t, s.ID, now, now.Add(time.Hour))
+				results[i].next = newToken(t, s.ID, nowOf(i), nowOf(i).Add(time.Hour))
 				wg.Go(func() {
 					<-start
 					r := &results[i]
-					r.old, r.rotated, r.err = db.RotateRefreshToken(ctx, rt.Hash, r.next, []byte{byte('A' + i)}, now)
+					r.old, r.rotated, r.err = db.RotateRefreshToken(ctx, rt.Hash, r.next, []byte{byte('A' + i)}, nowOf(i))
 				})
 			}
 			close(start)
@@ -681,11 +684,18 @@ func TestRotateRefreshTokenConcurrent(t *testing.T) {
 			if winner < 0 {
 				t.Fatal("no call rotated")
 			}
-			wantEnc := []byte{byte('A' + winner)}
+			now, wantEnc := nowOf(winner), []byte{byte('A' + winner)}
 			for i, r := range results {
 				if r.old.RotatedAt == nil || !r.old.RotatedAt.Equal(now) || !bytes.Equal(r.old.SuccessorEnc, wantEnc) {
 					t.Errorf("call %d saw %+v; want the winner's rotation (%q)", i, r.old, wantEnc)
 				}
+			}
+			// The losers changed nothing: the session slid to the winner's.
+			got, err := db.SessionByID(ctx, s.ID)
+			noErr(t, "SessionByID", err)
+			if !got.LastUsed.Equal(now) || !got.ExpiresAt.Equal(results[winner].next.ExpiresAt) {
+				t.Errorf("session after the race: last used %v, expires %v; want the winner's %v, %v",
+					got.LastUsed, got.ExpiresAt, now, results[winner].next.ExpiresAt)
 			}
 			// Only the winner's successor was stored.
 			for i, r := range results {
@@ -1035,4 +1045,45 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// TestRotateRefreshTokenRacesDeletion: rotations racing the deletion of
+// their account (which locks the sessions, then their tokens) neither
+// deadlock nor fail: each rotates before the deletion or finds nothing.
+func TestRotateRefreshTokenRacesDeletion(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := at(time.Minute)
+		for round := range 5 {
+			u, _, rt := mustCreateUser(t, db, "race-del-"+string(rune('a'+round))+"@example.com", "")
+			tokens := []*auth.RefreshToken{rt}
+			for range 9 { // more sessions, each with a token
+				s2 := newSession(u.ID, base, at(48*time.Hour))
+				rt2 := newToken(t, s2.ID, base, at(48*time.Hour))
+				noErr(t, "CreateSession", db.CreateSession(ctx, s2, rt2))
+				tokens = append(tokens, rt2)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			errs := make([]error, len(tokens)+1)
+			for i, tok := range tokens {
+				wg.Go(func() {
+					<-start
+					_, _, errs[i] = db.RotateRefreshToken(ctx, tok.Hash, newToken(t, "", now, now.Add(time.Hour)), nil, now)
+					if errors.Is(errs[i], auth.ErrNotFound) {
+						errs[i] = nil // deleted first
+					}
+				})
+			}
+			wg.Go(func() {
+				<-start
+				errs[len(tokens)] = db.DeleteUser(ctx, u.ID)
+			})
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				noErr(t, fmt.Sprintf("round %d, call %d", round, i), err)
+			}
+		}
+	})
 }
