@@ -41,10 +41,15 @@ func (db *DB) HoldSQLiteWriter(ctx context.Context) (release func(), ok bool, er
 	return release, true, err
 }
 
-// TxStmts is txStmts, for InWriteTx's callers.
+// TxStmts is txStmts, for InSQLiteGroup's callers.
 type TxStmts = txStmts
 
-// InWriteTx exposes inWriteTx (on SQLite, a job of a group commit).
-func (db *DB) InWriteTx(ctx context.Context, fn func(ctx context.Context, tx TxStmts) error) error {
-	return db.inWriteTx(ctx, fn)
+// InSQLiteGroup runs fn as a job of the SQLite writers' group commit
+// (inGroup); ok is false when db has no writer queue.
+func (db *DB) InSQLiteGroup(ctx context.Context, fn func(ctx context.Context, tx TxStmts) error) (ok bool, err error) {
+	p, ok := db.gorm.ConnPool.(*serialPool)
+	if !ok {
+		return false, nil
+	}
+	return true, p.inGroup(ctx, fn)
 }

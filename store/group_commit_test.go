@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func queueTogether(t *testing.T, db *store.DB, jobs ...func()) {
 // probe is a job that records the transaction it ran in.
 func probe(db *store.DB, tx *store.TxStmts, err *error) func() {
 	return func() {
-		*err = db.InWriteTx(context.Background(), func(_ context.Context, t store.TxStmts) error {
+		_, *err = db.InSQLiteGroup(context.Background(), func(_ context.Context, t store.TxStmts) error {
 			*tx = t
 			return nil
 		})
@@ -143,7 +144,7 @@ func TestGroupCommitFailsTogether(t *testing.T) {
 			})
 		}
 		jobs = append(jobs, func() {
-			errs[len(tokens)] = db.InWriteTx(ctx, func(ctx context.Context, tx store.TxStmts) error {
+			_, errs[len(tokens)] = db.InSQLiteGroup(ctx, func(ctx context.Context, tx store.TxStmts) error {
 				_, err := tx.ExecContext(ctx, "ROLLBACK") // ends the group's transaction under it
 				return err
 			})
@@ -160,6 +161,48 @@ func TestGroupCommitFailsTogether(t *testing.T) {
 			if err != nil || !rotated {
 				t.Errorf("token %d after the broken group: rotated=%v err=%v; want it untouched, rotating now", i, rotated, err)
 			}
+		}
+	})
+}
+
+// TestGroupCommitSurvivesAPanic: a job that panics fails its group (the
+// panic goes on in the leader's goroutine, whichever that is) without
+// leaving the others waiting or the transaction open: writers after it
+// go on.
+func TestGroupCommitSurvivesAPanic(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := at(time.Minute)
+		_, s, rt := mustCreateUser(t, db, "panic@example.com", "")
+		var panics atomic.Int32
+		var rotateErr, panicErr error
+		guard := func(job func()) func() {
+			return func() {
+				defer func() {
+					if recover() != nil {
+						panics.Add(1)
+					}
+				}()
+				job()
+			}
+		}
+		queueTogether(t, db,
+			guard(func() {
+				_, _, rotateErr = db.RotateRefreshToken(ctx, rt.Hash, newToken(t, s.ID, now, now.Add(time.Hour)), nil, now)
+			}),
+			guard(func() {
+				_, panicErr = db.InSQLiteGroup(ctx, func(context.Context, store.TxStmts) error { panic("job") })
+			}),
+		)
+		if panics.Load() != 1 {
+			t.Fatalf("%d goroutines panicked, want 1 (the leader's)", panics.Load())
+		}
+		if rotateErr == nil && panicErr == nil {
+			t.Error("the follower of a panicked group got no error")
+		}
+		_, rotated, err := db.RotateRefreshToken(ctx, rt.Hash, newToken(t, s.ID, now, now.Add(time.Hour)), nil, now)
+		if err != nil || !rotated {
+			t.Fatalf("rotation after the panicked group: rotated=%v err=%v; want the token untouched and the writer free", rotated, err)
 		}
 	})
 }

@@ -141,24 +141,6 @@ func (db *DB) sqlError(op string, err error) error {
 	return translate(op, err)
 }
 
-// inWriteTx runs fn in a read-write transaction on database/sql and
-// commits it. On SQLite the transaction is one job of a group commit
-// among this process's writers (sqlite_writer.go).
-func (db *DB) inWriteTx(ctx context.Context, fn txFunc) error {
-	if p, ok := db.gorm.ConnPool.(*serialPool); ok {
-		return p.inGroup(ctx, fn)
-	}
-	tx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(ctx, tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 // UserByLiveSession returns the user of the session with this id if that
 // session is live at now, in one query (the check of every authenticated
 // request); ErrNotFound otherwise.

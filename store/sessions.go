@@ -233,7 +233,9 @@ func (db *DB) rotate(ctx context.Context, hash []byte, next *auth.RefreshToken, 
 		}
 		return stored, owner, err
 	}
-	err = db.inWriteTx(ctx, func(ctx context.Context, tx txStmts) error {
+	// SQLite: one job of a group commit among this process's writers
+	// (sqlite_writer.go; every SQLite DB has the pool, see Open).
+	err = db.gorm.ConnPool.(*serialPool).inGroup(ctx, func(ctx context.Context, tx txStmts) error {
 		var sessionID string
 		err := tx.QueryRowContext(ctx, db.stmts.slideSession, at, expires, hash, at).Scan(&sessionID, &owner)
 		if errors.Is(err, sql.ErrNoRows) {

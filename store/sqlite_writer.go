@@ -241,12 +241,29 @@ take:
 	return <-j.done
 }
 
+// errGroupPanicked answers the jobs of a group whose run panicked.
+var errGroupPanicked = errors.New("store: SQLite group commit: a job panicked")
+
 // commitGroup runs a group's jobs in one transaction and answers each.
 func (p *serialPool) commitGroup(ctx context.Context, group []*groupJob) {
+	var tx *sql.Tx
+	defer func() {
+		// A job that panics takes the leader's goroutine with it; the
+		// transaction must not stay open (it would hold SQLite's lock)
+		// nor the others wait forever.
+		if r := recover(); r != nil {
+			if tx != nil {
+				_ = tx.Rollback()
+			}
+			for _, j := range group {
+				j.done <- errGroupPanicked
+			}
+			panic(r)
+		}
+	}()
 	errs := make([]error, len(group))
-	err := func() error {
-		tx, err := p.DB.BeginTx(ctx, nil)
-		if err != nil {
+	err := func() (err error) {
+		if tx, err = p.DB.BeginTx(ctx, nil); err != nil {
 			return err
 		}
 		for i, j := range group {
