@@ -74,15 +74,6 @@ func (p *serialPool) GetDBConn() (*sql.DB, error) { return p.DB, nil }
 // BeginTx starts a transaction; unless read-only, it waits its turn first
 // and holds it until Commit or Rollback.
 func (p *serialPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
-	tx, err := p.begin(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return tx, nil
-}
-
-// begin is BeginTx without gorm.
-func (p *serialPool) begin(ctx context.Context, opts *sql.TxOptions) (*serialTx, error) {
 	if opts != nil && opts.ReadOnly {
 		tx, err := p.DB.BeginTx(ctx, opts)
 		if err != nil {
