@@ -294,6 +294,55 @@ func TestRefresh(t *testing.T) {
 				h.want(h.refresh(s), http.StatusOK, "")
 			}
 		})
+		h.run("POST /auth/refresh concurrent refreshes of two sessions racing a logout of one", func(h *harness) {
+			// 20 refreshes of each session at once (on SQLite they commit
+			// in groups, mixing both sessions), while one session logs out.
+			a, b := h.register("Ada"), h.register("Bob")
+			const n = 20
+			ra, rb := make([]response, n), make([]response, n)
+			var start, wg sync.WaitGroup
+			start.Add(1)
+			for i := range n {
+				wg.Go(func() { start.Wait(); ra[i] = h.refresh(a.RefreshToken) })
+				wg.Go(func() { start.Wait(); rb[i] = h.refresh(b.RefreshToken) })
+			}
+			var out response
+			wg.Go(func() { start.Wait(); out = h.do("POST", "/api/auth/logout", nil, bearer(a.AccessToken)) })
+			start.Done()
+			wg.Wait()
+			h.want(out, http.StatusNoContent, "")
+			// Whatever a refresh of the logged-out session got before the
+			// logout committed is dead now.
+			for i, r := range ra {
+				if r.Code == http.StatusUnauthorized {
+					continue
+				}
+				h.want(r, http.StatusOK, "")
+				var tp tokenPair
+				h.decode(r, &tp)
+				h.wantAccess(tp.AccessToken, false)
+				if got := h.refresh(tp.RefreshToken); got.Code != http.StatusUnauthorized {
+					h.t.Errorf("refresh %d: its successor after the logout: %s", i, got)
+				}
+			}
+			// The other session rotated once, and every call agrees.
+			successors := map[string]bool{}
+			for i, r := range rb {
+				if r.Code != http.StatusOK {
+					h.t.Errorf("refresh %d of the other session: %s", i, r)
+					continue
+				}
+				var tp tokenPair
+				h.decode(r, &tp)
+				successors[tp.RefreshToken] = true
+			}
+			if len(successors) != 1 {
+				h.t.Fatalf("%d different successors for the other session, want 1", len(successors))
+			}
+			for s := range successors {
+				h.want(h.refresh(s), http.StatusOK, "")
+			}
+		})
 		h.run("POST /auth/refresh/401 unknown token", func(h *harness) {
 			h.want(h.refresh("no-such-refresh-token"), http.StatusUnauthorized, "UNAUTHENTICATED")
 		})
