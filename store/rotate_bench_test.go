@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 	"testing"
 	"time"
 
@@ -44,8 +45,9 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 	}
 }
 
-// BenchmarkRotateRefreshTokenParallel: 32 chains rotating at once, one
-// per goroutine (the writers' queue under a refresh load, without HTTP).
+// BenchmarkRotateRefreshTokenParallel: 16 chains per CPU (32 on a 2-CPU
+// machine) rotating at once, one per goroutine (the writers' queue under a
+// refresh load, without HTTP).
 func BenchmarkRotateRefreshTokenParallel(b *testing.B) {
 	for _, tg := range storetest.Targets(b) {
 		b.Run(tg.Name, func(b *testing.B) {
@@ -60,8 +62,10 @@ func BenchmarkRotateRefreshTokenParallel(b *testing.B) {
 				h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(c.sessionID), uint64(c.i)))
 				return h[:]
 			}
-			chains := make(chan *chain, 32)
-			for range 32 {
+			const perCPU = 16
+			n := perCPU * runtime.GOMAXPROCS(0) // RunParallel's goroutines
+			chains := make(chan *chain, n)
+			for range n {
 				u := passwordUser(uuid.NewString()+"@example.com", "")
 				s := newSession(u.ID, base, at(30*24*time.Hour))
 				c := &chain{sessionID: s.ID}
@@ -71,7 +75,7 @@ func BenchmarkRotateRefreshTokenParallel(b *testing.B) {
 				}
 				chains <- c
 			}
-			b.SetParallelism(16) // 32 goroutines on 2 CPUs
+			b.SetParallelism(perCPU)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				c := <-chains
