@@ -194,9 +194,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 	}
 	if next.SessionID != "" {
 		// A token's session never changes, so this holds at the rotation.
-		var cur refreshTokenRow
-		if err := db.gorm.WithContext(ctx).Where("hash = ?", hash).Take(&cur).Error; err != nil {
-			return nil, false, translate("rotate refresh token", err)
+		cur, err := db.refreshToken(ctx, hash)
+		if err != nil {
+			return nil, false, err
 		}
 		if cur.SessionID != next.SessionID {
 			return nil, false, fmt.Errorf("rotate refresh token: next token belongs to session %s, not the old token's", next.SessionID)
@@ -211,14 +211,21 @@ func (db *DB) RotateRefreshToken(ctx context.Context, hash []byte, next *auth.Re
 	case errors.Is(err, errNotRotated):
 		// Nothing changed: report the token as it now stands (a concurrent
 		// winner's RotatedAt and SuccessorEnc included).
-		var cur refreshTokenRow
-		if err := db.gorm.WithContext(ctx).Where("hash = ?", hash).Take(&cur).Error; err != nil {
-			return nil, false, translate("rotate refresh token", err)
+		cur, err := db.refreshToken(ctx, hash)
+		if err != nil {
+			return nil, false, err
 		}
 		return cur.toAuth(), false, nil
 	default:
 		return nil, false, db.sqlError("rotate refresh token", err)
 	}
+}
+
+// refreshToken reads the refresh token with this hash as it stands.
+func (db *DB) refreshToken(ctx context.Context, hash []byte) (refreshTokenRow, error) {
+	var cur refreshTokenRow
+	err := db.gorm.WithContext(ctx).Where("hash = ?", hash).Take(&cur).Error
+	return cur, translate("rotate refresh token", err)
 }
 
 // rotate is RotateRefreshToken's statements: the old token as now stored
