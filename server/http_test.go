@@ -220,6 +220,28 @@ func TestSignIn(t *testing.T) {
 	})
 }
 
+// wantOneSuccessor checks that every one of results, concurrent refreshes
+// of one token, is 200 with the same successor, and that it rotates in turn.
+func wantOneSuccessor(h *harness, of string, results []response) {
+	h.t.Helper()
+	successors := map[string]bool{}
+	for i, r := range results {
+		if r.Code != http.StatusOK {
+			h.t.Errorf("refresh %d%s: %s", i, of, r)
+			continue
+		}
+		var tp tokenPair
+		h.decode(r, &tp)
+		successors[tp.RefreshToken] = true
+	}
+	if len(successors) != 1 {
+		h.t.Fatalf("%d different successors%s, want 1", len(successors), of)
+	}
+	for s := range successors {
+		h.want(h.refresh(s), http.StatusOK, "")
+	}
+}
+
 func TestRefresh(t *testing.T) {
 	eachDB(t, func(h *harness) {
 		h.run("POST /auth/refresh/200 rotation", func(h *harness) {
@@ -277,22 +299,7 @@ func TestRefresh(t *testing.T) {
 			}
 			start.Done()
 			wg.Wait()
-			successors := map[string]bool{}
-			for i, r := range results {
-				if r.Code != http.StatusOK {
-					h.t.Errorf("refresh %d: %s", i, r)
-					continue
-				}
-				var tp tokenPair
-				h.decode(r, &tp)
-				successors[tp.RefreshToken] = true
-			}
-			if len(successors) != 1 {
-				h.t.Fatalf("%d different successors, want 1", len(successors))
-			}
-			for s := range successors {
-				h.want(h.refresh(s), http.StatusOK, "")
-			}
+			wantOneSuccessor(h, "", results)
 		})
 		h.run("POST /auth/refresh concurrent refreshes of two sessions racing a logout of one", func(h *harness) {
 			// 20 refreshes of each session at once (on SQLite they commit
@@ -326,22 +333,7 @@ func TestRefresh(t *testing.T) {
 				}
 			}
 			// The other session rotated once, and every call agrees.
-			successors := map[string]bool{}
-			for i, r := range rb {
-				if r.Code != http.StatusOK {
-					h.t.Errorf("refresh %d of the other session: %s", i, r)
-					continue
-				}
-				var tp tokenPair
-				h.decode(r, &tp)
-				successors[tp.RefreshToken] = true
-			}
-			if len(successors) != 1 {
-				h.t.Fatalf("%d different successors for the other session, want 1", len(successors))
-			}
-			for s := range successors {
-				h.want(h.refresh(s), http.StatusOK, "")
-			}
+			wantOneSuccessor(h, " of the other session", rb)
 		})
 		h.run("POST /auth/refresh/401 unknown token", func(h *harness) {
 			h.want(h.refresh("no-such-refresh-token"), http.StatusUnauthorized, "UNAUTHENTICATED")

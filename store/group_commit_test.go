@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -63,13 +62,7 @@ func TestRotationsGroupCommit(t *testing.T) {
 		noErr(t, "SessionByID", err)
 
 		const n = 10
-		type result struct {
-			next    *auth.RefreshToken
-			old     *auth.RefreshToken
-			rotated bool
-			err     error
-		}
-		results := make([]result, n+1)
+		results := make([]rotation, n+1)
 		var jobs []func()
 		for i := range results {
 			sid, hash := s.ID, rt.Hash
@@ -91,24 +84,7 @@ func TestRotationsGroupCommit(t *testing.T) {
 		if tx1 == nil || tx1 != tx2 {
 			t.Fatal("two jobs queued together ran in different transactions: no group commit")
 		}
-		winner := -1
-		for i, r := range results[:n] {
-			noErr(t, "RotateRefreshToken", r.err)
-			if r.rotated {
-				if winner >= 0 {
-					t.Fatalf("calls %d and %d both rotated", winner, i)
-				}
-				winner = i
-			}
-		}
-		if winner < 0 {
-			t.Fatal("no call rotated")
-		}
-		for i, r := range results[:n] {
-			if r.old.RotatedAt == nil || !r.old.RotatedAt.Equal(now) || !bytes.Equal(r.old.SuccessorEnc, []byte{byte('A' + winner)}) {
-				t.Errorf("call %d saw %+v; want the winner's rotation", i, r.old)
-			}
-		}
+		winner := raceWinner(t, results[:n], func(int) time.Time { return now })
 		_, rotated, err := db.RotateRefreshToken(ctx, results[winner].next.Hash, newToken(t, s.ID, now, now.Add(time.Hour)), nil, now)
 		if err != nil || !rotated {
 			t.Errorf("the winner's successor: rotated=%v err=%v", rotated, err)

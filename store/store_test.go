@@ -640,19 +640,51 @@ func TestRotateRefreshTokenRefused(t *testing.T) {
 	})
 }
 
+// rotation is one call of RotateRefreshToken in a race: call i passes
+// successorEnc 'A'+i.
+type rotation struct {
+	next    *auth.RefreshToken
+	old     *auth.RefreshToken
+	rotated bool
+	err     error
+}
+
+// raceWinner checks that of rs, racing for one token, none failed, exactly
+// one rotated, and every call saw that rotation (at the winner's now, with
+// its successor); it returns the winner.
+func raceWinner(t *testing.T, rs []rotation, nowOf func(i int) time.Time) int {
+	t.Helper()
+	winner := -1
+	for i, r := range rs {
+		if r.err != nil {
+			t.Fatalf("call %d: %v", i, r.err)
+		}
+		if r.rotated {
+			if winner >= 0 {
+				t.Fatalf("calls %d and %d both rotated", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no call rotated")
+	}
+	now, wantEnc := nowOf(winner), []byte{byte('A' + winner)}
+	for i, r := range rs {
+		if r.old.RotatedAt == nil || !r.old.RotatedAt.Equal(now) || !bytes.Equal(r.old.SuccessorEnc, wantEnc) {
+			t.Errorf("call %d saw %+v; want the winner's rotation (%q)", i, r.old, wantEnc)
+		}
+	}
+	return winner
+}
+
 func TestRotateRefreshTokenConcurrent(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		for round := range 3 {
 			_, s, rt := mustCreateUser(t, db, "conc"+string(rune('a'+round))+"@example.com", "")
 			const n = 10
-			type result struct {
-				next    *auth.RefreshToken
-				old     *auth.RefreshToken
-				rotated bool
-				err     error
-			}
-			results := make([]result, n)
+			results := make([]rotation, n)
 			// Each call has its own now, so the session shows whose
 			// rotation it holds.
 			nowOf := func(i int) time.Time { return at(time.Minute + time.Duration(i)*time.Millisecond) }
@@ -669,27 +701,8 @@ func TestRotateRefreshTokenConcurrent(t *testing.T) {
 			close(start)
 			wg.Wait()
 
-			winner := -1
-			for i, r := range results {
-				if r.err != nil {
-					t.Fatalf("call %d: %v", i, r.err)
-				}
-				if r.rotated {
-					if winner >= 0 {
-						t.Fatalf("calls %d and %d both rotated", winner, i)
-					}
-					winner = i
-				}
-			}
-			if winner < 0 {
-				t.Fatal("no call rotated")
-			}
-			now, wantEnc := nowOf(winner), []byte{byte('A' + winner)}
-			for i, r := range results {
-				if r.old.RotatedAt == nil || !r.old.RotatedAt.Equal(now) || !bytes.Equal(r.old.SuccessorEnc, wantEnc) {
-					t.Errorf("call %d saw %+v; want the winner's rotation (%q)", i, r.old, wantEnc)
-				}
-			}
+			winner := raceWinner(t, results, nowOf)
+			now := nowOf(winner)
 			// The losers changed nothing: the session slid to the winner's.
 			got, err := db.SessionByID(ctx, s.ID)
 			noErr(t, "SessionByID", err)
